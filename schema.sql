@@ -1,0 +1,91 @@
+-- postd schema, version 1. Embedded in the binary and applied inside one IMMEDIATE
+-- transaction when PRAGMA user_version is below 1. Later versions add numbered
+-- migration steps in src/store/schema.rs; this file always describes the newest layout.
+
+CREATE TABLE users (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    username      TEXT    NOT NULL,
+    password_hash TEXT    NOT NULL,
+    role          TEXT    NOT NULL DEFAULT 'user' CHECK (role IN ('user', 'admin')),
+    created_at    TEXT    NOT NULL
+);
+-- Usernames are unique regardless of case; NOCASE folds ASCII, and usernames are ASCII.
+CREATE UNIQUE INDEX users_username_unique ON users (username COLLATE NOCASE);
+
+-- AUTOINCREMENT: a permanently deleted post's id is never handed out again, so a stale
+-- link can not silently point at somebody else's new post.
+CREATE TABLE posts (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    author_id     INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    title         TEXT    NOT NULL,
+    slug          TEXT    NOT NULL,
+    body          TEXT    NOT NULL,
+    created_at    TEXT    NOT NULL,
+    updated_at    TEXT    NOT NULL,
+    deleted_at    TEXT,
+    deleted_by_id INTEGER REFERENCES users (id) ON DELETE SET NULL,
+    -- deleted_by_id may become NULL later (its user removed), but never without deleted_at.
+    CHECK (deleted_at IS NOT NULL OR deleted_by_id IS NULL)
+);
+-- Only active posts hold their slug; a soft-deleted post lets it go.
+CREATE UNIQUE INDEX posts_active_slug ON posts (slug) WHERE deleted_at IS NULL;
+-- Public listing filtered by author, newest first (id order is creation order).
+CREATE INDEX posts_active_author ON posts (author_id, id) WHERE deleted_at IS NULL;
+-- The trash, most recently deleted first, for everybody (admin) or one author.
+CREATE INDEX posts_trash ON posts (deleted_at, id) WHERE deleted_at IS NOT NULL;
+CREATE INDEX posts_trash_author ON posts (author_id, deleted_at, id) WHERE deleted_at IS NOT NULL;
+
+CREATE TABLE comments (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    post_id    INTEGER NOT NULL REFERENCES posts (id) ON DELETE CASCADE,
+    author_id  INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    body       TEXT    NOT NULL,
+    created_at TEXT    NOT NULL
+);
+CREATE INDEX comments_by_post ON comments (post_id, id);
+CREATE INDEX comments_by_author ON comments (author_id);
+
+-- The read paths. Ordinary reads use active_posts / active_comments only; the trash and
+-- restore use deleted_posts. Nothing else reads the posts table.
+CREATE VIEW active_posts AS
+    SELECT id, author_id, title, slug, body, created_at, updated_at
+    FROM posts WHERE deleted_at IS NULL;
+
+CREATE VIEW deleted_posts AS
+    SELECT id, author_id, title, slug, body, created_at, updated_at, deleted_at, deleted_by_id
+    FROM posts WHERE deleted_at IS NOT NULL;
+
+CREATE VIEW active_comments AS
+    SELECT c.id, c.post_id, c.author_id, c.body, c.created_at
+    FROM comments AS c JOIN active_posts AS p ON p.id = c.post_id;
+
+-- Full-text index for `q`, external content: it stores only the index, not a second copy
+-- of every title and body.
+CREATE VIRTUAL TABLE posts_fts USING fts5 (
+    title, body, content = 'posts', content_rowid = 'id', tokenize = 'unicode61'
+);
+CREATE TRIGGER posts_fts_insert AFTER INSERT ON posts BEGIN
+    INSERT INTO posts_fts (rowid, title, body) VALUES (new.id, new.title, new.body);
+END;
+CREATE TRIGGER posts_fts_delete AFTER DELETE ON posts BEGIN
+    INSERT INTO posts_fts (posts_fts, rowid, title, body) VALUES ('delete', old.id, old.title, old.body);
+END;
+-- Soft delete and restore touch only deleted_at / deleted_by_id: no index rewrite for them.
+CREATE TRIGGER posts_fts_update AFTER UPDATE OF title, body ON posts
+WHEN old.title IS NOT new.title OR old.body IS NOT new.body BEGIN
+    INSERT INTO posts_fts (posts_fts, rowid, title, body) VALUES ('delete', old.id, old.title, old.body);
+    INSERT INTO posts_fts (rowid, title, body) VALUES (new.id, new.title, new.body);
+END;
+
+-- Idempotency-Key records: one per (user, key), kept 24 h, written in the same
+-- transaction as the writes they describe.
+CREATE TABLE idempotency_keys (
+    user_id      INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    key          TEXT    NOT NULL,
+    request_hash TEXT    NOT NULL,
+    status       INTEGER NOT NULL,
+    body         BLOB    NOT NULL,
+    created_at   TEXT    NOT NULL,
+    PRIMARY KEY (user_id, key)
+) WITHOUT ROWID;
+CREATE INDEX idempotency_keys_age ON idempotency_keys (created_at);

@@ -1,0 +1,380 @@
+//! Everything that turns request bytes into checked values: the body (415/413/400),
+//! JSON objects (400/422, unknown and duplicate fields refused), query parameters and
+//! cursors (422).
+
+use super::problem::ApiError;
+use crate::model::ItemError;
+use rouille::Request;
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::Value;
+use std::io::Read;
+
+/// Reads a JSON request body of at most `limit` bytes without ever holding more than
+/// `limit + 1` bytes: a declared length over the limit is refused before reading, and an
+/// undeclared (chunked) one is cut off one byte past it.
+pub fn read_json_body(request: &Request, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let content_type = request.header("Content-Type").unwrap_or("");
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    if !media_type.eq_ignore_ascii_case("application/json") {
+        return Err(ApiError::new(415, "the body must be sent with Content-Type: application/json"));
+    }
+    let too_large = || ApiError::new(413, format!("the body is larger than the limit of {limit} bytes"));
+    if let Some(declared) = request.header("Content-Length") {
+        match declared.trim().parse::<u64>() {
+            Ok(len) if len > limit as u64 => return Err(too_large()),
+            Ok(_) => {}
+            Err(_) => return Err(ApiError::bad_request("the Content-Length header is not a number")),
+        }
+    }
+    let Some(body) = request.data() else {
+        return Err(ApiError::bad_request("the request body was already consumed"));
+    };
+    let mut bytes = Vec::new();
+    body.take(limit as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|err| ApiError::bad_request(format!("the body could not be read: {err}")))?;
+    if bytes.len() > limit {
+        return Err(too_large());
+    }
+    if bytes.is_empty() {
+        return Err(ApiError::bad_request("the request needs a JSON body"));
+    }
+    Ok(bytes)
+}
+
+/// A JSON object whose keys were all distinct. `serde_json::Map` would keep the last of
+/// two equal keys silently; we refuse the document instead, so what the client meant is
+/// never guessed.
+pub struct JsonObject(Vec<(String, Value)>);
+
+impl<'de> Deserialize<'de> for JsonObject {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<JsonObject, D::Error> {
+        struct ObjectVisitor;
+        impl<'de> Visitor<'de> for ObjectVisitor {
+            type Value = JsonObject;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<JsonObject, A::Error> {
+                let mut fields: Vec<(String, Value)> = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if fields.iter().any(|(seen, _)| *seen == key) {
+                        return Err(serde::de::Error::custom(format!("duplicate field '{key}'")));
+                    }
+                    let value = map.next_value::<Value>()?;
+                    fields.push((key, value));
+                }
+                Ok(JsonObject(fields))
+            }
+        }
+        deserializer.deserialize_map(ObjectVisitor)
+    }
+}
+
+/// Maps a serde_json failure onto the contract: syntax (and bad UTF-8) is 400, a
+/// well-formed document of the wrong shape is 422.
+pub fn json_error(err: serde_json::Error) -> ApiError {
+    use serde_json::error::Category;
+    match err.classify() {
+        Category::Data => ApiError::invalid(vec![ItemError {
+            index: None,
+            id: None,
+            field: None,
+            message: strip_position(&err.to_string()),
+        }]),
+        Category::Syntax | Category::Eof | Category::Io => {
+            ApiError::bad_request(format!("the body is not valid JSON: {err}"))
+        }
+    }
+}
+
+fn strip_position(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(at) => message[..at].to_string(),
+        None => message.to_string(),
+    }
+}
+
+pub fn parse_object(bytes: &[u8]) -> Result<JsonObject, ApiError> {
+    serde_json::from_slice::<JsonObject>(bytes).map_err(json_error)
+}
+
+/// Takes typed fields out of a JSON object, collecting every problem rather than stopping
+/// at the first. `finish` reports the fields nobody asked for.
+pub struct Fields {
+    remaining: Vec<(String, Value)>,
+    pub errors: Vec<ItemError>,
+}
+
+impl Fields {
+    pub fn new(object: JsonObject) -> Fields {
+        Fields { remaining: object.0, errors: Vec::new() }
+    }
+
+    fn take(&mut self, name: &str) -> Option<Value> {
+        let at = self.remaining.iter().position(|(key, _)| key == name)?;
+        Some(self.remaining.swap_remove(at).1)
+    }
+
+    pub fn error(&mut self, field: &'static str, message: impl Into<String>) {
+        self.errors.push(ItemError::field(field, message));
+    }
+
+    /// A string field; `None` when absent (reported if `required`) or of another type.
+    pub fn string(&mut self, name: &'static str, required: bool) -> Option<String> {
+        match self.take(name) {
+            Some(Value::String(text)) => Some(text),
+            Some(_) => {
+                self.error(name, "must be a string");
+                None
+            }
+            None => {
+                if required {
+                    self.error(name, "is required");
+                }
+                None
+            }
+        }
+    }
+
+    pub fn boolean(&mut self, name: &'static str) -> Option<bool> {
+        match self.take(name) {
+            Some(Value::Bool(flag)) => Some(flag),
+            Some(_) => {
+                self.error(name, "must be true or false");
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// A required array of values, handed back raw for per-item checks.
+    pub fn array(&mut self, name: &'static str) -> Option<Vec<Value>> {
+        match self.take(name) {
+            Some(Value::Array(items)) => Some(items),
+            Some(_) => {
+                self.error(name, "must be an array");
+                None
+            }
+            None => {
+                self.error(name, "is required");
+                None
+            }
+        }
+    }
+
+    /// Ends reading: every field not taken is an error, since unknown fields are refused.
+    pub fn finish(mut self) -> Vec<ItemError> {
+        for (key, _) in std::mem::take(&mut self.remaining) {
+            self.errors.push(ItemError {
+                index: None,
+                id: None,
+                field: None,
+                message: format!("unknown field '{}'", truncate(&key, 64)),
+            });
+        }
+        self.errors
+    }
+}
+
+fn truncate(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+/// A positive 64-bit id from JSON, or why not.
+pub fn json_id(value: &Value) -> Result<i64, &'static str> {
+    match value.as_i64() {
+        Some(id) if id > 0 => Ok(id),
+        _ => Err("must be a positive integer id"),
+    }
+}
+
+/// A positive 64-bit id from a path segment; anything else means "no such resource".
+pub fn path_id(segment: &str) -> Option<i64> {
+    if segment.is_empty() || segment.len() > 19 || !segment.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    segment.parse::<i64>().ok().filter(|id| *id > 0)
+}
+
+/// Parsed query string. Each known parameter may appear once; unknown ones are ignored.
+pub struct Query {
+    pairs: Vec<(String, String)>,
+}
+
+impl Query {
+    pub fn parse(request: &Request) -> Result<Query, ApiError> {
+        let raw = request.raw_query_string();
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for part in raw.split('&').filter(|part| !part.is_empty()) {
+            let (key, value) = part.split_once('=').unwrap_or((part, ""));
+            let key = percent_decode(key).ok_or_else(|| malformed_query("a parameter name"))?;
+            let value = percent_decode(value).ok_or_else(|| malformed_query(&key))?;
+            pairs.push((key, value));
+        }
+        Ok(Query { pairs })
+    }
+
+    pub fn get(&self, name: &'static str) -> Result<Option<&str>, ApiError> {
+        let mut found = self.pairs.iter().filter(|(key, _)| key == name);
+        let first = found.next().map(|(_, value)| value.as_str());
+        if found.next().is_some() {
+            return Err(query_error(name, "may be given only once"));
+        }
+        Ok(first)
+    }
+
+    /// `limit`: 1..=100, default 20.
+    pub fn limit(&self) -> Result<u32, ApiError> {
+        match self.get("limit")? {
+            None => Ok(20),
+            Some(text) => match text.parse::<u32>() {
+                Ok(n) if (1..=100).contains(&n) => Ok(n),
+                _ => Err(query_error("limit", "must be an integer from 1 to 100")),
+            },
+        }
+    }
+
+    pub fn positive_id(&self, name: &'static str) -> Result<Option<i64>, ApiError> {
+        match self.get(name)? {
+            None => Ok(None),
+            Some(text) => path_id(text)
+                .map(Some)
+                .ok_or_else(|| query_error(name, "must be a positive integer id")),
+        }
+    }
+
+    pub fn flag(&self, name: &'static str) -> Result<bool, ApiError> {
+        match self.get(name)? {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(_) => Err(query_error(name, "must be true or false")),
+        }
+    }
+}
+
+fn malformed_query(name: &str) -> ApiError {
+    query_error_owned(name, "is not valid percent-encoded UTF-8")
+}
+
+pub fn query_error(name: &'static str, message: &str) -> ApiError {
+    ApiError::invalid(vec![ItemError::field(name, message)])
+}
+
+fn query_error_owned(name: &str, message: &str) -> ApiError {
+    ApiError::invalid(vec![ItemError {
+        index: None,
+        id: None,
+        field: None,
+        message: format!("query parameter '{}' {message}", truncate(name, 64)),
+    }])
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3)?;
+                let hex = std::str::from_utf8(hex).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            other => {
+                out.push(other);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Cursors are opaque to clients: hex of a tagged text, so a cursor from one listing is
+/// refused by another, and any edit is caught by the strict decoder.
+pub fn encode_cursor(tag: char, fields: &[&str]) -> String {
+    let text = format!("{tag}{}", fields.join(","));
+    text.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The fields of a cursor made by `encode_cursor` with the same tag and field count.
+pub fn decode_cursor(cursor: &str, tag: char, field_count: usize) -> Result<Vec<String>, ApiError> {
+    let forged = || query_error("cursor", "is not a cursor this listing handed out");
+    if cursor.len() > 256 || cursor.len() % 2 != 0 {
+        return Err(forged());
+    }
+    let bytes: Option<Vec<u8>> = (0..cursor.len())
+        .step_by(2)
+        .map(|i| cursor.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect();
+    let text = bytes.and_then(|b| String::from_utf8(b).ok()).ok_or_else(forged)?;
+    let rest = text.strip_prefix(tag).ok_or_else(forged)?;
+    let fields: Vec<String> = rest.split(',').map(str::to_owned).collect();
+    if fields.len() != field_count {
+        return Err(forged());
+    }
+    Ok(fields)
+}
+
+/// A cursor holding one id (post and comment listings).
+pub fn id_cursor(query: &Query, tag: char) -> Result<Option<i64>, ApiError> {
+    match query.get("cursor")? {
+        None => Ok(None),
+        Some(cursor) => {
+            let fields = decode_cursor(cursor, tag, 1)?;
+            path_id(&fields[0])
+                .map(Some)
+                .ok_or_else(|| query_error("cursor", "is not a cursor this listing handed out"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicate_keys_are_refused_as_unprocessable() {
+        let err = parse_object(br#"{"a":1,"a":2}"#).err().unwrap();
+        assert_eq!(err.status, 422);
+        assert_eq!(parse_object(br#"{"a":1"#).err().unwrap().status, 400);
+        assert_eq!(parse_object(b"[1]").err().unwrap().status, 422);
+        assert_eq!(parse_object(b"\"\xff\"").err().unwrap().status, 400);
+        let deep = "[".repeat(10_000) + &"]".repeat(10_000);
+        assert_eq!(parse_object(deep.as_bytes()).err().unwrap().status, 422);
+    }
+
+    #[test]
+    fn cursors_round_trip_and_refuse_tampering() {
+        let cursor = encode_cursor('t', &["2026-11-22T10:04:05.123Z", "42"]);
+        assert_eq!(decode_cursor(&cursor, 't', 2).unwrap(), ["2026-11-22T10:04:05.123Z", "42"]);
+        assert!(decode_cursor(&cursor, 'p', 2).is_err());
+        assert!(decode_cursor("zz", 't', 2).is_err());
+        assert!(decode_cursor(&"ab".repeat(5000), 't', 2).is_err());
+    }
+
+    #[test]
+    fn path_ids_are_strict() {
+        assert_eq!(path_id("42"), Some(42));
+        for bad in ["0", "-1", "+1", "abc", "", "9223372036854775808", "1e3"] {
+            assert_eq!(path_id(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%20b+c").as_deref(), Some("a b c"));
+        assert_eq!(percent_decode("%ff"), None);
+        assert_eq!(percent_decode("%4"), None);
+    }
+}

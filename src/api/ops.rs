@@ -1,0 +1,22 @@
+//! `/healthz` and `/openapi.json`.
+
+use super::problem::ApiError;
+use super::{json, json_bytes, App};
+use rouille::Response;
+
+/// The checked-in OpenAPI document, served as is; a test keeps it equal to the routes.
+pub const OPENAPI: &str = include_str!("../../openapi.json");
+
+pub fn healthz(app: &App) -> Result<Response, ApiError> {
+    match app.store.ping() {
+        Ok(()) => json(200, &serde_json::json!({"status": "ok"})),
+        Err(err) => {
+            eprintln!("postd: health check failed: {err}");
+            Err(ApiError::new(503, "the database does not answer"))
+        }
+    }
+}
+
+pub fn openapi() -> Response {
+    json_bytes(200, OPENAPI.as_bytes().to_vec())
+}

@@ -1,0 +1,117 @@
+//! The route table: which paths exist and which methods each answers. Dispatch, the 405
+//! `Allow` header and the openapi.json consistency test all read this one table.
+
+use super::input::path_id;
+
+/// A matched path, with its parameters parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Register,
+    Login,
+    Me,
+    Posts,
+    PostsBulk,
+    PostsBulkRestore,
+    PostBySlug(String),
+    Post(i64),
+    PostRestore(i64),
+    PostComments(i64),
+    Comment(i64),
+    Trash,
+    Healthz,
+    OpenApi,
+}
+
+/// Every route as `(OpenAPI path template, methods)`.
+pub const ROUTES: &[(&str, &[&str])] = &[
+    ("/auth/register", &["POST"]),
+    ("/auth/login", &["POST"]),
+    ("/auth/me", &["GET"]),
+    ("/posts", &["GET", "POST"]),
+    ("/posts/bulk", &["POST", "PATCH", "DELETE"]),
+    ("/posts/bulk/restore", &["POST"]),
+    ("/posts/by-slug/{slug}", &["GET"]),
+    ("/posts/{id}", &["GET", "PATCH", "DELETE"]),
+    ("/posts/{id}/restore", &["POST"]),
+    ("/posts/{id}/comments", &["GET", "POST"]),
+    ("/comments/{id}", &["DELETE"]),
+    ("/trash", &["GET"]),
+    ("/healthz", &["GET"]),
+    ("/openapi.json", &["GET"]),
+];
+
+/// Resolves a path (no query string) to its target and allowed methods. `None` is 404:
+/// unknown paths and ids that are not positive 64-bit integers alike.
+pub fn resolve(path: &str) -> Option<(Target, &'static [&'static str])> {
+    let segments: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
+    let (target, template) = match segments.as_slice() {
+        ["auth", "register"] => (Target::Register, "/auth/register"),
+        ["auth", "login"] => (Target::Login, "/auth/login"),
+        ["auth", "me"] => (Target::Me, "/auth/me"),
+        ["posts"] => (Target::Posts, "/posts"),
+        ["posts", "bulk"] => (Target::PostsBulk, "/posts/bulk"),
+        ["posts", "bulk", "restore"] => (Target::PostsBulkRestore, "/posts/bulk/restore"),
+        ["posts", "by-slug", slug] if !slug.is_empty() => {
+            (Target::PostBySlug((*slug).to_string()), "/posts/by-slug/{slug}")
+        }
+        ["posts", id] => (Target::Post(path_id(id)?), "/posts/{id}"),
+        ["posts", id, "restore"] => (Target::PostRestore(path_id(id)?), "/posts/{id}/restore"),
+        ["posts", id, "comments"] => (Target::PostComments(path_id(id)?), "/posts/{id}/comments"),
+        ["comments", id] => (Target::Comment(path_id(id)?), "/comments/{id}"),
+        ["trash"] => (Target::Trash, "/trash"),
+        ["healthz"] => (Target::Healthz, "/healthz"),
+        ["openapi.json"] => (Target::OpenApi, "/openapi.json"),
+        _ => return None,
+    };
+    let methods = ROUTES.iter().find(|(t, _)| *t == template).map(|(_, m)| *m)?;
+    Some((target, methods))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fills a template's parameters with valid values.
+    fn example_path(template: &str) -> String {
+        template.replace("{id}", "7").replace("{slug}", "hello-world")
+    }
+
+    #[test]
+    fn every_table_route_resolves_and_only_to_itself() {
+        for (template, methods) in ROUTES {
+            let (_, resolved) = resolve(&example_path(template)).unwrap_or_else(|| panic!("{template}"));
+            assert_eq!(resolved, *methods, "{template}");
+        }
+    }
+
+    #[test]
+    fn bad_ids_and_unknown_paths_are_not_found() {
+        for path in ["/posts/0", "/posts/-1", "/posts/abc", "/posts/1/x", "/nope", "/", "/posts/", "posts"] {
+            assert!(resolve(path).is_none(), "{path}");
+        }
+        assert_eq!(resolve("/posts/bulk").map(|r| r.0), Some(Target::PostsBulk));
+    }
+
+    #[test]
+    fn openapi_document_lists_exactly_the_routes() {
+        let doc: serde_json::Value =
+            serde_json::from_str(include_str!("../../openapi.json")).expect("openapi.json parses");
+        assert_eq!(doc["openapi"].as_str().map(|v| v.starts_with("3.1")), Some(true));
+        let paths = doc["paths"].as_object().expect("paths");
+        let mut documented: Vec<(String, String)> = Vec::new();
+        for (path, item) in paths {
+            for method in item.as_object().expect("path item").keys() {
+                if ["get", "post", "patch", "delete", "put", "head", "options", "trace"].contains(&method.as_str()) {
+                    documented.push((path.clone(), method.to_uppercase()));
+                }
+            }
+        }
+        let mut routed: Vec<(String, String)> = ROUTES
+            .iter()
+            .flat_map(|(path, methods)| methods.iter().map(move |m| (path.to_string(), m.to_string())))
+            .collect();
+        documented.sort();
+        routed.sort();
+        assert_eq!(documented, routed, "openapi.json and the router disagree");
+    }
+}

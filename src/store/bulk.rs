@@ -1,0 +1,1 @@
+//! Bulk operations (issue 3).

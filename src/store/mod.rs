@@ -1,0 +1,288 @@
+//! All SQL lives below this module. It knows the table and view names, enforces the
+//! domain rules that need the database (existence → ownership → conflicts), and answers
+//! with domain types or a [`StoreError`].
+
+pub mod bulk;
+pub mod comments;
+pub mod idempotency;
+pub mod maintenance;
+pub mod posts;
+mod schema;
+pub mod users;
+
+use crate::model::ItemError;
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+pub use schema::SCHEMA_VERSION;
+
+/// How long a connection waits for another *process* (the CLI, a backup, Litestream)
+/// holding the write lock. Writers inside the server queue on `write_lock` instead.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+const STATEMENT_CACHE: usize = 64;
+
+/// Why a rule refused the request. Maps one-to-one onto an HTTP status at the edge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    NotFound,
+    Forbidden,
+    Conflict,
+    /// The request is well-formed but the target is in the wrong state (e.g. restoring a
+    /// post that is not deleted).
+    BadState,
+    /// An Idempotency-Key reused with a different request.
+    Mismatch,
+}
+
+#[derive(Debug)]
+pub enum StoreError {
+    Refused { why: Refusal, detail: String, errors: Vec<ItemError> },
+    /// No connection could be had in time (pool exhausted or the file unreadable).
+    Unavailable(String),
+    /// A bug of ours, not the database's (e.g. a response that would not serialize).
+    Internal(String),
+    Sqlite(rusqlite::Error),
+}
+
+impl StoreError {
+    pub fn refused(why: Refusal, detail: impl Into<String>) -> StoreError {
+        StoreError::Refused { why, detail: detail.into(), errors: Vec::new() }
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> StoreError {
+        StoreError::refused(Refusal::NotFound, detail)
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> StoreError {
+        StoreError::refused(Refusal::Forbidden, detail)
+    }
+
+    pub fn conflict(detail: impl Into<String>) -> StoreError {
+        StoreError::refused(Refusal::Conflict, detail)
+    }
+
+    pub fn items(why: Refusal, detail: impl Into<String>, errors: Vec<ItemError>) -> StoreError {
+        StoreError::Refused { why, detail: detail.into(), errors }
+    }
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Refused { detail, .. } => f.write_str(detail),
+            StoreError::Unavailable(detail) => write!(f, "database unavailable: {detail}"),
+            StoreError::Internal(detail) => write!(f, "internal error: {detail}"),
+            StoreError::Sqlite(err) => write!(f, "database error: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(err: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite(err)
+    }
+}
+
+impl From<r2d2::Error> for StoreError {
+    fn from(err: r2d2::Error) -> StoreError {
+        StoreError::Unavailable(err.to_string())
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The database: a pool of connections with our pragmas, plus one in-process writer lock.
+///
+/// SQLite admits one writer at a time. Letting many threads race for it through
+/// `busy_timeout` is unfair and ends in `database is locked` under load, so writers in
+/// this process queue on a mutex and then take `BEGIN IMMEDIATE`, which then only ever
+/// waits for *other* processes (bounded by `busy_timeout`).
+pub struct Store {
+    pool: r2d2::Pool<SqliteConnectionManager>,
+    write_lock: Mutex<()>,
+    path: PathBuf,
+}
+
+/// Pragmas every connection gets, in the pool's init hook.
+fn prepare_connection(conn: &mut Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.execute_batch(
+        "PRAGMA foreign_keys = ON;
+         PRAGMA synchronous = FULL;
+         PRAGMA temp_store = MEMORY;",
+    )?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(())
+}
+
+/// Opens (creating if needed) the database file, applies or migrates the schema, and
+/// returns a single connection configured like the pool's. Used by the CLI and by `open`.
+pub fn open_connection(path: &Path) -> StoreResult<Connection> {
+    let mut conn = Connection::open(path)?;
+    prepare_connection(&mut conn)?;
+    // WAL is a property of the file; set once here, every later connection inherits it.
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Unavailable(format!(
+            "could not switch {} to WAL mode (got {mode})",
+            path.display()
+        )));
+    }
+    schema::migrate(&mut conn)?;
+    Ok(conn)
+}
+
+impl Store {
+    pub fn open(path: &Path, pool_size: u32) -> StoreResult<Store> {
+        // Schema and WAL first, on a connection of our own, so pool connections never race
+        // to create tables.
+        drop(open_connection(path)?);
+        let manager = SqliteConnectionManager::file(path).with_init(prepare_connection);
+        let pool = r2d2::Pool::builder()
+            .max_size(pool_size.max(2))
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(10))
+            .build(manager)?;
+        Ok(Store { pool, write_lock: Mutex::new(()), path: path.to_owned() })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on a pooled connection, outside any explicit transaction: for single
+    /// statements, which SQLite runs atomically on one snapshot anyway.
+    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        let conn = self.pool.get()?;
+        f(&conn)
+    }
+
+    /// Runs `f` in a read transaction, so several statements see one snapshot.
+    pub fn snapshot<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        let mut conn = self.pool.get()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction, committed only if `f` succeeds. A
+    /// panic in `f` drops the transaction, which rolls it back.
+    pub fn write<T>(&self, f: impl FnOnce(&Transaction) -> StoreResult<T>) -> StoreResult<T> {
+        let mut conn = self.pool.get()?;
+        // A writer that panicked leaves the lock poisoned; its transaction was already
+        // rolled back by unwinding, so the protected state (none) is fine.
+        let _writer = self.write_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// A real round trip to the database file, for `/healthz`.
+    pub fn ping(&self) -> StoreResult<()> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT count(*) FROM sqlite_schema")?;
+            let tables: i64 = stmt.query_row([], |row| row.get(0))?;
+            if tables > 0 {
+                Ok(())
+            } else {
+                Err(StoreError::Unavailable("schema missing".into()))
+            }
+        })
+    }
+}
+
+/// `true` when the error is a UNIQUE constraint failure (a race lost to another writer
+/// outside this process, or a slug check the caller did not make).
+pub fn is_unique_violation(err: &rusqlite::Error) -> bool {
+    matches!(
+        err,
+        rusqlite::Error::SqliteFailure(e, _)
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+    )
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::Store;
+    use std::path::PathBuf;
+
+    /// A real database file in a fresh temporary directory, removed on drop.
+    pub struct TempStore {
+        pub store: Store,
+        pub dir: PathBuf,
+    }
+
+    impl TempStore {
+        pub fn new(tag: &str) -> TempStore {
+            let dir = std::env::temp_dir().join(format!(
+                "postd-unit-{tag}-{}-{:?}",
+                std::process::id(),
+                std::time::SystemTime::now()
+            ));
+            std::fs::create_dir_all(&dir).expect("temp dir");
+            let store = Store::open(&dir.join("t.db"), 4).expect("open store");
+            TempStore { store, dir }
+        }
+    }
+
+    impl Drop for TempStore {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::TempStore;
+    use super::*;
+
+    #[test]
+    fn pragmas_are_set_on_pooled_connections() {
+        let t = TempStore::new("pragmas");
+        t.store
+            .read(|conn| {
+                let fk: i64 = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?;
+                let sync: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
+                let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+                let busy: i64 = conn.query_row("PRAGMA busy_timeout", [], |r| r.get(0))?;
+                assert_eq!((fk, sync, mode.as_str()), (1, 2, "wal"));
+                assert_eq!(busy, BUSY_TIMEOUT.as_millis() as i64);
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn a_panic_inside_a_write_rolls_back_and_releases_the_writer() {
+        let t = TempStore::new("panic");
+        let store = &t.store;
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = store.write(|tx| {
+                tx.execute(
+                    "INSERT INTO users (username, password_hash, created_at) VALUES ('x', 'h', 't')",
+                    [],
+                )?;
+                panic!("handler bug");
+                #[allow(unreachable_code)]
+                Ok(())
+            });
+        }));
+        assert!(caught.is_err());
+        // The writer lock was poisoned by the panic; the next write must still go through.
+        store
+            .write(|tx| {
+                let users: i64 = tx.query_row("SELECT count(*) FROM users", [], |r| r.get(0))?;
+                assert_eq!(users, 0, "the panicking transaction must have rolled back");
+                Ok(())
+            })
+            .unwrap();
+    }
+}

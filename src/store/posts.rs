@@ -1,0 +1,390 @@
+//! Posts: reads through `active_posts` (ordinary) and `deleted_posts` (trash, restore);
+//! writes to the `posts` table.
+
+use super::{is_unique_violation, Refusal, Store, StoreError, StoreResult};
+use crate::clock;
+use crate::model::{slug_base, slug_candidate, Actor, Deletion, NewPost, Post, PostPatch};
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use std::collections::{HashMap, HashSet};
+
+const POST_COLUMNS: &str = "id, author_id, title, slug, body, created_at, updated_at";
+
+pub(crate) fn post_from_row(row: &Row<'_>) -> rusqlite::Result<Post> {
+    Ok(Post {
+        id: row.get(0)?,
+        author_id: row.get(1)?,
+        title: row.get(2)?,
+        slug: row.get(3)?,
+        body: row.get(4)?,
+        created_at: row.get(5)?,
+        updated_at: row.get(6)?,
+        deletion: None,
+    })
+}
+
+fn trashed_post_from_row(row: &Row<'_>) -> rusqlite::Result<Post> {
+    let mut post = post_from_row(row)?;
+    post.deletion = Some(Deletion { deleted_at: row.get(7)?, deleted_by_id: row.get(8)? });
+    Ok(post)
+}
+
+pub fn active_by_id(conn: &Connection, id: i64) -> StoreResult<Option<Post>> {
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT {POST_COLUMNS} FROM active_posts WHERE id = ?1"))?;
+    Ok(stmt.query_row([id], post_from_row).optional()?)
+}
+
+pub fn deleted_by_id(conn: &Connection, id: i64) -> StoreResult<Option<Post>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {POST_COLUMNS}, deleted_at, deleted_by_id FROM deleted_posts WHERE id = ?1"
+    ))?;
+    Ok(stmt.query_row([id], trashed_post_from_row).optional()?)
+}
+
+fn active_by_slug(conn: &Connection, slug: &str) -> StoreResult<Option<Post>> {
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT {POST_COLUMNS} FROM active_posts WHERE slug = ?1"))?;
+    Ok(stmt.query_row([slug], post_from_row).optional()?)
+}
+
+/// Is `slug` held by an active post? Soft-deleted posts hold no slug.
+pub fn slug_taken(conn: &Connection, slug: &str) -> StoreResult<bool> {
+    let mut stmt = conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM active_posts WHERE slug = ?1)")?;
+    Ok(stmt.query_row([slug], |row| row.get(0))?)
+}
+
+/// A post wherever it is, for the operations that work on both sides (permanent delete,
+/// restore).
+pub enum Located {
+    Active(Post),
+    Deleted(Post),
+}
+
+pub fn locate(conn: &Connection, id: i64) -> StoreResult<Option<Located>> {
+    if let Some(post) = active_by_id(conn, id)? {
+        return Ok(Some(Located::Active(post)));
+    }
+    Ok(deleted_by_id(conn, id)?.map(Located::Deleted))
+}
+
+pub fn not_found(id: i64) -> StoreError {
+    StoreError::not_found(format!("post {id} not found"))
+}
+
+fn slug_conflict(slug: &str) -> StoreError {
+    StoreError::conflict(format!("slug '{slug}' is already used by another post"))
+}
+
+/// Hands out derived slugs: the first free of `base`, `base-2`, `base-3`… that neither an
+/// active post nor an earlier item of the same request holds. Remembers where each base
+/// got to, so a batch of N equal titles costs N lookups, not N².
+#[derive(Default)]
+pub struct SlugAllocator {
+    reserved: HashSet<String>,
+    next_suffix: HashMap<String, u64>,
+}
+
+impl SlugAllocator {
+    /// Marks an explicit slug as used by this request.
+    pub fn reserve(&mut self, slug: &str) -> bool {
+        self.reserved.insert(slug.to_owned())
+    }
+
+    pub fn derive(&mut self, conn: &Connection, title: &str) -> StoreResult<String> {
+        let base = slug_base(title);
+        let mut n = self.next_suffix.get(&base).copied().unwrap_or(1);
+        loop {
+            let candidate = slug_candidate(&base, n);
+            n += 1;
+            if !self.reserved.contains(&candidate) && !slug_taken(conn, &candidate)? {
+                self.next_suffix.insert(base, n);
+                self.reserved.insert(candidate.clone());
+                return Ok(candidate);
+            }
+        }
+    }
+}
+
+/// Inserts one post whose slug is already decided. Used by single and bulk create.
+pub fn insert(tx: &Transaction, author_id: i64, post: NewPost, slug: String, now: &str) -> StoreResult<Post> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO posts (author_id, title, slug, body, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+    )?;
+    let id = match stmt.insert(params![author_id, post.title, slug, post.body, now]) {
+        Ok(id) => id,
+        Err(err) if is_unique_violation(&err) => return Err(slug_conflict(&slug)),
+        Err(err) => return Err(err.into()),
+    };
+    Ok(Post {
+        id,
+        author_id,
+        title: post.title,
+        slug,
+        body: post.body,
+        created_at: now.to_owned(),
+        updated_at: now.to_owned(),
+        deletion: None,
+    })
+}
+
+/// Creates one post inside the caller's transaction (the caller may add an idempotency
+/// record to the same transaction).
+pub fn create(tx: &Transaction, actor: &Actor, post: NewPost) -> StoreResult<Post> {
+    let slug = match &post.slug {
+        Some(explicit) if slug_taken(tx, explicit)? => return Err(slug_conflict(explicit)),
+        Some(explicit) => explicit.clone(),
+        None => SlugAllocator::default().derive(tx, &post.title)?,
+    };
+    insert(tx, actor.user_id, post, slug, &clock::now())
+}
+
+/// Query for the public list. `words` are already split search words (AND-ed).
+pub struct ListQuery<'a> {
+    pub limit: u32,
+    pub before_id: Option<i64>,
+    pub author_id: Option<i64>,
+    pub words: &'a [String],
+}
+
+/// Builds an FTS5 query that treats every word as a plain token: each word becomes a
+/// quoted string, so operators and punctuation in user input are never syntax.
+fn fts_query(words: &[String]) -> String {
+    let mut query = String::new();
+    for word in words {
+        if !query.is_empty() {
+            query.push(' ');
+        }
+        query.push('"');
+        query.push_str(&word.replace('"', "\"\""));
+        query.push('"');
+    }
+    query
+}
+
+/// Up to `limit + 1` active posts, newest first: the extra row tells the caller whether a
+/// next page exists.
+pub fn list_active(conn: &Connection, query: &ListQuery<'_>) -> StoreResult<Vec<Post>> {
+    // Four fixed statements rather than one with "?x IS NULL OR …" branches, which would
+    // stop SQLite from using the author index or the FTS index.
+    const BASE: &str = "SELECT id, author_id, title, slug, body, created_at, updated_at
+                        FROM active_posts WHERE id < ?1";
+    const BY_AUTHOR: &str = " AND author_id = ?3";
+    const MATCHING: &str = " AND id IN (SELECT rowid FROM posts_fts WHERE posts_fts MATCH ?4)";
+    const ORDER: &str = " ORDER BY id DESC LIMIT ?2";
+    let before = query.before_id.unwrap_or(i64::MAX);
+    let fetch = i64::from(query.limit) + 1;
+    let sql = match (query.author_id.is_some(), !query.words.is_empty()) {
+        (false, false) => [BASE, ORDER].concat(),
+        (true, false) => [BASE, BY_AUTHOR, ORDER].concat(),
+        (false, true) => [BASE, MATCHING, ORDER].concat(),
+        (true, true) => [BASE, BY_AUTHOR, MATCHING, ORDER].concat(),
+    };
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let author = query.author_id.unwrap_or(0);
+    let rows = match (query.author_id.is_some(), !query.words.is_empty()) {
+        (false, false) => stmt.query_map(params![before, fetch], post_from_row)?,
+        (true, false) => stmt.query_map(params![before, fetch, author], post_from_row)?,
+        // With words the statement numbers up to ?4; an unused ?3 may be bound harmlessly.
+        (_, true) => stmt.query_map(params![before, fetch, author, fts_query(query.words)], post_from_row)?,
+    };
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Where a trash page starts: after the post deleted at `deleted_at` with this `id`.
+pub struct TrashCursor {
+    pub deleted_at: String,
+    pub id: i64,
+}
+
+/// Up to `limit + 1` soft-deleted posts, most recently deleted first; only `author_id`'s
+/// when given.
+pub fn list_trash(
+    conn: &Connection,
+    author_id: Option<i64>,
+    limit: u32,
+    after: Option<&TrashCursor>,
+) -> StoreResult<Vec<Post>> {
+    let fetch = i64::from(limit) + 1;
+    // "~" sorts after every timestamp, so the first page starts above all of them.
+    let (after_at, after_id) = match after {
+        Some(c) => (c.deleted_at.as_str(), c.id),
+        None => ("~", i64::MAX),
+    };
+    let cols = "id, author_id, title, slug, body, created_at, updated_at, deleted_at, deleted_by_id";
+    let rows = match author_id {
+        Some(author) => {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {cols} FROM deleted_posts WHERE author_id = ?1 AND (deleted_at, id) < (?2, ?3)
+                 ORDER BY deleted_at DESC, id DESC LIMIT ?4"
+            ))?;
+            let rows = stmt.query_map(params![author, after_at, after_id, fetch], trashed_post_from_row)?;
+            rows.collect::<Result<Vec<_>, _>>()?
+        }
+        None => {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {cols} FROM deleted_posts WHERE (deleted_at, id) < (?1, ?2)
+                 ORDER BY deleted_at DESC, id DESC LIMIT ?3"
+            ))?;
+            let rows = stmt.query_map(params![after_at, after_id, fetch], trashed_post_from_row)?;
+            rows.collect::<Result<Vec<_>, _>>()?
+        }
+    };
+    Ok(rows)
+}
+
+fn managed_active_post(tx: &Transaction, actor: &Actor, id: i64) -> StoreResult<Post> {
+    let post = active_by_id(tx, id)?.ok_or_else(|| not_found(id))?;
+    if !actor.may_manage(post.author_id) {
+        return Err(StoreError::forbidden(format!("post {id} belongs to another user")));
+    }
+    Ok(post)
+}
+
+pub fn update(tx: &Transaction, actor: &Actor, id: i64, patch: PostPatch) -> StoreResult<Post> {
+    let post = managed_active_post(tx, actor, id)?;
+    if let Some(slug) = &patch.slug {
+        if *slug != post.slug && slug_taken(tx, slug)? {
+            return Err(slug_conflict(slug));
+        }
+    }
+    apply_patch(tx, id, &patch, &clock::now())?.ok_or_else(|| not_found(id))
+}
+
+/// Writes a checked patch; `None` if the post is not active.
+pub fn apply_patch(tx: &Transaction, id: i64, patch: &PostPatch, now: &str) -> StoreResult<Option<Post>> {
+    let mut stmt = tx.prepare_cached(&format!(
+        "UPDATE posts SET title = coalesce(?2, title), body = coalesce(?3, body),
+                          slug = coalesce(?4, slug), updated_at = ?5
+         WHERE id = ?1 AND deleted_at IS NULL RETURNING {POST_COLUMNS}"
+    ))?;
+    match stmt
+        .query_row(params![id, patch.title, patch.body, patch.slug, now], post_from_row)
+        .optional()
+    {
+        Ok(post) => Ok(post),
+        Err(err) if is_unique_violation(&err) => {
+            Err(slug_conflict(patch.slug.as_deref().unwrap_or_default()))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+pub fn soft_delete(tx: &Transaction, actor: &Actor, id: i64) -> StoreResult<()> {
+    managed_active_post(tx, actor, id)?;
+    let mut stmt = tx.prepare_cached(
+        "UPDATE posts SET deleted_at = ?2, deleted_by_id = ?3 WHERE id = ?1 AND deleted_at IS NULL",
+    )?;
+    stmt.execute(params![id, clock::now(), actor.user_id])?;
+    Ok(())
+}
+
+pub fn hard_delete(tx: &Transaction, actor: &Actor, id: i64) -> StoreResult<()> {
+    let author_id = match locate(tx, id)? {
+        Some(Located::Active(post)) | Some(Located::Deleted(post)) => post.author_id,
+        None => return Err(not_found(id)),
+    };
+    if !actor.may_manage(author_id) {
+        return Err(StoreError::forbidden(format!("post {id} belongs to another user")));
+    }
+    let mut stmt = tx.prepare_cached("DELETE FROM posts WHERE id = ?1")?;
+    stmt.execute([id])?;
+    Ok(())
+}
+
+/// Brings a soft-deleted post back. The caller has checked that the actor is an admin.
+pub fn restore(tx: &Transaction, id: i64) -> StoreResult<Post> {
+    let post = match locate(tx, id)? {
+        None => return Err(not_found(id)),
+        Some(Located::Active(_)) => {
+            return Err(StoreError::refused(Refusal::BadState, format!("post {id} is not deleted")))
+        }
+        Some(Located::Deleted(post)) => post,
+    };
+    if slug_taken(tx, &post.slug)? {
+        return Err(StoreError::conflict(format!(
+            "post {id} can not be restored: its slug '{}' is now used by another post",
+            post.slug
+        )));
+    }
+    let mut stmt = tx.prepare_cached(
+        "UPDATE posts SET deleted_at = NULL, deleted_by_id = NULL WHERE id = ?1 AND deleted_at IS NOT NULL",
+    )?;
+    stmt.execute([id])?;
+    Ok(Post { deletion: None, ..post })
+}
+
+impl Store {
+    pub fn post(&self, id: i64) -> StoreResult<Option<Post>> {
+        self.read(|conn| active_by_id(conn, id))
+    }
+
+    pub fn post_by_slug(&self, slug: &str) -> StoreResult<Option<Post>> {
+        self.read(|conn| active_by_slug(conn, slug))
+    }
+
+    pub fn list_posts(&self, query: &ListQuery<'_>) -> StoreResult<Vec<Post>> {
+        self.read(|conn| list_active(conn, query))
+    }
+
+    pub fn trash(&self, actor: &Actor, limit: u32, after: Option<&TrashCursor>) -> StoreResult<Vec<Post>> {
+        let only_author = if actor.is_admin() { None } else { Some(actor.user_id) };
+        self.read(|conn| list_trash(conn, only_author, limit, after))
+    }
+
+    pub fn update_post(&self, actor: &Actor, id: i64, patch: PostPatch) -> StoreResult<Post> {
+        self.write(|tx| update(tx, actor, id, patch))
+    }
+
+    pub fn soft_delete_post(&self, actor: &Actor, id: i64) -> StoreResult<()> {
+        self.write(|tx| soft_delete(tx, actor, id))
+    }
+
+    pub fn hard_delete_post(&self, actor: &Actor, id: i64) -> StoreResult<()> {
+        self.write(|tx| hard_delete(tx, actor, id))
+    }
+
+    pub fn restore_post(&self, id: i64) -> StoreResult<Post> {
+        self.write(|tx| restore(tx, id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Role;
+    use crate::store::testing::TempStore;
+    use crate::store::users;
+
+    fn author(t: &TempStore) -> Actor {
+        let user = t.store.write(|tx| users::insert(tx, "alice", "h", Role::User)).unwrap();
+        Actor { user_id: user.id, role: Role::User }
+    }
+
+    fn new_post(title: &str, slug: Option<&str>) -> NewPost {
+        NewPost { title: title.into(), body: "b".into(), slug: slug.map(Into::into) }
+    }
+
+    #[test]
+    fn search_treats_operators_as_text() {
+        let t = TempStore::new("fts");
+        let actor = author(&t);
+        t.store.write(|tx| create(tx, &actor, new_post("NEAR the AND of it", None))).unwrap();
+        for words in [vec!["near".to_string()], vec!["\"".into()], vec!["AND".into(), "OR".into()]] {
+            let q = ListQuery { limit: 10, before_id: None, author_id: Some(actor.user_id), words: &words };
+            t.store.list_posts(&q).unwrap();
+            let q = ListQuery { limit: 10, before_id: None, author_id: None, words: &words };
+            t.store.list_posts(&q).unwrap();
+        }
+    }
+
+    #[test]
+    fn derived_slugs_skip_taken_ones_in_order() {
+        let t = TempStore::new("slugs");
+        let actor = author(&t);
+        let slugs: Vec<String> = (0..3)
+            .map(|_| t.store.write(|tx| create(tx, &actor, new_post("Same Title", None))).unwrap().slug)
+            .collect();
+        assert_eq!(slugs, ["same-title", "same-title-2", "same-title-3"]);
+    }
+}
