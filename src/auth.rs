@@ -1,8 +1,12 @@
 //! Credentials: Argon2id password hashes and HS256 access tokens.
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::{Algorithm, Argon2, Params, Version};
-use jwt_simple::prelude::{Claims, Duration, HS256Key, MACLike, NoCustomClaims, VerificationOptions};
+use jwt_simple::prelude::{
+    Claims, Duration, HS256Key, MACLike, NoCustomClaims, VerificationOptions,
+};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
@@ -33,7 +37,9 @@ pub fn verify_password(password: &str, stored: Option<&str>) -> bool {
     let Ok(parsed) = PasswordHash::new(candidate) else {
         return false;
     };
-    let matches = argon2().verify_password(password.as_bytes(), &parsed).is_ok();
+    let matches = argon2()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok();
     matches && stored.is_some()
 }
 
@@ -49,7 +55,10 @@ pub struct TokenKeys {
 
 impl TokenKeys {
     pub fn new(secret: &[u8], ttl_secs: u64) -> TokenKeys {
-        TokenKeys { key: HS256Key::from_bytes(secret), ttl_secs }
+        TokenKeys {
+            key: HS256Key::from_bytes(secret),
+            ttl_secs,
+        }
     }
 
     pub fn ttl_secs(&self) -> u64 {
@@ -57,8 +66,11 @@ impl TokenKeys {
     }
 
     pub fn issue(&self, user_id: i64) -> Result<String, String> {
-        let claims = Claims::create(Duration::from_secs(self.ttl_secs)).with_subject(user_id.to_string());
-        self.key.authenticate(claims).map_err(|err| format!("token signing failed: {err}"))
+        let claims =
+            Claims::create(Duration::from_secs(self.ttl_secs)).with_subject(user_id.to_string());
+        self.key
+            .authenticate(claims)
+            .map_err(|err| format!("token signing failed: {err}"))
     }
 
     /// The user id a valid token names. Rejects a bad signature, any `alg` but HS256, a
@@ -67,11 +79,16 @@ impl TokenKeys {
         let options = VerificationOptions {
             time_tolerance: Some(Duration::from_secs(TOKEN_CLOCK_TOLERANCE_SECS)),
             // A token may not claim a longer life than we ever issue.
-            max_validity: Some(Duration::from_secs(self.ttl_secs + TOKEN_CLOCK_TOLERANCE_SECS)),
+            max_validity: Some(Duration::from_secs(
+                self.ttl_secs + TOKEN_CLOCK_TOLERANCE_SECS,
+            )),
             max_token_length: Some(4096),
             ..VerificationOptions::default()
         };
-        let claims = self.key.verify_token::<NoCustomClaims>(token, Some(options)).ok()?;
+        let claims = self
+            .key
+            .verify_token::<NoCustomClaims>(token, Some(options))
+            .ok()?;
         // jwt-simple checks `exp` only when present; a token without one never expires, so
         // it is refused here.
         claims.expires_at?;
@@ -98,9 +115,13 @@ pub fn load_or_create_key(key_path: &Path, from_env: Option<&str>) -> Result<Vec
                     key_path.display()
                 ));
             }
-            let bytes = std::fs::read(key_path).map_err(|e| format!("cannot read {}: {e}", key_path.display()))?;
+            let bytes = std::fs::read(key_path)
+                .map_err(|e| format!("cannot read {}: {e}", key_path.display()))?;
             if bytes.len() < KEY_LEN {
-                return Err(format!("signing key {} is shorter than {KEY_LEN} bytes", key_path.display()));
+                return Err(format!(
+                    "signing key {} is shorter than {KEY_LEN} bytes",
+                    key_path.display()
+                ));
             }
             Ok(bytes)
         }

@@ -36,7 +36,12 @@ fn execute(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Serve(config) => serve(config),
-        Command::UserAdd { db, name, admin, password } => {
+        Command::UserAdd {
+            db,
+            name,
+            admin,
+            password,
+        } => {
             check_username(&name).map_err(|m| format!("username {m}"))?;
             let password = match password {
                 Some(p) => p,
@@ -45,24 +50,42 @@ fn execute(command: Command) -> Result<(), String> {
             check_password(&password).map_err(|m| format!("password {m}"))?;
             let store = open_store(&db, 2)?;
             let role = if admin { Role::Admin } else { Role::User };
-            let user = store.create_user(&name, &hash_password(&password)?, role).map_err(|e| e.to_string())?;
-            println!("created {} '{}' with id {}", user.role.as_str(), user.username, user.id);
+            let user = store
+                .create_user(&name, &hash_password(&password)?, role)
+                .map_err(|e| e.to_string())?;
+            println!(
+                "created {} '{}' with id {}",
+                user.role.as_str(),
+                user.username,
+                user.id
+            );
             Ok(())
         }
         Command::UserRole { db, name, role } => {
-            let role = Role::parse(&role).ok_or_else(|| format!("role must be 'admin' or 'user', got '{role}'"))?;
-            let user = open_store(&db, 2)?.set_role(&name, role).map_err(|e| e.to_string())?;
+            let role = Role::parse(&role)
+                .ok_or_else(|| format!("role must be 'admin' or 'user', got '{role}'"))?;
+            let user = open_store(&db, 2)?
+                .set_role(&name, role)
+                .map_err(|e| e.to_string())?;
             println!("'{}' is now {}", user.username, user.role.as_str());
             Ok(())
         }
         Command::UserDelete { db, name } => {
-            open_store(&db, 2)?.delete_user(&name).map_err(|e| e.to_string())?;
+            open_store(&db, 2)?
+                .delete_user(&name)
+                .map_err(|e| e.to_string())?;
             println!("deleted user '{name}' with their posts and comments");
             Ok(())
         }
-        Command::Purge { db, older_than, dry_run } => {
+        Command::Purge {
+            db,
+            older_than,
+            dry_run,
+        } => {
             let cutoff = crate::clock::ago(older_than);
-            let count = open_store(&db, 2)?.purge_deleted_before(&cutoff, dry_run).map_err(|e| e.to_string())?;
+            let count = open_store(&db, 2)?
+                .purge_deleted_before(&cutoff, dry_run)
+                .map_err(|e| e.to_string())?;
             if dry_run {
                 println!("would purge {count} posts deleted before {cutoff}");
             } else {
@@ -74,7 +97,9 @@ fn execute(command: Command) -> Result<(), String> {
             if !db.exists() {
                 return Err(format!("database {} does not exist", db.display()));
             }
-            open_store(&db, 2)?.backup_to(&file).map_err(|e| format!("backup failed: {e}"))?;
+            open_store(&db, 2)?
+                .backup_to(&file)
+                .map_err(|e| format!("backup failed: {e}"))?;
             println!("backed up {} to {}", db.display(), file.display());
             Ok(())
         }
@@ -98,10 +123,13 @@ fn serve(config: ServeConfig) -> Result<(), String> {
     if config.db.as_os_str() == config::DEFAULT_DB {
         // The embedded default should just work from a fresh checkout or a copied binary.
         if let Some(dir) = config.db.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         }
     }
-    let pool_size = u32::try_from(config.workers).unwrap_or(u32::MAX).saturating_add(2);
+    let pool_size = u32::try_from(config.workers)
+        .unwrap_or(u32::MAX)
+        .saturating_add(2);
     let store = open_store(&config.db, pool_size)?;
     let key_path = config.db.with_file_name("postd.key");
     let secret = load_or_create_key(&key_path, config.jwt_secret.as_deref())?;

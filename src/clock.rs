@@ -46,7 +46,11 @@ pub fn is_timestamp(text: &str) -> bool {
 
 /// `30d`, `12h`, `15m`, `45s` → a duration. Anything else is an error with one clear line.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let bad = || format!("invalid duration '{text}': expected a number followed by d, h, m or s (e.g. 30d, 12h)");
+    let bad = || {
+        format!(
+            "invalid duration '{text}': expected a number followed by d, h, m or s (e.g. 30d, 12h)"
+        )
+    };
     let split = text.len().checked_sub(1).ok_or_else(bad)?;
     if !text.is_char_boundary(split) {
         return Err(bad());

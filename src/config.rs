@@ -25,11 +25,30 @@ pub struct ServeConfig {
 #[derive(Debug)]
 pub enum Command {
     Serve(ServeConfig),
-    UserAdd { db: PathBuf, name: String, admin: bool, password: Option<String> },
-    UserRole { db: PathBuf, name: String, role: String },
-    UserDelete { db: PathBuf, name: String },
-    Purge { db: PathBuf, older_than: Duration, dry_run: bool },
-    Backup { db: PathBuf, file: PathBuf },
+    UserAdd {
+        db: PathBuf,
+        name: String,
+        admin: bool,
+        password: Option<String>,
+    },
+    UserRole {
+        db: PathBuf,
+        name: String,
+        role: String,
+    },
+    UserDelete {
+        db: PathBuf,
+        name: String,
+    },
+    Purge {
+        db: PathBuf,
+        older_than: Duration,
+        dry_run: bool,
+    },
+    Backup {
+        db: PathBuf,
+        file: PathBuf,
+    },
     Help(&'static str),
     Version,
 }
@@ -60,8 +79,16 @@ struct Parsed {
     flags: Vec<String>,
 }
 
-fn split_args(args: &[String], value_options: &[&str], flag_options: &[&str]) -> Result<Parsed, String> {
-    let mut parsed = Parsed { positionals: Vec::new(), options: Vec::new(), flags: Vec::new() };
+fn split_args(
+    args: &[String],
+    value_options: &[&str],
+    flag_options: &[&str],
+) -> Result<Parsed, String> {
+    let mut parsed = Parsed {
+        positionals: Vec::new(),
+        options: Vec::new(),
+        flags: Vec::new(),
+    };
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         let Some(name) = arg.strip_prefix("--") else {
@@ -75,7 +102,10 @@ fn split_args(args: &[String], value_options: &[&str], flag_options: &[&str]) ->
         if value_options.contains(&name) {
             let value = match inline {
                 Some(v) => v,
-                None => iter.next().cloned().ok_or_else(|| format!("--{name} needs a value"))?,
+                None => iter
+                    .next()
+                    .cloned()
+                    .ok_or_else(|| format!("--{name} needs a value"))?,
             };
             if parsed.options.iter().any(|(n, _)| n == name) {
                 return Err(format!("--{name} given twice"));
@@ -91,7 +121,12 @@ fn split_args(args: &[String], value_options: &[&str], flag_options: &[&str]) ->
 }
 
 impl Parsed {
-    fn option(&self, name: &str, env_var: &str, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    fn option(
+        &self,
+        name: &str,
+        env_var: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Option<String> {
         self.options
             .iter()
             .find(|(n, _)| n == name)
@@ -104,7 +139,10 @@ impl Parsed {
     }
 
     fn db(&self, env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
-        PathBuf::from(self.option("db", "POSTD_DB", env).unwrap_or_else(|| DEFAULT_DB.into()))
+        PathBuf::from(
+            self.option("db", "POSTD_DB", env)
+                .unwrap_or_else(|| DEFAULT_DB.into()),
+        )
     }
 
     fn exact_positionals(&self, count: usize, usage: &str) -> Result<(), String> {
@@ -116,7 +154,12 @@ impl Parsed {
     }
 }
 
-fn number<T: std::str::FromStr>(text: Option<String>, name: &str, default: T, min: T) -> Result<T, String>
+fn number<T: std::str::FromStr>(
+    text: Option<String>,
+    name: &str,
+    default: T,
+    min: T,
+) -> Result<T, String>
 where
     T: PartialOrd + std::fmt::Display + Copy,
 {
@@ -124,13 +167,18 @@ where
         None => Ok(default),
         Some(text) => match text.trim().parse::<T>() {
             Ok(n) if n >= min => Ok(n),
-            _ => Err(format!("{name} must be a whole number of at least {min}, got '{text}'")),
+            _ => Err(format!(
+                "{name} must be a whole number of at least {min}, got '{text}'"
+            )),
         },
     }
 }
 
 pub fn default_workers() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) * 4
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        * 4
 }
 
 /// Parses `args` (without the program name). `env` looks up environment variables.
@@ -150,23 +198,55 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
         "serve" => {
             let p = split_args(
                 rest,
-                &["addr", "db", "signup", "token-ttl", "max-body", "max-bulk", "workers"],
+                &[
+                    "addr",
+                    "db",
+                    "signup",
+                    "token-ttl",
+                    "max-body",
+                    "max-bulk",
+                    "workers",
+                ],
                 &[],
             )?;
             p.exact_positionals(0, "postd serve [options]")?;
             let signup_open = match p.option("signup", "POSTD_SIGNUP", env).as_deref() {
                 None | Some("open") => true,
                 Some("closed") => false,
-                Some(other) => return Err(format!("signup must be 'open' or 'closed', got '{other}'")),
+                Some(other) => {
+                    return Err(format!("signup must be 'open' or 'closed', got '{other}'"))
+                }
             };
             Ok(Command::Serve(ServeConfig {
-                addr: p.option("addr", "POSTD_ADDR", env).unwrap_or_else(|| DEFAULT_ADDR.into()),
+                addr: p
+                    .option("addr", "POSTD_ADDR", env)
+                    .unwrap_or_else(|| DEFAULT_ADDR.into()),
                 db: p.db(env),
                 signup_open,
-                token_ttl_secs: number(p.option("token-ttl", "POSTD_TOKEN_TTL", env), "token TTL", DEFAULT_TOKEN_TTL_SECS, 1)?,
-                max_body: number(p.option("max-body", "POSTD_MAX_BODY", env), "max body", DEFAULT_MAX_BODY, 1)?,
-                max_bulk: number(p.option("max-bulk", "POSTD_MAX_BULK", env), "max bulk", DEFAULT_MAX_BULK, 1)?,
-                workers: number(p.option("workers", "POSTD_WORKERS", env), "workers", default_workers(), 1)?,
+                token_ttl_secs: number(
+                    p.option("token-ttl", "POSTD_TOKEN_TTL", env),
+                    "token TTL",
+                    DEFAULT_TOKEN_TTL_SECS,
+                    1,
+                )?,
+                max_body: number(
+                    p.option("max-body", "POSTD_MAX_BODY", env),
+                    "max body",
+                    DEFAULT_MAX_BODY,
+                    1,
+                )?,
+                max_bulk: number(
+                    p.option("max-bulk", "POSTD_MAX_BULK", env),
+                    "max bulk",
+                    DEFAULT_MAX_BULK,
+                    1,
+                )?,
+                workers: number(
+                    p.option("workers", "POSTD_WORKERS", env),
+                    "workers",
+                    default_workers(),
+                    1,
+                )?,
                 jwt_secret: env("POSTD_JWT_SECRET").filter(|s| !s.is_empty()),
             }))
         }
@@ -189,19 +269,31 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
                 "role" => {
                     let p = split_args(rest, &["db"], &[])?;
                     p.exact_positionals(2, "postd user role NAME admin|user [--db PATH]")?;
-                    Ok(Command::UserRole { db: p.db(env), name: p.positionals[0].clone(), role: p.positionals[1].clone() })
+                    Ok(Command::UserRole {
+                        db: p.db(env),
+                        name: p.positionals[0].clone(),
+                        role: p.positionals[1].clone(),
+                    })
                 }
                 "delete" => {
                     let p = split_args(rest, &["db"], &[])?;
                     p.exact_positionals(1, "postd user delete NAME [--db PATH]")?;
-                    Ok(Command::UserDelete { db: p.db(env), name: p.positionals[0].clone() })
+                    Ok(Command::UserDelete {
+                        db: p.db(env),
+                        name: p.positionals[0].clone(),
+                    })
                 }
-                other => Err(format!("unknown user command '{other}' (expected add, role or delete)")),
+                other => Err(format!(
+                    "unknown user command '{other}' (expected add, role or delete)"
+                )),
             }
         }
         "purge" => {
             let p = split_args(rest, &["db", "older-than"], &["dry-run"])?;
-            p.exact_positionals(0, "postd purge --older-than DURATION [--dry-run] [--db PATH]")?;
+            p.exact_positionals(
+                0,
+                "postd purge --older-than DURATION [--dry-run] [--db PATH]",
+            )?;
             let text = p
                 .options
                 .iter()
@@ -217,7 +309,10 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
         "backup" => {
             let p = split_args(rest, &["db"], &[])?;
             p.exact_positionals(1, "postd backup FILE [--db PATH]")?;
-            Ok(Command::Backup { db: p.db(env), file: PathBuf::from(&p.positionals[0]) })
+            Ok(Command::Backup {
+                db: p.db(env),
+                file: PathBuf::from(&p.positionals[0]),
+            })
         }
         other => Err(format!("unknown command '{other}' (see postd --help)")),
     }
@@ -237,31 +332,55 @@ mod tests {
 
     #[test]
     fn defaults_and_precedence() {
-        let Command::Serve(c) = parse(&[], &no_env).unwrap() else { panic!() };
-        assert_eq!((c.addr.as_str(), c.db.to_str(), c.signup_open), (DEFAULT_ADDR, Some(DEFAULT_DB), true));
+        let Command::Serve(c) = parse(&[], &no_env).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (c.addr.as_str(), c.db.to_str(), c.signup_open),
+            (DEFAULT_ADDR, Some(DEFAULT_DB), true)
+        );
         let env = |name: &str| match name {
             "POSTD_ADDR" => Some("0.0.0.0:1".to_string()),
             "POSTD_SIGNUP" => Some("closed".to_string()),
             _ => None,
         };
-        let Command::Serve(c) = parse(&args("--addr 127.0.0.1:9"), &env).unwrap() else { panic!() };
+        let Command::Serve(c) = parse(&args("--addr 127.0.0.1:9"), &env).unwrap() else {
+            panic!()
+        };
         assert_eq!((c.addr.as_str(), c.signup_open), ("127.0.0.1:9", false));
     }
 
     #[test]
     fn subcommands_take_db_after_their_arguments() {
         match parse(&args("user add alice --admin --db x.db"), &no_env).unwrap() {
-            Command::UserAdd { db, name, admin, .. } => {
-                assert_eq!((db.to_str(), name.as_str(), admin), (Some("x.db"), "alice", true))
+            Command::UserAdd {
+                db, name, admin, ..
+            } => {
+                assert_eq!(
+                    (db.to_str(), name.as_str(), admin),
+                    (Some("x.db"), "alice", true)
+                )
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(parse(&args("purge --older-than 30d --dry-run"), &no_env), Ok(Command::Purge { dry_run: true, .. })));
+        assert!(matches!(
+            parse(&args("purge --older-than 30d --dry-run"), &no_env),
+            Ok(Command::Purge { dry_run: true, .. })
+        ));
     }
 
     #[test]
     fn bad_input_is_one_clear_error() {
-        for bad in ["--workers 0", "--max-bulk x", "--bogus", "purge", "purge --older-than 3w", "user", "frobnicate", "--signup maybe"] {
+        for bad in [
+            "--workers 0",
+            "--max-bulk x",
+            "--bogus",
+            "purge",
+            "purge --older-than 3w",
+            "user",
+            "frobnicate",
+            "--signup maybe",
+        ] {
             let err = parse(&args(bad), &no_env).unwrap_err();
             assert!(!err.contains('\n'), "{bad}: {err}");
         }

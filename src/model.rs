@@ -147,11 +147,21 @@ pub struct ItemError {
 
 impl ItemError {
     pub fn field(field: &'static str, message: impl Into<String>) -> ItemError {
-        ItemError { index: None, id: None, field: Some(field), message: message.into() }
+        ItemError {
+            index: None,
+            id: None,
+            field: Some(field),
+            message: message.into(),
+        }
     }
 
     pub fn item(index: usize, id: Option<i64>, message: impl Into<String>) -> ItemError {
-        ItemError { index: Some(index), id, field: None, message: message.into() }
+        ItemError {
+            index: Some(index),
+            id,
+            field: None,
+            message: message.into(),
+        }
     }
 
     pub fn at(mut self, index: usize) -> ItemError {
@@ -178,7 +188,10 @@ fn char_count_between(text: &str, range: std::ops::RangeInclusive<usize>) -> Res
 
 pub fn check_username(username: &str) -> Result<(), String> {
     char_count_between(username, USERNAME_LEN)?;
-    if username.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')) {
+    if username
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    {
         Ok(())
     } else {
         Err("may contain only letters, digits, '_', '.' and '-'".into())
@@ -207,7 +220,10 @@ pub fn check_comment_body(body: &str) -> Result<(), String> {
 pub fn check_slug(slug: &str) -> Result<(), String> {
     char_count_between(slug, 1..=SLUG_MAX)?;
     let shape_ok = slug.split('-').all(|part| {
-        !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
     });
     if shape_ok {
         Ok(())
@@ -272,7 +288,10 @@ mod tests {
         assert_eq!(slug_base("Rust 2024: what's new?"), "rust-2024-what-s-new");
         let long = "a".repeat(99) + " b";
         let derived = slug_base(&long);
-        assert!(derived.len() <= SLUG_MAX && !derived.ends_with('-'), "{derived}");
+        assert!(
+            derived.len() <= SLUG_MAX && !derived.ends_with('-'),
+            "{derived}"
+        );
         assert!(check_slug(&derived).is_ok());
     }
 

@@ -10,12 +10,16 @@ use rouille::{Request, Response};
 /// The user behind the request's bearer token, read from the database now: a role change
 /// or a removed user takes effect on the very next request.
 pub fn authenticate(app: &App, request: &Request) -> Result<User, ApiError> {
-    let header = request
-        .header("Authorization")
-        .ok_or_else(|| ApiError::unauthorized("this endpoint needs an Authorization: Bearer token"))?;
+    let header = request.header("Authorization").ok_or_else(|| {
+        ApiError::unauthorized("this endpoint needs an Authorization: Bearer token")
+    })?;
     let token = match header.split_once(' ') {
         Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
-        _ => return Err(ApiError::unauthorized("the Authorization header must be 'Bearer <token>'")),
+        _ => {
+            return Err(ApiError::unauthorized(
+                "the Authorization header must be 'Bearer <token>'",
+            ))
+        }
     };
     let user_id = app
         .keys
@@ -28,7 +32,10 @@ pub fn authenticate(app: &App, request: &Request) -> Result<User, ApiError> {
 
 pub fn actor(app: &App, request: &Request) -> Result<Actor, ApiError> {
     let user = authenticate(app, request)?;
-    Ok(Actor { user_id: user.id, role: user.role })
+    Ok(Actor {
+        user_id: user.id,
+        role: user.role,
+    })
 }
 
 /// For admin-only endpoints: 403 straight after authentication, before any lookup.
@@ -52,7 +59,9 @@ fn read_credentials(app: &App, request: &Request) -> Result<Credentials, ApiErro
     let password = fields.string("password", true);
     let errors = fields.finish();
     match (username, password) {
-        (Some(username), Some(password)) if errors.is_empty() => Ok(Credentials { username, password }),
+        (Some(username), Some(password)) if errors.is_empty() => {
+            Ok(Credentials { username, password })
+        }
         _ => Err(ApiError::invalid(errors)),
     }
 }
@@ -76,7 +85,9 @@ pub fn register(app: &App, request: &Request) -> Result<Response, ApiError> {
         eprintln!("postd: {err}");
         ApiError::internal()
     })?;
-    let user = app.store.create_user(&credentials.username, &hash, Role::User)?;
+    let user = app
+        .store
+        .create_user(&credentials.username, &hash, Role::User)?;
     json(201, &user)
 }
 
@@ -101,7 +112,14 @@ pub fn login(app: &App, request: &Request) -> Result<Response, ApiError> {
         eprintln!("postd: {err}");
         ApiError::internal()
     })?;
-    json(200, &TokenResponse { access_token, token_type: "Bearer", expires_in: app.keys.ttl_secs() })
+    json(
+        200,
+        &TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: app.keys.ttl_secs(),
+        },
+    )
 }
 
 pub fn me(app: &App, request: &Request) -> Result<Response, ApiError> {

@@ -1,18 +1,312 @@
-//! `/posts/bulk` and `/posts/bulk/restore`.
+//! `/posts/bulk` and `/posts/bulk/restore`: parse and validate every item before the
+//! transaction opens, then hand the whole batch to the store in one transaction.
+//!
+//! Items are first taken as raw JSON slices borrowed from the body, then each is checked
+//! on its own: memory stays a small multiple of the body, and every item's problems are
+//! reported, not just the first item's.
 
+use super::auth::{actor, admin};
+use super::input::{json_error, json_id, read_json_body, JsonObject};
+use super::posts::{
+    idempotency_key, idempotent_write, new_post_from, patch_from, serialize, KeyedRequest,
+};
 use super::problem::ApiError;
-use super::App;
+use super::{json, no_content, App};
+use crate::model::{ItemError, NewPost, Post, PostPatch};
+use crate::store::bulk::{self, PartialOutcome};
 use rouille::{Request, Response};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
-pub fn create(_app: &App, _request: &Request) -> Result<Response, ApiError> {
-    Err(ApiError::new(501, "bulk create is not implemented yet"))
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody<'a> {
+    #[serde(borrow)]
+    items: Vec<&'a RawValue>,
+    atomic: Option<bool>,
 }
-pub fn update(_app: &App, _request: &Request) -> Result<Response, ApiError> {
-    Err(ApiError::new(501, "bulk update is not implemented yet"))
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateBody<'a> {
+    #[serde(borrow)]
+    items: Vec<&'a RawValue>,
 }
-pub fn delete(_app: &App, _request: &Request) -> Result<Response, ApiError> {
-    Err(ApiError::new(501, "bulk delete is not implemented yet"))
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteBody<'a> {
+    #[serde(borrow)]
+    post_ids: Vec<&'a RawValue>,
+    hard_delete: Option<bool>,
 }
-pub fn restore(_app: &App, _request: &Request) -> Result<Response, ApiError> {
-    Err(ApiError::new(501, "bulk restore is not implemented yet"))
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RestoreBody<'a> {
+    #[serde(borrow)]
+    post_ids: Vec<&'a RawValue>,
+}
+
+/// 413 above `max_bulk` items, 422 for none.
+fn check_count(app: &App, count: usize, what: &str) -> Result<(), ApiError> {
+    if count == 0 {
+        return Err(ApiError::unprocessable(format!(
+            "{what} must hold at least one item"
+        )));
+    }
+    if count > app.max_bulk {
+        return Err(ApiError::new(
+            413,
+            format!(
+                "{what} holds {count} items; at most {} are allowed per request",
+                app.max_bulk
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// One bulk item as a JSON object, or its error.
+fn item_object(raw: &RawValue) -> Result<JsonObject, Vec<ItemError>> {
+    serde_json::from_str::<JsonObject>(raw.get()).map_err(|err| {
+        let message = json_error(err)
+            .errors
+            .pop()
+            .map(|e| e.message)
+            .unwrap_or_default();
+        vec![ItemError {
+            index: None,
+            id: None,
+            field: None,
+            message,
+        }]
+    })
+}
+
+fn at_index(index: usize, errors: Vec<ItemError>) -> impl Iterator<Item = ItemError> {
+    errors.into_iter().map(move |e| e.at(index))
+}
+
+/// Positive ids from raw values, given once each in first-seen order; bad ones are
+/// collected as errors with their index.
+fn ids_from(raws: &[&RawValue]) -> Result<Vec<i64>, ApiError> {
+    let mut ids = Vec::with_capacity(raws.len());
+    let mut seen = std::collections::HashSet::with_capacity(raws.len());
+    let mut errors = Vec::new();
+    for (index, raw) in raws.iter().enumerate() {
+        match serde_json::from_str::<serde_json::Value>(raw.get())
+            .map_err(|_| "must be a positive integer id")
+            .and_then(|v| json_id(&v))
+        {
+            Ok(id) => {
+                if seen.insert(id) {
+                    ids.push(id);
+                }
+            }
+            Err(message) => errors.push(ItemError {
+                index: Some(index),
+                id: None,
+                field: None,
+                message: message.into(),
+            }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(ids)
+    } else {
+        Err(ApiError::invalid(errors))
+    }
+}
+
+#[derive(serde::Serialize)]
+struct Items<'a> {
+    items: &'a [Post],
+}
+
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum PartialResult<'a> {
+    Created {
+        index: usize,
+        status: u16,
+        item: &'a Post,
+    },
+    Refused {
+        index: usize,
+        status: u16,
+        errors: &'a [ItemError],
+    },
+}
+
+#[derive(serde::Serialize)]
+struct PartialReport<'a> {
+    created: usize,
+    failed: usize,
+    results: Vec<PartialResult<'a>>,
+}
+
+fn partial_report(outcomes: &[PartialOutcome]) -> PartialReport<'_> {
+    let results: Vec<PartialResult> = outcomes
+        .iter()
+        .enumerate()
+        .map(|(index, outcome)| match outcome {
+            PartialOutcome::Created(item) => PartialResult::Created {
+                index,
+                status: 201,
+                item,
+            },
+            PartialOutcome::Refused { status, errors } => PartialResult::Refused {
+                index,
+                status: *status,
+                errors,
+            },
+        })
+        .collect();
+    let created = outcomes
+        .iter()
+        .filter(|o| matches!(o, PartialOutcome::Created(_)))
+        .count();
+    PartialReport {
+        created,
+        failed: outcomes.len() - created,
+        results,
+    }
+}
+
+pub fn create(app: &App, request: &Request) -> Result<Response, ApiError> {
+    let actor = actor(app, request)?;
+    let key = idempotency_key(request)?;
+    let body = read_json_body(request, app.max_body)?;
+    let keyed = KeyedRequest::new(request, key, &body);
+    let parsed: CreateBody = serde_json::from_slice(&body).map_err(json_error)?;
+    check_count(app, parsed.items.len(), "items")?;
+    let checked: Vec<Result<NewPost, Vec<ItemError>>> = parsed
+        .items
+        .iter()
+        .map(|raw| item_object(raw).and_then(new_post_from))
+        .collect();
+    let atomic = parsed.atomic.unwrap_or(true);
+    drop(parsed);
+    drop(body);
+
+    let written = if atomic {
+        let mut items = Vec::with_capacity(checked.len());
+        let mut errors = Vec::new();
+        for (index, item) in checked.into_iter().enumerate() {
+            match item {
+                Ok(post) => items.push(post),
+                Err(item_errors) => errors.extend(at_index(index, item_errors)),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ApiError::invalid(errors));
+        }
+        idempotent_write(app, actor.user_id, keyed, |tx| {
+            let created = bulk::create_all(tx, &actor, items)?;
+            Ok((201, serialize(&Items { items: &created })?))
+        })?
+    } else {
+        idempotent_write(app, actor.user_id, keyed, |tx| {
+            let outcomes = bulk::create_partial(tx, &actor, checked)?;
+            Ok((200, serialize(&partial_report(&outcomes))?))
+        })?
+    };
+    Ok(written.into_response())
+}
+
+pub fn update(app: &App, request: &Request) -> Result<Response, ApiError> {
+    let actor = actor(app, request)?;
+    let body = read_json_body(request, app.max_body)?;
+    let parsed: UpdateBody = serde_json::from_slice(&body).map_err(json_error)?;
+    check_count(app, parsed.items.len(), "items")?;
+    let mut items: Vec<(i64, PostPatch)> = Vec::with_capacity(parsed.items.len());
+    let mut errors = Vec::new();
+    for (index, raw) in parsed.items.iter().enumerate() {
+        match item_object(raw) {
+            Err(item_errors) => errors.extend(at_index(index, item_errors)),
+            Ok(object) => {
+                let mut fields = super::input::Fields::new(object);
+                let id = match fields.take_id("id") {
+                    Ok(id) => Some(id),
+                    Err(message) => {
+                        fields.error("id", message);
+                        None
+                    }
+                };
+                let patch = patch_from(&mut fields);
+                let item_errors = fields.finish();
+                match id {
+                    Some(id) if item_errors.is_empty() => items.push((id, patch)),
+                    _ => errors.extend(at_index(index, item_errors).map(|mut e| {
+                        e.id = id;
+                        e
+                    })),
+                }
+            }
+        }
+    }
+    if errors.is_empty() {
+        let ids = items
+            .iter()
+            .enumerate()
+            .map(|(i, (id, _))| (i, Some(*id), id.to_string()));
+        let ids: Vec<(usize, Option<i64>, String)> = ids.collect();
+        errors = bulk::repeated(
+            ids.iter().map(|(i, id, s)| (*i, *id, s.as_str())),
+            "id",
+            "id",
+        );
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    drop(parsed);
+    drop(body);
+    let updated = app.store.write(|tx| bulk::update_all(tx, &actor, items))?;
+    json(200, &Items { items: &updated })
+}
+
+#[derive(serde::Serialize)]
+struct DeleteReport<'a> {
+    deleted: &'a [i64],
+    skipped: &'a [i64],
+}
+
+pub fn delete(app: &App, request: &Request) -> Result<Response, ApiError> {
+    let actor = admin(app, request)?;
+    let body = read_json_body(request, app.max_body)?;
+    let parsed: DeleteBody = serde_json::from_slice(&body).map_err(json_error)?;
+    check_count(app, parsed.post_ids.len(), "post_ids")?;
+    let ids = ids_from(&parsed.post_ids)?;
+    let hard = parsed.hard_delete.unwrap_or(false);
+    let outcome = app
+        .store
+        .write(|tx| bulk::delete_all(tx, &actor, &ids, hard))?;
+    let wants_report = request.header("Prefer").is_some_and(|prefer| {
+        prefer
+            .split(',')
+            .any(|p| p.trim().eq_ignore_ascii_case("return=representation"))
+    });
+    if wants_report {
+        json(
+            200,
+            &DeleteReport {
+                deleted: &outcome.deleted,
+                skipped: &outcome.skipped,
+            },
+        )
+    } else {
+        Ok(no_content())
+    }
+}
+
+pub fn restore(app: &App, request: &Request) -> Result<Response, ApiError> {
+    admin(app, request)?;
+    let body = read_json_body(request, app.max_body)?;
+    let parsed: RestoreBody = serde_json::from_slice(&body).map_err(json_error)?;
+    check_count(app, parsed.post_ids.len(), "post_ids")?;
+    let ids = ids_from(&parsed.post_ids)?;
+    let restored = app.store.write(|tx| bulk::restore_all(tx, &ids))?;
+    json(200, &Items { items: &restored })
 }

@@ -31,7 +31,12 @@ pub fn list(app: &App, request: &Request, post_id: i64) -> Result<Response, ApiE
     let limit = query.limit()?;
     let after = id_cursor(&query, 'c')?;
     let rows = app.store.comments(post_id, limit, after)?;
-    json(200, &Page::from_rows(rows, limit, |c: &Comment| encode_cursor('c', &[&c.id.to_string()])))
+    json(
+        200,
+        &Page::from_rows(rows, limit, |c: &Comment| {
+            encode_cursor('c', &[&c.id.to_string()])
+        }),
+    )
 }
 
 pub fn delete(app: &App, request: &Request, id: i64) -> Result<Response, ApiError> {

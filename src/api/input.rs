@@ -16,18 +16,32 @@ pub fn read_json_body(request: &Request, limit: usize) -> Result<Vec<u8>, ApiErr
     let content_type = request.header("Content-Type").unwrap_or("");
     let media_type = content_type.split(';').next().unwrap_or("").trim();
     if !media_type.eq_ignore_ascii_case("application/json") {
-        return Err(ApiError::new(415, "the body must be sent with Content-Type: application/json"));
+        return Err(ApiError::new(
+            415,
+            "the body must be sent with Content-Type: application/json",
+        ));
     }
-    let too_large = || ApiError::new(413, format!("the body is larger than the limit of {limit} bytes"));
+    let too_large = || {
+        ApiError::new(
+            413,
+            format!("the body is larger than the limit of {limit} bytes"),
+        )
+    };
     if let Some(declared) = request.header("Content-Length") {
         match declared.trim().parse::<u64>() {
             Ok(len) if len > limit as u64 => return Err(too_large()),
             Ok(_) => {}
-            Err(_) => return Err(ApiError::bad_request("the Content-Length header is not a number")),
+            Err(_) => {
+                return Err(ApiError::bad_request(
+                    "the Content-Length header is not a number",
+                ))
+            }
         }
     }
     let Some(body) = request.data() else {
-        return Err(ApiError::bad_request("the request body was already consumed"));
+        return Err(ApiError::bad_request(
+            "the request body was already consumed",
+        ));
     };
     let mut bytes = Vec::new();
     body.take(limit as u64 + 1)
@@ -110,7 +124,10 @@ pub struct Fields {
 
 impl Fields {
     pub fn new(object: JsonObject) -> Fields {
-        Fields { remaining: object.0, errors: Vec::new() }
+        Fields {
+            remaining: object.0,
+            errors: Vec::new(),
+        }
     }
 
     fn take(&mut self, name: &str) -> Option<Value> {
@@ -147,6 +164,14 @@ impl Fields {
                 None
             }
             None => None,
+        }
+    }
+
+    /// A required positive id field.
+    pub fn take_id(&mut self, name: &'static str) -> Result<i64, &'static str> {
+        match self.take(name) {
+            Some(value) => json_id(&value),
+            None => Err("is required"),
         }
     }
 
@@ -315,9 +340,15 @@ pub fn decode_cursor(cursor: &str, tag: char, field_count: usize) -> Result<Vec<
     }
     let bytes: Option<Vec<u8>> = (0..cursor.len())
         .step_by(2)
-        .map(|i| cursor.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .map(|i| {
+            cursor
+                .get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
         .collect();
-    let text = bytes.and_then(|b| String::from_utf8(b).ok()).ok_or_else(forged)?;
+    let text = bytes
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(forged)?;
     let rest = text.strip_prefix(tag).ok_or_else(forged)?;
     let fields: Vec<String> = rest.split(',').map(str::to_owned).collect();
     if fields.len() != field_count {
@@ -357,7 +388,10 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_refuse_tampering() {
         let cursor = encode_cursor('t', &["2026-11-22T10:04:05.123Z", "42"]);
-        assert_eq!(decode_cursor(&cursor, 't', 2).unwrap(), ["2026-11-22T10:04:05.123Z", "42"]);
+        assert_eq!(
+            decode_cursor(&cursor, 't', 2).unwrap(),
+            ["2026-11-22T10:04:05.123Z", "42"]
+        );
         assert!(decode_cursor(&cursor, 'p', 2).is_err());
         assert!(decode_cursor("zz", 't', 2).is_err());
         assert!(decode_cursor(&"ab".repeat(5000), 't', 2).is_err());

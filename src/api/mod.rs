@@ -44,9 +44,11 @@ impl App {
 pub fn serve(config: &ServeConfig, app: App) -> Result<(), String> {
     let app = std::sync::Arc::new(app);
     let handler_app = app.clone();
-    let server = rouille::Server::new(config.addr.as_str(), move |request| handle(&handler_app, request))
-        .map_err(|err| format!("cannot listen on {}: {err}", config.addr))?
-        .pool_size(config.workers);
+    let server = rouille::Server::new(config.addr.as_str(), move |request| {
+        handle(&handler_app, request)
+    })
+    .map_err(|err| format!("cannot listen on {}: {err}", config.addr))?
+    .pool_size(config.workers);
     println!(
         "postd {} listening on http://{} (database {}, {} workers, signup {})",
         env!("CARGO_PKG_VERSION"),
@@ -77,8 +79,10 @@ fn dispatch(app: &App, request: &Request) -> Result<Response, ApiError> {
     };
     let method = request.method();
     if !methods.contains(&method) {
-        return Err(ApiError::new(405, format!("{} is not allowed here", clip(method)))
-            .with_header("Allow", methods.join(", ")));
+        return Err(
+            ApiError::new(405, format!("{} is not allowed here", clip(method)))
+                .with_header("Allow", methods.join(", ")),
+        );
     }
     match (target, method) {
         (Target::Register, _) => auth::register(app, request),
@@ -116,7 +120,12 @@ type Headers = Vec<(Cow<'static, str>, Cow<'static, str>)>;
 /// A JSON response from bytes already serialized.
 pub fn json_bytes(status: u16, bytes: Vec<u8>) -> Response {
     let headers: Headers = vec![("Content-Type".into(), "application/json".into())];
-    Response { status_code: status, headers, data: ResponseBody::from_data(bytes), upgrade: None }
+    Response {
+        status_code: status,
+        headers,
+        data: ResponseBody::from_data(bytes),
+        upgrade: None,
+    }
 }
 
 pub fn to_json_bytes<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, ApiError> {
@@ -132,7 +141,12 @@ pub fn json<T: Serialize + ?Sized>(status: u16, value: &T) -> Result<Response, A
 
 /// 204: no body and no Content-Type.
 pub fn no_content() -> Response {
-    Response { status_code: 204, headers: Vec::new(), data: ResponseBody::empty(), upgrade: None }
+    Response {
+        status_code: 204,
+        headers: Vec::new(),
+        data: ResponseBody::empty(),
+        upgrade: None,
+    }
 }
 
 #[derive(Serialize)]
@@ -147,7 +161,14 @@ impl<T: Serialize> Page<T> {
     pub fn from_rows(mut rows: Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> String) -> Page<T> {
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
-        let next_cursor = if more { rows.last().map(cursor_of) } else { None };
-        Page { items: rows, next_cursor }
+        let next_cursor = if more {
+            rows.last().map(cursor_of)
+        } else {
+            None
+        };
+        Page {
+            items: rows,
+            next_cursor,
+        }
     }
 }

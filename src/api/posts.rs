@@ -1,11 +1,16 @@
 //! `/posts`, `/posts/{id}`, `/posts/by-slug/{slug}`, `/posts/{id}/restore`, `/trash`.
 
 use super::auth::{actor, admin};
-use super::input::{decode_cursor, encode_cursor, id_cursor, parse_object, query_error, read_json_body, Fields, JsonObject, Query};
+use super::input::{
+    decode_cursor, encode_cursor, id_cursor, parse_object, query_error, read_json_body, Fields,
+    JsonObject, Query,
+};
 use super::problem::ApiError;
 use super::{json, json_bytes, no_content, App, Page};
 use crate::clock;
-use crate::model::{check_post_body, check_slug, normalize_title, ItemError, NewPost, Post, PostPatch};
+use crate::model::{
+    check_post_body, check_slug, normalize_title, ItemError, NewPost, Post, PostPatch,
+};
 use crate::store::{idempotency, posts, StoreError};
 use rouille::{Request, Response};
 use rusqlite::Transaction;
@@ -16,7 +21,11 @@ pub(super) fn new_post_from(object: JsonObject) -> Result<NewPost, Vec<ItemError
     let title = fields.string("title", true);
     let body = fields.string("body", true);
     let slug = fields.string("slug", false);
-    let title = title.and_then(|t| normalize_title(&t).map_err(|m| fields.error("title", m)).ok());
+    let title = title.and_then(|t| {
+        normalize_title(&t)
+            .map_err(|m| fields.error("title", m))
+            .ok()
+    });
     if let Some(b) = &body {
         if let Err(message) = check_post_body(b) {
             fields.error("body", message);
@@ -40,8 +49,16 @@ pub(super) fn patch_from(fields: &mut Fields) -> PostPatch {
     let title = fields.string("title", false);
     let body = fields.string("body", false);
     let slug = fields.string("slug", false);
-    let title = title.and_then(|t| normalize_title(&t).map_err(|m| fields.error("title", m)).ok());
-    let body = body.filter(|b| check_post_body(b).map_err(|m| fields.error("body", m)).is_ok());
+    let title = title.and_then(|t| {
+        normalize_title(&t)
+            .map_err(|m| fields.error("title", m))
+            .ok()
+    });
+    let body = body.filter(|b| {
+        check_post_body(b)
+            .map_err(|m| fields.error("body", m))
+            .is_ok()
+    });
     let slug = slug.filter(|s| check_slug(s).map_err(|m| fields.error("slug", m)).is_ok());
     let patch = PostPatch { title, body, slug };
     if patch.is_empty() && fields.errors.is_empty() {
@@ -59,10 +76,14 @@ pub(super) fn patch_from(fields: &mut Fields) -> PostPatch {
 pub(super) fn idempotency_key(request: &Request) -> Result<Option<String>, ApiError> {
     match request.header("Idempotency-Key") {
         None => Ok(None),
-        Some(key) if (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) => {
+        Some(key)
+            if (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
             Ok(Some(key.to_owned()))
         }
-        Some(_) => Err(ApiError::bad_request("Idempotency-Key must be 1 to 255 visible ASCII characters")),
+        Some(_) => Err(ApiError::bad_request(
+            "Idempotency-Key must be 1 to 255 visible ASCII characters",
+        )),
     }
 }
 
@@ -84,36 +105,58 @@ impl Written {
     }
 }
 
+/// An Idempotency-Key with the fingerprint of the request it came with.
+pub(super) struct KeyedRequest {
+    key: String,
+    fingerprint: String,
+}
+
+impl KeyedRequest {
+    /// Fingerprints the request (method, path, exact body bytes) when a key was sent.
+    pub fn new(request: &Request, key: Option<String>, body: &[u8]) -> Option<KeyedRequest> {
+        let path = request.raw_url().split('?').next().unwrap_or_default();
+        key.map(|key| KeyedRequest {
+            key,
+            fingerprint: idempotency::request_fingerprint(request.method(), path, body),
+        })
+    }
+}
+
 /// Runs a creating write in one IMMEDIATE transaction, honouring an Idempotency-Key: a
 /// replay answers the stored status and body and writes nothing; a first use stores the
 /// answer in the same transaction as the writes. `write` returns the status and body.
 pub(super) fn idempotent_write(
     app: &App,
-    request: &Request,
     user_id: i64,
-    key: Option<String>,
-    body: &[u8],
+    keyed: Option<KeyedRequest>,
     write: impl FnOnce(&Transaction) -> Result<(u16, Vec<u8>), StoreError>,
 ) -> Result<Written, ApiError> {
-    let path = request.raw_url().split('?').next().unwrap_or_default();
-    let fingerprint = key.as_ref().map(|_| idempotency::request_fingerprint(request.method(), path, body));
     let written = app.store.write(|tx| {
-        if let (Some(key), Some(fingerprint)) = (&key, &fingerprint) {
-            if let Some(stored) = idempotency::lookup(tx, user_id, key, fingerprint)? {
-                return Ok(Written { status: stored.status, body: stored.body, replayed: true });
+        if let Some(k) = &keyed {
+            if let Some(stored) = idempotency::lookup(tx, user_id, &k.key, &k.fingerprint)? {
+                return Ok(Written {
+                    status: stored.status,
+                    body: stored.body,
+                    replayed: true,
+                });
             }
         }
         let (status, body) = write(tx)?;
-        if let (Some(key), Some(fingerprint)) = (&key, &fingerprint) {
-            idempotency::save(tx, user_id, key, fingerprint, status, &body)?;
+        if let Some(k) = &keyed {
+            idempotency::save(tx, user_id, &k.key, &k.fingerprint, status, &body)?;
         }
-        Ok(Written { status, body, replayed: false })
+        Ok(Written {
+            status,
+            body,
+            replayed: false,
+        })
     })?;
     Ok(written)
 }
 
 pub(super) fn serialize<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(|err| StoreError::Internal(format!("serializing a response: {err}")))
+    serde_json::to_vec(value)
+        .map_err(|err| StoreError::Internal(format!("serializing a response: {err}")))
 }
 
 pub fn create(app: &App, request: &Request) -> Result<Response, ApiError> {
@@ -121,7 +164,8 @@ pub fn create(app: &App, request: &Request) -> Result<Response, ApiError> {
     let key = idempotency_key(request)?;
     let body = read_json_body(request, app.max_body)?;
     let new_post = new_post_from(parse_object(&body)?).map_err(ApiError::invalid)?;
-    let written = idempotent_write(app, request, actor.user_id, key, &body, |tx| {
+    let keyed = KeyedRequest::new(request, key, &body);
+    let written = idempotent_write(app, actor.user_id, keyed, |tx| {
         let post = posts::create(tx, &actor, new_post)?;
         Ok((201, serialize(&post)?))
     })?;
@@ -148,8 +192,18 @@ pub fn list(app: &App, request: &Request) -> Result<Response, ApiError> {
     let before_id = id_cursor(&query, 'p')?;
     let author_id = query.positive_id("author_id")?;
     let words = search_words(query.get("q")?)?;
-    let rows = app.store.list_posts(&posts::ListQuery { limit, before_id, author_id, words: &words })?;
-    json(200, &Page::from_rows(rows, limit, |post: &Post| encode_cursor('p', &[&post.id.to_string()])))
+    let rows = app.store.list_posts(&posts::ListQuery {
+        limit,
+        before_id,
+        author_id,
+        words: &words,
+    })?;
+    json(
+        200,
+        &Page::from_rows(rows, limit, |post: &Post| {
+            encode_cursor('p', &[&post.id.to_string()])
+        }),
+    )
 }
 
 const MAX_SEARCH_WORDS: usize = 32;
@@ -223,10 +277,16 @@ pub fn trash(app: &App, request: &Request) -> Result<Response, ApiError> {
             let fields = decode_cursor(cursor, 't', 2)?;
             let id = super::input::path_id(&fields[1]);
             match id {
-                Some(id) if clock::is_timestamp(&fields[0]) => {
-                    Some(posts::TrashCursor { deleted_at: fields[0].clone(), id })
+                Some(id) if clock::is_timestamp(&fields[0]) => Some(posts::TrashCursor {
+                    deleted_at: fields[0].clone(),
+                    id,
+                }),
+                _ => {
+                    return Err(query_error(
+                        "cursor",
+                        "is not a cursor this listing handed out",
+                    ))
                 }
-                _ => return Err(query_error("cursor", "is not a cursor this listing handed out")),
             }
         }
     };
@@ -234,7 +294,11 @@ pub fn trash(app: &App, request: &Request) -> Result<Response, ApiError> {
     json(
         200,
         &Page::from_rows(rows, limit, |post: &Post| {
-            let deleted_at = post.deletion.as_ref().map(|d| d.deleted_at.as_str()).unwrap_or_default();
+            let deleted_at = post
+                .deletion
+                .as_ref()
+                .map(|d| d.deleted_at.as_str())
+                .unwrap_or_default();
             encode_cursor('t', &[deleted_at, &post.id.to_string()])
         }),
     )

@@ -14,7 +14,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: u16, detail: impl Into<String>) -> ApiError {
-        ApiError { status, detail: detail.into(), errors: Vec::new(), headers: Vec::new() }
+        ApiError {
+            status,
+            detail: detail.into(),
+            errors: Vec::new(),
+            headers: Vec::new(),
+        }
     }
 
     pub fn bad_request(detail: impl Into<String>) -> ApiError {
@@ -43,11 +48,17 @@ impl ApiError {
             1 => "the request has 1 invalid value".to_string(),
             n => format!("the request has {n} invalid values"),
         };
-        ApiError { errors, ..ApiError::new(422, detail) }
+        ApiError {
+            errors,
+            ..ApiError::new(422, detail)
+        }
     }
 
     pub fn internal() -> ApiError {
-        ApiError::new(500, "the server hit an unexpected error; nothing was changed by this request")
+        ApiError::new(
+            500,
+            "the server hit an unexpected error; nothing was changed by this request",
+        )
     }
 
     pub fn with_header(mut self, name: &'static str, value: String) -> ApiError {
@@ -64,10 +75,17 @@ impl ApiError {
             errors: &self.errors,
         };
         let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
-        let mut headers: Vec<(std::borrow::Cow<'static, str>, std::borrow::Cow<'static, str>)> =
-            vec![("Content-Type".into(), "application/problem+json".into())];
+        let mut headers: Vec<(
+            std::borrow::Cow<'static, str>,
+            std::borrow::Cow<'static, str>,
+        )> = vec![("Content-Type".into(), "application/problem+json".into())];
         headers.extend(self.headers.into_iter().map(|(k, v)| (k.into(), v.into())));
-        Response { status_code: self.status, headers, data: ResponseBody::from_data(bytes), upgrade: None }
+        Response {
+            status_code: self.status,
+            headers,
+            data: ResponseBody::from_data(bytes),
+            upgrade: None,
+        }
     }
 }
 
@@ -103,7 +121,11 @@ pub fn status_title(status: u16) -> &'static str {
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> ApiError {
         match err {
-            StoreError::Refused { why, detail, errors } => {
+            StoreError::Refused {
+                why,
+                detail,
+                errors,
+            } => {
                 let status = match why {
                     Refusal::NotFound => 404,
                     Refusal::Forbidden => 403,
@@ -111,7 +133,10 @@ impl From<StoreError> for ApiError {
                     Refusal::BadState => 400,
                     Refusal::Mismatch => 422,
                 };
-                ApiError { errors, ..ApiError::new(status, detail) }
+                ApiError {
+                    errors,
+                    ..ApiError::new(status, detail)
+                }
             }
             StoreError::Unavailable(detail) => {
                 eprintln!("postd: database unavailable: {detail}");
@@ -125,7 +150,10 @@ impl From<StoreError> for ApiError {
             StoreError::Sqlite(err) => {
                 eprintln!("postd: database error: {err}");
                 if let rusqlite::Error::SqliteFailure(e, _) = &err {
-                    if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) {
+                    if matches!(
+                        e.code,
+                        rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                    ) {
                         return ApiError::new(503, "the database is busy; try again shortly")
                             .with_header("Retry-After", "1".into());
                     }

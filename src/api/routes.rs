@@ -51,9 +51,10 @@ pub fn resolve(path: &str) -> Option<(Target, &'static [&'static str])> {
         ["posts"] => (Target::Posts, "/posts"),
         ["posts", "bulk"] => (Target::PostsBulk, "/posts/bulk"),
         ["posts", "bulk", "restore"] => (Target::PostsBulkRestore, "/posts/bulk/restore"),
-        ["posts", "by-slug", slug] if !slug.is_empty() => {
-            (Target::PostBySlug((*slug).to_string()), "/posts/by-slug/{slug}")
-        }
+        ["posts", "by-slug", slug] if !slug.is_empty() => (
+            Target::PostBySlug((*slug).to_string()),
+            "/posts/by-slug/{slug}",
+        ),
         ["posts", id] => (Target::Post(path_id(id)?), "/posts/{id}"),
         ["posts", id, "restore"] => (Target::PostRestore(path_id(id)?), "/posts/{id}/restore"),
         ["posts", id, "comments"] => (Target::PostComments(path_id(id)?), "/posts/{id}/comments"),
@@ -63,7 +64,10 @@ pub fn resolve(path: &str) -> Option<(Target, &'static [&'static str])> {
         ["openapi.json"] => (Target::OpenApi, "/openapi.json"),
         _ => return None,
     };
-    let methods = ROUTES.iter().find(|(t, _)| *t == template).map(|(_, m)| *m)?;
+    let methods = ROUTES
+        .iter()
+        .find(|(t, _)| *t == template)
+        .map(|(_, m)| *m)?;
     Some((target, methods))
 }
 
@@ -73,20 +77,32 @@ mod tests {
 
     /// Fills a template's parameters with valid values.
     fn example_path(template: &str) -> String {
-        template.replace("{id}", "7").replace("{slug}", "hello-world")
+        template
+            .replace("{id}", "7")
+            .replace("{slug}", "hello-world")
     }
 
     #[test]
     fn every_table_route_resolves_and_only_to_itself() {
         for (template, methods) in ROUTES {
-            let (_, resolved) = resolve(&example_path(template)).unwrap_or_else(|| panic!("{template}"));
+            let (_, resolved) =
+                resolve(&example_path(template)).unwrap_or_else(|| panic!("{template}"));
             assert_eq!(resolved, *methods, "{template}");
         }
     }
 
     #[test]
     fn bad_ids_and_unknown_paths_are_not_found() {
-        for path in ["/posts/0", "/posts/-1", "/posts/abc", "/posts/1/x", "/nope", "/", "/posts/", "posts"] {
+        for path in [
+            "/posts/0",
+            "/posts/-1",
+            "/posts/abc",
+            "/posts/1/x",
+            "/nope",
+            "/",
+            "/posts/",
+            "posts",
+        ] {
             assert!(resolve(path).is_none(), "{path}");
         }
         assert_eq!(resolve("/posts/bulk").map(|r| r.0), Some(Target::PostsBulk));
@@ -96,19 +112,30 @@ mod tests {
     fn openapi_document_lists_exactly_the_routes() {
         let doc: serde_json::Value =
             serde_json::from_str(include_str!("../../openapi.json")).expect("openapi.json parses");
-        assert_eq!(doc["openapi"].as_str().map(|v| v.starts_with("3.1")), Some(true));
+        assert_eq!(
+            doc["openapi"].as_str().map(|v| v.starts_with("3.1")),
+            Some(true)
+        );
         let paths = doc["paths"].as_object().expect("paths");
         let mut documented: Vec<(String, String)> = Vec::new();
         for (path, item) in paths {
             for method in item.as_object().expect("path item").keys() {
-                if ["get", "post", "patch", "delete", "put", "head", "options", "trace"].contains(&method.as_str()) {
+                if [
+                    "get", "post", "patch", "delete", "put", "head", "options", "trace",
+                ]
+                .contains(&method.as_str())
+                {
                     documented.push((path.clone(), method.to_uppercase()));
                 }
             }
         }
         let mut routed: Vec<(String, String)> = ROUTES
             .iter()
-            .flat_map(|(path, methods)| methods.iter().map(move |m| (path.to_string(), m.to_string())))
+            .flat_map(|(path, methods)| {
+                methods
+                    .iter()
+                    .map(move |m| (path.to_string(), m.to_string()))
+            })
             .collect();
         documented.sort();
         routed.sort();

@@ -18,7 +18,12 @@ fn comment_from_row(row: &Row<'_>) -> rusqlite::Result<Comment> {
 }
 
 /// Up to `limit + 1` comments of an active post, oldest first, after comment `after_id`.
-fn list(conn: &Connection, post_id: i64, limit: u32, after_id: Option<i64>) -> StoreResult<Vec<Comment>> {
+fn list(
+    conn: &Connection,
+    post_id: i64,
+    limit: u32,
+    after_id: Option<i64>,
+) -> StoreResult<Vec<Comment>> {
     if active_by_id(conn, post_id)?.is_none() {
         return Err(not_found(post_id));
     }
@@ -27,12 +32,20 @@ fn list(conn: &Connection, post_id: i64, limit: u32, after_id: Option<i64>) -> S
          WHERE post_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
     )?;
     let fetch = i64::from(limit) + 1;
-    let rows = stmt.query_map(params![post_id, after_id.unwrap_or(0), fetch], comment_from_row)?;
+    let rows = stmt.query_map(
+        params![post_id, after_id.unwrap_or(0), fetch],
+        comment_from_row,
+    )?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
 impl Store {
-    pub fn create_comment(&self, actor: &Actor, post_id: i64, body: String) -> StoreResult<Comment> {
+    pub fn create_comment(
+        &self,
+        actor: &Actor,
+        post_id: i64,
+        body: String,
+    ) -> StoreResult<Comment> {
         self.write(|tx| {
             if active_by_id(tx, post_id)?.is_none() {
                 return Err(not_found(post_id));
@@ -46,7 +59,12 @@ impl Store {
         })
     }
 
-    pub fn comments(&self, post_id: i64, limit: u32, after_id: Option<i64>) -> StoreResult<Vec<Comment>> {
+    pub fn comments(
+        &self,
+        post_id: i64,
+        limit: u32,
+        after_id: Option<i64>,
+    ) -> StoreResult<Vec<Comment>> {
         self.snapshot(|conn| list(conn, post_id, limit, after_id))
     }
 

@@ -29,14 +29,19 @@ impl Store {
     /// Writes to a temporary file beside `dest` and renames it into place, so `dest` is
     /// either the old file or a complete new copy.
     pub fn backup_to(&self, dest: &Path) -> StoreResult<()> {
-        let file_name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let file_name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let partial = dest.with_file_name(format!(".{file_name}.partial-{}", std::process::id()));
         let result = self.read(|conn| {
             let mut target = Connection::open(&partial)?;
             {
                 let backup = Backup::new(conn, &mut target)?;
                 if backup.step(-1)? != rusqlite::backup::StepResult::Done {
-                    return Err(super::StoreError::Unavailable("the database is locked; backup not taken".into()));
+                    return Err(super::StoreError::Unavailable(
+                        "the database is locked; backup not taken".into(),
+                    ));
                 }
             }
             // The copy is a standalone file: no WAL beside it once closed.
@@ -44,7 +49,10 @@ impl Store {
             target.close().map_err(|(_, err)| err)?;
             Ok(())
         });
-        match result.and_then(|()| std::fs::rename(&partial, dest).map_err(|e| super::StoreError::Unavailable(e.to_string()))) {
+        match result.and_then(|()| {
+            std::fs::rename(&partial, dest)
+                .map_err(|e| super::StoreError::Unavailable(e.to_string()))
+        }) {
             Ok(()) => Ok(()),
             Err(err) => {
                 let _ = std::fs::remove_file(&partial);

@@ -39,7 +39,11 @@ pub enum Refusal {
 
 #[derive(Debug)]
 pub enum StoreError {
-    Refused { why: Refusal, detail: String, errors: Vec<ItemError> },
+    Refused {
+        why: Refusal,
+        detail: String,
+        errors: Vec<ItemError>,
+    },
     /// No connection could be had in time (pool exhausted or the file unreadable).
     Unavailable(String),
     /// A bug of ours, not the database's (e.g. a response that would not serialize).
@@ -49,7 +53,11 @@ pub enum StoreError {
 
 impl StoreError {
     pub fn refused(why: Refusal, detail: impl Into<String>) -> StoreError {
-        StoreError::Refused { why, detail: detail.into(), errors: Vec::new() }
+        StoreError::Refused {
+            why,
+            detail: detail.into(),
+            errors: Vec::new(),
+        }
     }
 
     pub fn not_found(detail: impl Into<String>) -> StoreError {
@@ -65,7 +73,11 @@ impl StoreError {
     }
 
     pub fn items(why: Refusal, detail: impl Into<String>, errors: Vec<ItemError>) -> StoreError {
-        StoreError::Refused { why, detail: detail.into(), errors }
+        StoreError::Refused {
+            why,
+            detail: detail.into(),
+            errors,
+        }
     }
 }
 
@@ -148,7 +160,11 @@ impl Store {
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(10))
             .build(manager)?;
-        Ok(Store { pool, write_lock: Mutex::new(()), path: path.to_owned() })
+        Ok(Store {
+            pool,
+            write_lock: Mutex::new(()),
+            path: path.to_owned(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -177,7 +193,10 @@ impl Store {
         let mut conn = self.pool.get()?;
         // A writer that panicked leaves the lock poisoned; its transaction was already
         // rolled back by unwinding, so the protected state (none) is fine.
-        let _writer = self.write_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _writer = self
+            .write_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
         tx.commit()?;

@@ -9,28 +9,37 @@ use std::collections::{HashMap, HashSet};
 
 const POST_COLUMNS: &str = "id, author_id, title, slug, body, created_at, updated_at";
 
-pub(crate) fn post_from_row(row: &Row<'_>) -> rusqlite::Result<Post> {
+fn post_from_row(row: &Row<'_>) -> rusqlite::Result<Post> {
+    post_from_row_at(row, 0)
+}
+
+/// Reads the seven post columns starting at column `at`.
+pub(crate) fn post_from_row_at(row: &Row<'_>, at: usize) -> rusqlite::Result<Post> {
     Ok(Post {
-        id: row.get(0)?,
-        author_id: row.get(1)?,
-        title: row.get(2)?,
-        slug: row.get(3)?,
-        body: row.get(4)?,
-        created_at: row.get(5)?,
-        updated_at: row.get(6)?,
+        id: row.get(at)?,
+        author_id: row.get(at + 1)?,
+        title: row.get(at + 2)?,
+        slug: row.get(at + 3)?,
+        body: row.get(at + 4)?,
+        created_at: row.get(at + 5)?,
+        updated_at: row.get(at + 6)?,
         deletion: None,
     })
 }
 
 fn trashed_post_from_row(row: &Row<'_>) -> rusqlite::Result<Post> {
     let mut post = post_from_row(row)?;
-    post.deletion = Some(Deletion { deleted_at: row.get(7)?, deleted_by_id: row.get(8)? });
+    post.deletion = Some(Deletion {
+        deleted_at: row.get(7)?,
+        deleted_by_id: row.get(8)?,
+    });
     Ok(post)
 }
 
 pub fn active_by_id(conn: &Connection, id: i64) -> StoreResult<Option<Post>> {
-    let mut stmt =
-        conn.prepare_cached(&format!("SELECT {POST_COLUMNS} FROM active_posts WHERE id = ?1"))?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {POST_COLUMNS} FROM active_posts WHERE id = ?1"
+    ))?;
     Ok(stmt.query_row([id], post_from_row).optional()?)
 }
 
@@ -42,14 +51,16 @@ pub fn deleted_by_id(conn: &Connection, id: i64) -> StoreResult<Option<Post>> {
 }
 
 fn active_by_slug(conn: &Connection, slug: &str) -> StoreResult<Option<Post>> {
-    let mut stmt =
-        conn.prepare_cached(&format!("SELECT {POST_COLUMNS} FROM active_posts WHERE slug = ?1"))?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {POST_COLUMNS} FROM active_posts WHERE slug = ?1"
+    ))?;
     Ok(stmt.query_row([slug], post_from_row).optional()?)
 }
 
 /// Is `slug` held by an active post? Soft-deleted posts hold no slug.
 pub fn slug_taken(conn: &Connection, slug: &str) -> StoreResult<bool> {
-    let mut stmt = conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM active_posts WHERE slug = ?1)")?;
+    let mut stmt =
+        conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM active_posts WHERE slug = ?1)")?;
     Ok(stmt.query_row([slug], |row| row.get(0))?)
 }
 
@@ -106,7 +117,13 @@ impl SlugAllocator {
 }
 
 /// Inserts one post whose slug is already decided. Used by single and bulk create.
-pub fn insert(tx: &Transaction, author_id: i64, post: NewPost, slug: String, now: &str) -> StoreResult<Post> {
+pub fn insert(
+    tx: &Transaction,
+    author_id: i64,
+    post: NewPost,
+    slug: String,
+    now: &str,
+) -> StoreResult<Post> {
     let mut stmt = tx.prepare_cached(
         "INSERT INTO posts (author_id, title, slug, body, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
@@ -186,7 +203,10 @@ pub fn list_active(conn: &Connection, query: &ListQuery<'_>) -> StoreResult<Vec<
         (false, false) => stmt.query_map(params![before, fetch], post_from_row)?,
         (true, false) => stmt.query_map(params![before, fetch, author], post_from_row)?,
         // With words the statement numbers up to ?4; an unused ?3 may be bound harmlessly.
-        (_, true) => stmt.query_map(params![before, fetch, author, fts_query(query.words)], post_from_row)?,
+        (_, true) => stmt.query_map(
+            params![before, fetch, author, fts_query(query.words)],
+            post_from_row,
+        )?,
     };
     Ok(rows.collect::<Result<_, _>>()?)
 }
@@ -211,14 +231,18 @@ pub fn list_trash(
         Some(c) => (c.deleted_at.as_str(), c.id),
         None => ("~", i64::MAX),
     };
-    let cols = "id, author_id, title, slug, body, created_at, updated_at, deleted_at, deleted_by_id";
+    let cols =
+        "id, author_id, title, slug, body, created_at, updated_at, deleted_at, deleted_by_id";
     let rows = match author_id {
         Some(author) => {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {cols} FROM deleted_posts WHERE author_id = ?1 AND (deleted_at, id) < (?2, ?3)
                  ORDER BY deleted_at DESC, id DESC LIMIT ?4"
             ))?;
-            let rows = stmt.query_map(params![author, after_at, after_id, fetch], trashed_post_from_row)?;
+            let rows = stmt.query_map(
+                params![author, after_at, after_id, fetch],
+                trashed_post_from_row,
+            )?;
             rows.collect::<Result<Vec<_>, _>>()?
         }
         None => {
@@ -236,7 +260,9 @@ pub fn list_trash(
 fn managed_active_post(tx: &Transaction, actor: &Actor, id: i64) -> StoreResult<Post> {
     let post = active_by_id(tx, id)?.ok_or_else(|| not_found(id))?;
     if !actor.may_manage(post.author_id) {
-        return Err(StoreError::forbidden(format!("post {id} belongs to another user")));
+        return Err(StoreError::forbidden(format!(
+            "post {id} belongs to another user"
+        )));
     }
     Ok(post)
 }
@@ -252,14 +278,22 @@ pub fn update(tx: &Transaction, actor: &Actor, id: i64, patch: PostPatch) -> Sto
 }
 
 /// Writes a checked patch; `None` if the post is not active.
-pub fn apply_patch(tx: &Transaction, id: i64, patch: &PostPatch, now: &str) -> StoreResult<Option<Post>> {
+pub fn apply_patch(
+    tx: &Transaction,
+    id: i64,
+    patch: &PostPatch,
+    now: &str,
+) -> StoreResult<Option<Post>> {
     let mut stmt = tx.prepare_cached(&format!(
         "UPDATE posts SET title = coalesce(?2, title), body = coalesce(?3, body),
                           slug = coalesce(?4, slug), updated_at = ?5
          WHERE id = ?1 AND deleted_at IS NULL RETURNING {POST_COLUMNS}"
     ))?;
     match stmt
-        .query_row(params![id, patch.title, patch.body, patch.slug, now], post_from_row)
+        .query_row(
+            params![id, patch.title, patch.body, patch.slug, now],
+            post_from_row,
+        )
         .optional()
     {
         Ok(post) => Ok(post),
@@ -285,7 +319,9 @@ pub fn hard_delete(tx: &Transaction, actor: &Actor, id: i64) -> StoreResult<()> 
         None => return Err(not_found(id)),
     };
     if !actor.may_manage(author_id) {
-        return Err(StoreError::forbidden(format!("post {id} belongs to another user")));
+        return Err(StoreError::forbidden(format!(
+            "post {id} belongs to another user"
+        )));
     }
     let mut stmt = tx.prepare_cached("DELETE FROM posts WHERE id = ?1")?;
     stmt.execute([id])?;
@@ -297,7 +333,10 @@ pub fn restore(tx: &Transaction, id: i64) -> StoreResult<Post> {
     let post = match locate(tx, id)? {
         None => return Err(not_found(id)),
         Some(Located::Active(_)) => {
-            return Err(StoreError::refused(Refusal::BadState, format!("post {id} is not deleted")))
+            return Err(StoreError::refused(
+                Refusal::BadState,
+                format!("post {id} is not deleted"),
+            ))
         }
         Some(Located::Deleted(post)) => post,
     };
@@ -311,7 +350,10 @@ pub fn restore(tx: &Transaction, id: i64) -> StoreResult<Post> {
         "UPDATE posts SET deleted_at = NULL, deleted_by_id = NULL WHERE id = ?1 AND deleted_at IS NOT NULL",
     )?;
     stmt.execute([id])?;
-    Ok(Post { deletion: None, ..post })
+    Ok(Post {
+        deletion: None,
+        ..post
+    })
 }
 
 impl Store {
@@ -327,8 +369,17 @@ impl Store {
         self.read(|conn| list_active(conn, query))
     }
 
-    pub fn trash(&self, actor: &Actor, limit: u32, after: Option<&TrashCursor>) -> StoreResult<Vec<Post>> {
-        let only_author = if actor.is_admin() { None } else { Some(actor.user_id) };
+    pub fn trash(
+        &self,
+        actor: &Actor,
+        limit: u32,
+        after: Option<&TrashCursor>,
+    ) -> StoreResult<Vec<Post>> {
+        let only_author = if actor.is_admin() {
+            None
+        } else {
+            Some(actor.user_id)
+        };
         self.read(|conn| list_trash(conn, only_author, limit, after))
     }
 
@@ -357,23 +408,49 @@ mod tests {
     use crate::store::users;
 
     fn author(t: &TempStore) -> Actor {
-        let user = t.store.write(|tx| users::insert(tx, "alice", "h", Role::User)).unwrap();
-        Actor { user_id: user.id, role: Role::User }
+        let user = t
+            .store
+            .write(|tx| users::insert(tx, "alice", "h", Role::User))
+            .unwrap();
+        Actor {
+            user_id: user.id,
+            role: Role::User,
+        }
     }
 
     fn new_post(title: &str, slug: Option<&str>) -> NewPost {
-        NewPost { title: title.into(), body: "b".into(), slug: slug.map(Into::into) }
+        NewPost {
+            title: title.into(),
+            body: "b".into(),
+            slug: slug.map(Into::into),
+        }
     }
 
     #[test]
     fn search_treats_operators_as_text() {
         let t = TempStore::new("fts");
         let actor = author(&t);
-        t.store.write(|tx| create(tx, &actor, new_post("NEAR the AND of it", None))).unwrap();
-        for words in [vec!["near".to_string()], vec!["\"".into()], vec!["AND".into(), "OR".into()]] {
-            let q = ListQuery { limit: 10, before_id: None, author_id: Some(actor.user_id), words: &words };
+        t.store
+            .write(|tx| create(tx, &actor, new_post("NEAR the AND of it", None)))
+            .unwrap();
+        for words in [
+            vec!["near".to_string()],
+            vec!["\"".into()],
+            vec!["AND".into(), "OR".into()],
+        ] {
+            let q = ListQuery {
+                limit: 10,
+                before_id: None,
+                author_id: Some(actor.user_id),
+                words: &words,
+            };
             t.store.list_posts(&q).unwrap();
-            let q = ListQuery { limit: 10, before_id: None, author_id: None, words: &words };
+            let q = ListQuery {
+                limit: 10,
+                before_id: None,
+                author_id: None,
+                words: &words,
+            };
             t.store.list_posts(&q).unwrap();
         }
     }
@@ -383,7 +460,12 @@ mod tests {
         let t = TempStore::new("slugs");
         let actor = author(&t);
         let slugs: Vec<String> = (0..3)
-            .map(|_| t.store.write(|tx| create(tx, &actor, new_post("Same Title", None))).unwrap().slug)
+            .map(|_| {
+                t.store
+                    .write(|tx| create(tx, &actor, new_post("Same Title", None)))
+                    .unwrap()
+                    .slug
+            })
             .collect();
         assert_eq!(slugs, ["same-title", "same-title-2", "same-title-3"]);
     }

@@ -16,22 +16,33 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
     })
 }
 
-pub fn insert(conn: &Connection, username: &str, password_hash: &str, role: Role) -> StoreResult<User> {
+pub fn insert(
+    conn: &Connection,
+    username: &str,
+    password_hash: &str,
+    role: Role,
+) -> StoreResult<User> {
     let now = clock::now();
     let mut stmt = conn.prepare_cached(
         "INSERT INTO users (username, password_hash, role, created_at) VALUES (?1, ?2, ?3, ?4)",
     )?;
     match stmt.insert(params![username, password_hash, role.as_str(), now]) {
-        Ok(id) => Ok(User { id, username: username.to_owned(), role, created_at: now }),
-        Err(err) if is_unique_violation(&err) => {
-            Err(StoreError::conflict(format!("username '{username}' is taken")))
-        }
+        Ok(id) => Ok(User {
+            id,
+            username: username.to_owned(),
+            role,
+            created_at: now,
+        }),
+        Err(err) if is_unique_violation(&err) => Err(StoreError::conflict(format!(
+            "username '{username}' is taken"
+        ))),
         Err(err) => Err(err.into()),
     }
 }
 
 pub fn by_id(conn: &Connection, id: i64) -> StoreResult<Option<User>> {
-    let mut stmt = conn.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"))?;
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"))?;
     Ok(stmt.query_row([id], user_from_row).optional()?)
 }
 
@@ -46,7 +57,12 @@ pub fn credentials(conn: &Connection, username: &str) -> StoreResult<Option<(Use
 }
 
 impl Store {
-    pub fn create_user(&self, username: &str, password_hash: &str, role: Role) -> StoreResult<User> {
+    pub fn create_user(
+        &self,
+        username: &str,
+        password_hash: &str,
+        role: Role,
+    ) -> StoreResult<User> {
         self.write(|tx| insert(tx, username, password_hash, role))
     }
 
@@ -75,7 +91,9 @@ impl Store {
             let mut stmt =
                 tx.prepare_cached("DELETE FROM users WHERE username = ?1 COLLATE NOCASE")?;
             match stmt.execute([username])? {
-                0 => Err(StoreError::not_found(format!("user '{username}' not found"))),
+                0 => Err(StoreError::not_found(format!(
+                    "user '{username}' not found"
+                ))),
                 _ => Ok(()),
             }
         })
