@@ -154,14 +154,9 @@ impl Parsed {
     }
 }
 
-fn number<T: std::str::FromStr>(
-    text: Option<String>,
-    name: &str,
-    default: T,
-    min: T,
-) -> Result<T, String>
+fn number<T>(text: Option<String>, name: &str, default: T, min: T) -> Result<T, String>
 where
-    T: PartialOrd + std::fmt::Display + Copy,
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
 {
     match text {
         None => Ok(default),

@@ -239,18 +239,19 @@ pub fn slug_base(title: &str) -> String {
     let mut slug = String::with_capacity(title.len().min(SLUG_MAX));
     let mut pending_dash = false;
     for ch in title.chars() {
-        if ch.is_ascii_alphanumeric() {
-            if pending_dash && !slug.is_empty() {
-                slug.push('-');
-            }
-            pending_dash = false;
-            slug.push(ch.to_ascii_lowercase());
-            if slug.len() >= SLUG_MAX {
-                break;
-            }
-        } else {
+        if !ch.is_ascii_alphanumeric() {
             pending_dash = true;
+            continue;
         }
+        let dash = pending_dash && !slug.is_empty();
+        if slug.len() + usize::from(dash) + 1 > SLUG_MAX {
+            break;
+        }
+        if dash {
+            slug.push('-');
+        }
+        pending_dash = false;
+        slug.push(ch.to_ascii_lowercase());
     }
     let trimmed_len = slug.trim_end_matches('-').len();
     slug.truncate(trimmed_len);

@@ -335,7 +335,7 @@ pub fn encode_cursor(tag: char, fields: &[&str]) -> String {
 /// The fields of a cursor made by `encode_cursor` with the same tag and field count.
 pub fn decode_cursor(cursor: &str, tag: char, field_count: usize) -> Result<Vec<String>, ApiError> {
     let forged = || query_error("cursor", "is not a cursor this listing handed out");
-    if cursor.len() > 256 || cursor.len() % 2 != 0 {
+    if cursor.len() > 256 || !cursor.len().is_multiple_of(2) {
         return Err(forged());
     }
     let bytes: Option<Vec<u8>> = (0..cursor.len())
