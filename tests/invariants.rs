@@ -1,0 +1,101 @@
+//! The architecture's invariants (ARCHITECTURE.md), checked against the source tree.
+
+use std::path::{Path, PathBuf};
+
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+    files
+}
+
+fn src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+/// Lines of production code (comments and unit-test modules left out) with their files.
+fn code_lines() -> Vec<(String, String)> {
+    let mut lines = Vec::new();
+    for file in rust_files(&src()) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let production = text.split("#[cfg(test)]").next().unwrap_or_default();
+        let name = file.strip_prefix(src()).unwrap().display().to_string();
+        lines.extend(
+            production
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("//"))
+                .map(|l| (name.clone(), l.to_string())),
+        );
+    }
+    lines
+}
+
+#[test]
+fn no_code_reads_the_posts_table_directly() {
+    // Reads go through active_posts / deleted_posts / active_comments; only DELETE names
+    // the table after FROM.
+    let leaks: Vec<_> = code_lines()
+        .into_iter()
+        .filter(|(_, line)| {
+            let lower = line.to_lowercase();
+            let words: Vec<&str> = lower.split(|c: char| !c.is_alphanumeric() && c != '_').collect();
+            words.windows(2).any(|w| w == ["from", "posts"]) && !lower.contains("delete from posts")
+        })
+        .collect();
+    assert!(leaks.is_empty(), "posts read outside the views: {leaks:?}");
+}
+
+#[test]
+fn sql_lives_only_in_the_store() {
+    let outside: Vec<_> = code_lines()
+        .into_iter()
+        .filter(|(file, _)| !file.starts_with("store"))
+        .filter(|(_, line)| {
+            ["SELECT ", "INSERT INTO", "UPDATE posts", "DELETE FROM", "prepare_cached", ".execute("]
+                .iter()
+                .any(|needle| line.contains(needle))
+        })
+        .collect();
+    assert!(outside.is_empty(), "SQL outside src/store: {outside:?}");
+}
+
+#[test]
+fn writes_use_immediate_transactions_only() {
+    let lines = code_lines();
+    let immediate: Vec<_> = lines.iter().filter(|(_, l)| l.contains("TransactionBehavior::Immediate")).collect();
+    // Store::write and the schema migration.
+    assert_eq!(immediate.len(), 2, "{immediate:?}");
+    let deferred: Vec<_> = lines
+        .iter()
+        .filter(|(_, l)| l.contains(".transaction()") || l.contains("TransactionBehavior::Deferred") || l.contains("BEGIN"))
+        .collect();
+    // Only Store::snapshot, which is for reads.
+    assert_eq!(deferred.len(), 1, "{deferred:?}");
+    assert!(deferred[0].1.contains("Deferred") && deferred[0].0 == "store/mod.rs", "{deferred:?}");
+}
+
+#[test]
+fn problem_json_is_made_in_one_place() {
+    let makers: Vec<_> = code_lines()
+        .into_iter()
+        .filter(|(_, l)| l.contains("application/problem+json"))
+        .map(|(file, _)| file)
+        .collect();
+    assert_eq!(makers, ["api/problem.rs"], "problem+json built outside api/problem.rs");
+}
+
+#[test]
+fn no_unwrap_or_expect_on_request_paths() {
+    let offenders: Vec<_> = code_lines()
+        .into_iter()
+        .filter(|(file, _)| file.starts_with("api") || file.starts_with("store"))
+        .filter(|(_, l)| l.contains(".unwrap()") || l.contains(".expect("))
+        .collect();
+    assert!(offenders.is_empty(), "{offenders:?}");
+}
