@@ -88,9 +88,9 @@ fn at_index(index: usize, errors: Vec<ItemError>) -> impl Iterator<Item = ItemEr
     errors.into_iter().map(move |e| e.at(index))
 }
 
-/// Positive ids from raw values, given once each in first-seen order; bad ones are
-/// collected as errors with their index.
-fn ids_from(raws: &[&RawValue]) -> Result<Vec<i64>, ApiError> {
+/// Positive ids from raw values with their request positions, each id once (its first
+/// position); bad ones are collected as errors with their index.
+fn ids_from(raws: &[&RawValue]) -> Result<Vec<(usize, i64)>, ApiError> {
     let mut ids = Vec::with_capacity(raws.len());
     let mut seen = std::collections::HashSet::with_capacity(raws.len());
     let mut errors = Vec::new();
@@ -101,7 +101,7 @@ fn ids_from(raws: &[&RawValue]) -> Result<Vec<i64>, ApiError> {
         {
             Ok(id) => {
                 if seen.insert(id) {
-                    ids.push(id);
+                    ids.push((index, id));
                 }
             }
             Err(message) => errors.push(ItemError {
@@ -278,7 +278,10 @@ pub fn delete(app: &App, request: &Request) -> Result<Response, ApiError> {
     let body = read_json_body(request, app.max_body)?;
     let parsed: DeleteBody = serde_json::from_slice(&body).map_err(json_error)?;
     check_count(app, parsed.post_ids.len(), "post_ids")?;
-    let ids = ids_from(&parsed.post_ids)?;
+    let ids: Vec<i64> = ids_from(&parsed.post_ids)?
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
     let hard = parsed.hard_delete.unwrap_or(false);
     let outcome = app
         .store

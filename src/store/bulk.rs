@@ -367,7 +367,10 @@ pub fn delete_all(
 
 /// Restores every listed post or none: 404 for ids that exist nowhere, 400 for posts that
 /// are not deleted, 409 for slugs an active post now holds or two restored posts share.
-pub fn restore_all(tx: &Transaction, ids: &[i64]) -> StoreResult<Vec<Post>> {
+/// `requested` pairs each id with its position in the request, for the error entries.
+pub fn restore_all(tx: &Transaction, requested: &[(usize, i64)]) -> StoreResult<Vec<Post>> {
+    let ids: Vec<i64> = requested.iter().map(|(_, id)| *id).collect();
+    let ids = ids.as_slice();
     let mut find = tx.prepare_cached(
         "SELECT a.id IS NOT NULL, d.id, d.author_id, d.title, d.slug, d.body, d.created_at, d.updated_at
          FROM json_each(?1) AS j
@@ -388,7 +391,8 @@ pub fn restore_all(tx: &Transaction, ids: &[i64]) -> StoreResult<Vec<Post>> {
 
     let mut missing = Vec::new();
     let mut not_deleted = Vec::new();
-    for (index, ((active, post), id)) in found.iter().zip(ids).enumerate() {
+    for ((active, post), (index, id)) in found.iter().zip(requested) {
+        let index = *index;
         if *active {
             not_deleted.push(ItemError::item(
                 index,
