@@ -160,9 +160,9 @@ fn assert_post(post: &Value) {
     .into_iter()
     .collect();
     assert_eq!(keys, expected, "post fields: {post}");
-    assert!(post["id"].as_i64().map_or(false, |id| id > 0), "{post}");
+    assert!(post["id"].as_i64().is_some_and(|id| id > 0), "{post}");
     assert!(
-        post["author_id"].as_i64().map_or(false, |id| id > 0),
+        post["author_id"].as_i64().is_some_and(|id| id > 0),
         "{post}"
     );
     for field in ["created_at", "updated_at"] {
@@ -364,7 +364,7 @@ fn slug_repeated_inside_one_batch_is_409_listing_both_indexes() {
     resp.expect(409);
     assert_eq!(error_indexes(&resp), vec![0, 3], "{}", resp.text());
     for e in errors_of(&resp) {
-        assert!(e.get("field").map_or(true, |f| f == "slug"), "{e}");
+        assert!(e.get("field").is_none_or(|f| f == "slug"), "{e}");
     }
     assert_eq!(post_count(&srv), 0);
     assert!(all_posts(&srv).is_empty());
@@ -494,7 +494,7 @@ fn derived_slugs_inside_one_batch_do_not_collide() {
             .strip_prefix("hello-")
             .unwrap_or_else(|| panic!("derived slug {s:?} in {slugs:?}"));
         assert!(
-            suffix.parse::<u32>().map_or(false, |n| n >= 3),
+            suffix.parse::<u32>().is_ok_and(|n| n >= 3),
             "derived slug {s:?} in {slugs:?}"
         );
     }
@@ -687,10 +687,10 @@ fn partial_mode_creates_valid_items_and_reports_the_rest() {
     assert!(
         results[1]["errors"]
             .as_array()
-            .map_or(false, |e| !e.is_empty()),
+            .is_some_and(|e| !e.is_empty()),
         "{out}"
     );
-    assert!(results[1].get("item").map_or(true, Value::is_null), "{out}");
+    assert!(results[1].get("item").is_none_or(Value::is_null), "{out}");
     for i in [0, 3] {
         let item = &results[i]["item"];
         assert_post(item);
@@ -1228,7 +1228,7 @@ fn bulk_restore_returns_posts_in_request_order() {
     assert_eq!(ids_of(items), vec![p3, p1], "{out}");
     for item in items {
         assert!(
-            item.get("deleted_at").map_or(true, Value::is_null),
+            item.get("deleted_at").is_none_or(Value::is_null),
             "restored post still deleted: {item}"
         );
         assert_eq!(get_post(&srv, id_of(item)).json()["title"], item["title"]);
