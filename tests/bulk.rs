@@ -11,6 +11,16 @@ use std::time::Duration;
 // Helpers
 // ---------------------------------------------------------------------------------------
 
+/// method, path, caller, body, extra headers, expected status.
+type RejectedCase<'a> = (
+    &'a str,
+    &'a str,
+    &'a TestUser,
+    Value,
+    Vec<(&'a str, &'a str)>,
+    u16,
+);
+
 fn bulk_create(srv: &Server, user: &TestUser, items: Value) -> Resp {
     srv.call(
         "POST",
@@ -1419,7 +1429,7 @@ fn rejected_bulk_requests_change_nothing() {
     keyed.expect(201);
 
     let before = snapshot(&srv, &admin);
-    let cases: Vec<(&str, &str, &TestUser, Value, Vec<(&str, &str)>, u16)> = vec![
+    let cases: Vec<RejectedCase> = vec![
         (
             "POST",
             "/posts/bulk",
