@@ -44,7 +44,9 @@ fn no_code_reads_the_posts_table_directly() {
         .into_iter()
         .filter(|(_, line)| {
             let lower = line.to_lowercase();
-            let words: Vec<&str> = lower.split(|c: char| !c.is_alphanumeric() && c != '_').collect();
+            let words: Vec<&str> = lower
+                .split(|c: char| !c.is_alphanumeric() && c != '_')
+                .collect();
             words.windows(2).any(|w| w == ["from", "posts"]) && !lower.contains("delete from posts")
         })
         .collect();
@@ -57,9 +59,16 @@ fn sql_lives_only_in_the_store() {
         .into_iter()
         .filter(|(file, _)| !file.starts_with("store"))
         .filter(|(_, line)| {
-            ["SELECT ", "INSERT INTO", "UPDATE posts", "DELETE FROM", "prepare_cached", ".execute("]
-                .iter()
-                .any(|needle| line.contains(needle))
+            [
+                "SELECT ",
+                "INSERT INTO",
+                "UPDATE posts",
+                "DELETE FROM",
+                "prepare_cached",
+                ".execute(",
+            ]
+            .iter()
+            .any(|needle| line.contains(needle))
         })
         .collect();
     assert!(outside.is_empty(), "SQL outside src/store: {outside:?}");
@@ -68,16 +77,26 @@ fn sql_lives_only_in_the_store() {
 #[test]
 fn writes_use_immediate_transactions_only() {
     let lines = code_lines();
-    let immediate: Vec<_> = lines.iter().filter(|(_, l)| l.contains("TransactionBehavior::Immediate")).collect();
+    let immediate: Vec<_> = lines
+        .iter()
+        .filter(|(_, l)| l.contains("TransactionBehavior::Immediate"))
+        .collect();
     // Store::write and the schema migration.
     assert_eq!(immediate.len(), 2, "{immediate:?}");
     let deferred: Vec<_> = lines
         .iter()
-        .filter(|(_, l)| l.contains(".transaction()") || l.contains("TransactionBehavior::Deferred") || l.contains("BEGIN"))
+        .filter(|(_, l)| {
+            l.contains(".transaction()")
+                || l.contains("TransactionBehavior::Deferred")
+                || l.contains("BEGIN")
+        })
         .collect();
     // Only Store::snapshot, which is for reads.
     assert_eq!(deferred.len(), 1, "{deferred:?}");
-    assert!(deferred[0].1.contains("Deferred") && deferred[0].0 == "store/mod.rs", "{deferred:?}");
+    assert!(
+        deferred[0].1.contains("Deferred") && deferred[0].0 == "store/mod.rs",
+        "{deferred:?}"
+    );
 }
 
 #[test]
@@ -87,7 +106,11 @@ fn problem_json_is_made_in_one_place() {
         .filter(|(_, l)| l.contains("application/problem+json"))
         .map(|(file, _)| file)
         .collect();
-    assert_eq!(makers, ["api/problem.rs"], "problem+json built outside api/problem.rs");
+    assert_eq!(
+        makers,
+        ["api/problem.rs"],
+        "problem+json built outside api/problem.rs"
+    );
 }
 
 #[test]

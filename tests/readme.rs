@@ -28,9 +28,13 @@ fn bash_blocks(markdown: &str) -> Vec<String> {
 
 #[test]
 fn readme_walkthrough_and_bulk_examples_work_as_written() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let blocks = bash_blocks(&readme);
-    assert!(blocks.len() >= 3, "expected the walkthrough and bulk blocks");
+    assert!(
+        blocks.len() >= 3,
+        "expected the walkthrough and bulk blocks"
+    );
 
     let dir = TempDir::new("readme");
     // Default --db (data/postd.db, relative): the server must create data/ itself.
@@ -42,8 +46,15 @@ fn readme_walkthrough_and_bulk_examples_work_as_written() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.split("http://").nth(1).and_then(|r| r.split_whitespace().next()).unwrap().to_string();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_string();
     assert!(line.contains("data/postd.db"), "{line}");
 
     let script = blocks
@@ -58,7 +69,11 @@ fn readme_walkthrough_and_bulk_examples_work_as_written() {
     let _ = server.kill();
     let _ = server.wait();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "README script failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "README script failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     for expected in [
         r#""username":"alice""#,
@@ -72,7 +87,10 @@ fn readme_walkthrough_and_bulk_examples_work_as_written() {
         r#""deleted":[2,3],"skipped":[999]"#,
         r#""title":"Bulk one, edited""#,
     ] {
-        assert!(stdout.contains(expected), "README output lacks {expected}:\n{stdout}");
+        assert!(
+            stdout.contains(expected),
+            "README output lacks {expected}:\n{stdout}"
+        );
     }
     // The three deletes that print their status (curl -w) all answered 204.
     assert_eq!(stdout.matches("204\n").count(), 3, "{stdout}");

@@ -53,12 +53,19 @@ pub struct Resp {
 
 impl Resp {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
     }
 
     pub fn text(&self) -> String {
@@ -68,13 +75,26 @@ impl Resp {
     /// Asserts the status, printing the body when it differs.
     #[track_caller]
     pub fn expect(&self, status: u16) -> &Resp {
-        assert_eq!(self.status, status, "unexpected status; body: {}", self.text());
+        assert_eq!(
+            self.status,
+            status,
+            "unexpected status; body: {}",
+            self.text()
+        );
         if status >= 400 {
-            assert_eq!(self.header("Content-Type"), Some("application/problem+json"), "{}", self.text());
+            assert_eq!(
+                self.header("Content-Type"),
+                Some("application/problem+json"),
+                "{}",
+                self.text()
+            );
             let problem = self.json();
             assert_eq!(problem["status"], status, "{problem}");
             assert_eq!(problem["type"], "about:blank", "{problem}");
-            assert!(problem["title"].is_string() && problem["detail"].is_string(), "{problem}");
+            assert!(
+                problem["title"].is_string() && problem["detail"].is_string(),
+                "{problem}"
+            );
         }
         self
     }
@@ -100,7 +120,10 @@ impl Server {
             child: None,
             addr: String::new(),
             db,
-            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             args: args.iter().map(|a| a.to_string()).collect(),
             dir,
         };
@@ -115,12 +138,20 @@ impl Server {
             .open(self.dir.0.join("stderr.log"))
             .expect("stderr log");
         let mut cmd = Command::new(BIN);
-        cmd.arg("serve").arg("--addr").arg("127.0.0.1:0").arg("--db").arg(&self.db);
+        cmd.arg("serve")
+            .arg("--addr")
+            .arg("127.0.0.1:0")
+            .arg("--db")
+            .arg(&self.db);
         cmd.args(&self.args);
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        let mut child = cmd.stdout(Stdio::piped()).stderr(stderr).spawn().expect("start postd");
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("start postd");
         let stdout = child.stdout.take().expect("stdout");
         let mut reader = BufReader::new(stdout);
         let mut line = String::new();
@@ -129,7 +160,12 @@ impl Server {
             .split("http://")
             .nth(1)
             .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no address in start-up line {line:?}; stderr: {}", self.stderr()))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no address in start-up line {line:?}; stderr: {}",
+                    self.stderr()
+                )
+            })
             .to_string();
         std::thread::spawn(move || {
             let mut sink = Vec::new();
@@ -168,11 +204,25 @@ impl Server {
         let _ = stream.write_all(bytes);
         let mut answer = Vec::new();
         let _ = stream.read_to_end(&mut answer);
-        parse_response(&answer).unwrap_or_else(|| panic!("unparseable response: {:?}", String::from_utf8_lossy(&answer)))
+        parse_response(&answer).unwrap_or_else(|| {
+            panic!(
+                "unparseable response: {:?}",
+                String::from_utf8_lossy(&answer)
+            )
+        })
     }
 
-    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Resp {
-        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", self.addr);
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Resp {
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+            self.addr
+        );
         for (k, v) in headers {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
@@ -197,7 +247,13 @@ impl Server {
     }
 
     /// A request with a JSON body (or none) and an optional bearer token.
-    pub fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> Resp {
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Resp {
         self.call_with(method, path, token, body, &[])
     }
 
@@ -230,7 +286,11 @@ impl Server {
         );
         resp.expect(201);
         let id = resp.json()["id"].as_i64().expect("id");
-        TestUser { id, name: name.to_string(), token: self.login(name) }
+        TestUser {
+            id,
+            name: name.to_string(),
+            token: self.login(name),
+        }
     }
 
     pub fn login(&self, name: &str) -> String {
@@ -241,17 +301,31 @@ impl Server {
             Some(&serde_json::json!({"username": name, "password": PASSWORD})),
         );
         resp.expect(200);
-        resp.json()["access_token"].as_str().expect("token").to_string()
+        resp.json()["access_token"]
+            .as_str()
+            .expect("token")
+            .to_string()
     }
 
     /// Creates an admin through the command line (the only way), then logs in.
     pub fn admin(&self, name: &str) -> TestUser {
-        let out = self.cli(&["user", "add", name, "--admin"], &[("POSTD_PASSWORD", PASSWORD)]);
-        assert!(out.status.success(), "user add failed: {}", String::from_utf8_lossy(&out.stderr));
+        let out = self.cli(
+            &["user", "add", name, "--admin"],
+            &[("POSTD_PASSWORD", PASSWORD)],
+        );
+        assert!(
+            out.status.success(),
+            "user add failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let token = self.login(name);
         let me = self.get("/auth/me", Some(&token));
         me.expect(200);
-        TestUser { id: me.json()["id"].as_i64().expect("id"), name: name.to_string(), token }
+        TestUser {
+            id: me.json()["id"].as_i64().expect("id"),
+            name: name.to_string(),
+            token,
+        }
     }
 
     /// Runs `postd ARGS --db <this server's db>`.
@@ -292,8 +366,10 @@ impl Server {
     /// any other process would).
     pub fn sql_count(&self, sql: &str) -> i64 {
         let conn = rusqlite::Connection::open(&self.db).expect("open db");
-        conn.busy_timeout(Duration::from_secs(10)).expect("busy timeout");
-        conn.query_row(sql, [], |row| row.get(0)).unwrap_or_else(|e| panic!("{sql}: {e}"))
+        conn.busy_timeout(Duration::from_secs(10))
+            .expect("busy timeout");
+        conn.query_row(sql, [], |row| row.get(0))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 }
 
@@ -322,18 +398,27 @@ fn parse_response(bytes: &[u8]) -> Option<Resp> {
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect();
     let raw_body = &bytes[split + 4..];
-    let chunked = headers
-        .iter()
-        .any(|(k, v)| k.eq_ignore_ascii_case("Transfer-Encoding") && v.eq_ignore_ascii_case("chunked"));
-    let body = if chunked { dechunk(raw_body)? } else { raw_body.to_vec() };
-    Some(Resp { status, headers, body })
+    let chunked = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("Transfer-Encoding") && v.eq_ignore_ascii_case("chunked")
+    });
+    let body = if chunked {
+        dechunk(raw_body)?
+    } else {
+        raw_body.to_vec()
+    };
+    Some(Resp {
+        status,
+        headers,
+        body,
+    })
 }
 
 fn dechunk(mut bytes: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     loop {
         let line_end = bytes.windows(2).position(|w| w == b"\r\n")?;
-        let size = usize::from_str_radix(std::str::from_utf8(&bytes[..line_end]).ok()?.trim(), 16).ok()?;
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&bytes[..line_end]).ok()?.trim(), 16).ok()?;
         bytes = &bytes[line_end + 2..];
         if size == 0 {
             return Some(out);
