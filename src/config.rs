@@ -1,6 +1,7 @@
 //! Command-line and environment parsing. Flags win over environment variables, which win
 //! over the embedded defaults. Errors are one line, meant for stderr.
 
+use crate::api::access_log::LogFormat;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ pub const DEFAULT_DB: &str = "data/postd.db";
 pub const DEFAULT_TOKEN_TTL_SECS: u64 = 3600;
 pub const DEFAULT_MAX_BODY: usize = 16 * 1024 * 1024;
 pub const DEFAULT_MAX_BULK: usize = 10_000;
+pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 30;
 
 #[derive(Clone, Debug)]
 pub struct ServeConfig {
@@ -20,6 +22,8 @@ pub struct ServeConfig {
     pub max_bulk: usize,
     pub workers: usize,
     pub jwt_secret: Option<String>,
+    pub log_format: LogFormat,
+    pub shutdown_grace: Duration,
 }
 
 #[derive(Debug)]
@@ -59,6 +63,7 @@ postd — posts and comments in one SQLite file, served over HTTP
 Usage:
   postd [serve] [--addr ADDR] [--db PATH] [--signup open|closed] [--token-ttl SECS]
                 [--max-body BYTES] [--max-bulk N] [--workers N]
+                [--log-format logfmt|json|off] [--shutdown-grace SECS]
   postd user add NAME [--admin] [--db PATH]     password from POSTD_PASSWORD or one line of stdin
   postd user role NAME admin|user [--db PATH]
   postd user delete NAME [--db PATH]            removes the user with their posts and comments
@@ -67,7 +72,8 @@ Usage:
   postd --help | --version
 
 Environment: POSTD_ADDR, POSTD_DB, POSTD_SIGNUP, POSTD_TOKEN_TTL, POSTD_MAX_BODY,
-POSTD_MAX_BULK, POSTD_WORKERS, POSTD_JWT_SECRET, POSTD_PASSWORD.
+POSTD_MAX_BULK, POSTD_WORKERS, POSTD_LOG_FORMAT, POSTD_SHUTDOWN_GRACE, POSTD_JWT_SECRET,
+POSTD_PASSWORD.
 Defaults: --addr 127.0.0.1:8080, --db data/postd.db, signup open, token TTL 3600 s,
 max body 16 MiB, max bulk 10000 items, workers 4 x CPUs.";
 
@@ -243,6 +249,18 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
                     1,
                 )?,
                 jwt_secret: env("POSTD_JWT_SECRET").filter(|s| !s.is_empty()),
+                log_format: match p.option("log-format", "POSTD_LOG_FORMAT", env) {
+                    None => LogFormat::Logfmt,
+                    Some(text) => LogFormat::parse(&text).ok_or_else(|| {
+                        format!("log format must be json, logfmt or off, got '{text}'")
+                    })?,
+                },
+                shutdown_grace: Duration::from_secs(number(
+                    p.option("shutdown-grace", "POSTD_SHUTDOWN_GRACE", env),
+                    "shutdown grace",
+                    DEFAULT_SHUTDOWN_GRACE_SECS,
+                    0,
+                )?),
             }))
         }
         "user" => {

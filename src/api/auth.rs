@@ -25,9 +25,12 @@ pub fn authenticate(app: &App, request: &Request) -> Result<User, ApiError> {
         .keys
         .verify(token)
         .ok_or_else(|| ApiError::unauthorized("the token is invalid or has expired"))?;
-    app.store
+    let user = app
+        .store
         .user(user_id)?
-        .ok_or_else(|| ApiError::unauthorized("the token's user no longer exists"))
+        .ok_or_else(|| ApiError::unauthorized("the token's user no longer exists"))?;
+    super::access_log::note_user(user.id);
+    Ok(user)
 }
 
 pub fn actor(app: &App, request: &Request) -> Result<Actor, ApiError> {

@@ -1,6 +1,7 @@
 //! The HTTP edge: routing, authentication, input limits and problem+json. Handlers are
 //! thin: parse and check input, call the store, shape the answer.
 
+pub mod access_log;
 mod auth;
 mod bulk;
 mod comments;
@@ -18,6 +19,9 @@ use rouille::{Request, Response, ResponseBody};
 use routes::Target;
 use serde::Serialize;
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// What every handler may use. Built once at start and shared by all worker threads.
 pub struct App {
@@ -26,6 +30,11 @@ pub struct App {
     pub signup_open: bool,
     pub max_body: usize,
     pub max_bulk: usize,
+    log_format: access_log::LogFormat,
+    /// Requests being handled now; shutdown waits for this to reach zero.
+    in_flight: AtomicUsize,
+    /// Set on SIGTERM/SIGINT: new requests get 503 while in-flight ones finish.
+    draining: AtomicBool,
 }
 
 impl App {
@@ -36,13 +45,23 @@ impl App {
             signup_open: config.signup_open,
             max_body: config.max_body,
             max_bulk: config.max_bulk,
+            log_format: config.log_format,
+            in_flight: AtomicUsize::new(0),
+            draining: AtomicBool::new(false),
         }
     }
 }
 
-/// Starts serving and blocks. Prints one start-up line once the socket is bound.
+/// Starts serving and blocks until SIGTERM or SIGINT, then shuts down gracefully: new
+/// requests are answered 503, in-flight ones get up to `shutdown_grace` to finish, the
+/// WAL is checkpointed into the database file, and the function returns.
 pub fn serve(config: &ServeConfig, app: App) -> Result<(), String> {
-    let app = std::sync::Arc::new(app);
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, stop.clone())
+            .map_err(|e| format!("cannot handle signals: {e}"))?;
+    }
+    let app = Arc::new(app);
     let handler_app = app.clone();
     let server = rouille::Server::new(config.addr.as_str(), move |request| {
         handle(&handler_app, request)
@@ -57,19 +76,92 @@ pub fn serve(config: &ServeConfig, app: App) -> Result<(), String> {
         config.workers,
         if config.signup_open { "open" } else { "closed" },
     );
-    server.run();
+    while !stop.load(Ordering::SeqCst) {
+        server.poll_timeout(Duration::from_millis(100));
+    }
+
+    app.draining.store(true, Ordering::SeqCst);
+    eprintln!(
+        "postd: shutting down; waiting up to {}s for requests in flight",
+        config.shutdown_grace.as_secs()
+    );
+    let deadline = Instant::now() + config.shutdown_grace;
+    while app.in_flight.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        // Keep taking requests so late arrivals get a clear 503 rather than a reset.
+        server.poll_timeout(Duration::from_millis(10));
+    }
+    let unfinished = app.in_flight.load(Ordering::SeqCst);
+    if unfinished == 0 {
+        // Handlers are done; let the workers finish writing their responses.
+        server.join();
+    }
+    drop(server);
+    match app.store.checkpoint() {
+        Ok(()) => eprintln!("postd: stopped cleanly"),
+        Err(err) => eprintln!("postd: stopped; WAL checkpoint failed: {err}"),
+    }
+    if unfinished > 0 {
+        return Err(format!(
+            "{unfinished} requests were still running after the grace period"
+        ));
+    }
     Ok(())
+}
+
+/// Counts a request as in flight for as long as it lives.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Answers one request. Every failure, a panic included, leaves here as problem+json;
 /// a panicking handler's transaction has already rolled back while unwinding.
 pub fn handle(app: &App, request: &Request) -> Response {
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(app, request)));
-    match outcome {
-        Ok(Ok(response)) => response,
-        Ok(Err(err)) => err.into_response(),
-        Err(_) => ApiError::internal().into_response(),
+    let started = Instant::now();
+    // Count first, then look at `draining`: shutdown sets the flag and then waits for the
+    // count, so a request is either refused here or waited for.
+    app.in_flight.fetch_add(1, Ordering::SeqCst);
+    let _in_flight = InFlight(&app.in_flight);
+    access_log::take_user();
+    let response = if app.draining.load(Ordering::SeqCst) {
+        ApiError::new(503, "the server is shutting down; try again shortly")
+            .with_header("Retry-After", "1".into())
+            .with_header("Connection", "close".into())
+            .into_response()
+    } else {
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(app, request)));
+        match outcome {
+            Ok(Ok(response)) => response,
+            Ok(Err(err)) => err.into_response(),
+            Err(_) => ApiError::internal().into_response(),
+        }
+    };
+    log_request(app, request, response, started)
+}
+
+fn log_request(app: &App, request: &Request, mut response: Response, started: Instant) -> Response {
+    let user_id = access_log::take_user();
+    if app.log_format == access_log::LogFormat::Off {
+        return response;
     }
+    let (reader, size) = response.data.into_reader_and_size();
+    let bytes = size.unwrap_or(0);
+    response.data = ResponseBody::from_reader_and_size(reader, bytes);
+    let path = request.raw_url().split('?').next().unwrap_or_default();
+    let entry = access_log::Entry {
+        method: request.method(),
+        path: clip(path, 512),
+        status: response.status_code,
+        bytes,
+        duration: started.elapsed(),
+        user_id,
+    };
+    access_log::write(app.log_format, &entry);
+    response
 }
 
 fn dispatch(app: &App, request: &Request) -> Result<Response, ApiError> {
@@ -80,7 +172,7 @@ fn dispatch(app: &App, request: &Request) -> Result<Response, ApiError> {
     let method = request.method();
     if !methods.contains(&method) {
         return Err(
-            ApiError::new(405, format!("{} is not allowed here", clip(method)))
+            ApiError::new(405, format!("{} is not allowed here", clip(method, 32)))
                 .with_header("Allow", methods.join(", ")),
         );
     }
@@ -108,8 +200,8 @@ fn dispatch(app: &App, request: &Request) -> Result<Response, ApiError> {
     }
 }
 
-fn clip(text: &str) -> &str {
-    match text.char_indices().nth(32) {
+fn clip(text: &str, max_chars: usize) -> &str {
+    match text.char_indices().nth(max_chars) {
         Some((cut, _)) => &text[..cut],
         None => text,
     }

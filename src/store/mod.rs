@@ -206,6 +206,15 @@ impl Store {
         Ok(out)
     }
 
+    /// Copies the WAL into the database file and truncates it, so a stopped server leaves
+    /// one self-contained file behind.
+    pub fn checkpoint(&self) -> StoreResult<()> {
+        self.read(|conn| {
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            Ok(())
+        })
+    }
+
     /// A real round trip to the database file, for `/healthz`.
     pub fn ping(&self) -> StoreResult<()> {
         self.read(|conn| {
