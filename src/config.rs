@@ -207,6 +207,8 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
                     "max-body",
                     "max-bulk",
                     "workers",
+                    "log-format",
+                    "shutdown-grace",
                 ],
                 &[],
             )?;

@@ -7,11 +7,22 @@ use crate::model::ItemError;
 use rouille::Request;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
-use std::io::Read;
+use std::io::{ErrorKind, Read};
+use std::time::{Duration, Instant};
+
+/// Time any body gets before the rate rule applies.
+const BODY_GRACE: Duration = Duration::from_secs(10);
+/// Slowest acceptable upload after the grace period, bytes per second.
+const BODY_MIN_RATE: f64 = 64.0 * 1024.0;
+
+fn body_too_slow() -> ApiError {
+    ApiError::new(408, "the request body arrived too slowly")
+        .with_header("Connection", "close".into())
+}
 
 /// Reads a JSON request body of at most `limit` bytes without ever holding more than
-/// `limit + 1` bytes: a declared length over the limit is refused before reading, and an
-/// undeclared (chunked) one is cut off one byte past it.
+/// `limit` bytes: a declared length over the limit is refused before reading, and an
+/// undeclared (chunked) one is cut off at the first chunk that passes it.
 pub fn read_json_body(request: &Request, limit: usize) -> Result<Vec<u8>, ApiError> {
     let content_type = request.header("Content-Type").unwrap_or("");
     let media_type = content_type.split(';').next().unwrap_or("").trim();
@@ -38,17 +49,38 @@ pub fn read_json_body(request: &Request, limit: usize) -> Result<Vec<u8>, ApiErr
             }
         }
     }
-    let Some(body) = request.data() else {
+    let Some(mut body) = request.data() else {
         return Err(ApiError::bad_request(
             "the request body was already consumed",
         ));
     };
     let mut bytes = Vec::new();
-    body.take(limit as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|err| ApiError::bad_request(format!("the body could not be read: {err}")))?;
-    if bytes.len() > limit {
-        return Err(too_large());
+    let mut chunk = [0u8; 64 * 1024];
+    let started = Instant::now();
+    loop {
+        let read = match body.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(err) if err.kind() == ErrorKind::Interrupted => continue,
+            Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Err(body_too_slow());
+            }
+            Err(err) => {
+                return Err(ApiError::bad_request(format!(
+                    "the body could not be read: {err}"
+                )))
+            }
+        };
+        if bytes.len() + read > limit {
+            return Err(too_large());
+        }
+        bytes.extend_from_slice(&chunk[..read]);
+        // A worker thread waits while the body arrives; a client that trickles it is cut
+        // off once it falls below BODY_MIN_RATE after a grace period.
+        let allowed = BODY_GRACE + Duration::from_secs_f64(bytes.len() as f64 / BODY_MIN_RATE);
+        if started.elapsed() > allowed {
+            return Err(body_too_slow());
+        }
     }
     if bytes.is_empty() {
         return Err(ApiError::bad_request("the request needs a JSON body"));

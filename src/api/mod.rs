@@ -169,11 +169,15 @@ fn dispatch(app: &App, request: &Request) -> Result<Response, ApiError> {
     let Some((target, methods)) = routes::resolve(path) else {
         return Err(ApiError::not_found("no resource at this path"));
     };
-    let method = request.method();
+    // HEAD is GET without the body (tiny_http leaves the body out for HEAD).
+    let method = match request.method() {
+        "HEAD" if methods.contains(&"GET") => "GET",
+        other => other,
+    };
     if !methods.contains(&method) {
         return Err(
             ApiError::new(405, format!("{} is not allowed here", clip(method, 32)))
-                .with_header("Allow", methods.join(", ")),
+                .with_header("Allow", allow_header(methods)),
         );
     }
     match (target, method) {
@@ -198,6 +202,14 @@ fn dispatch(app: &App, request: &Request) -> Result<Response, ApiError> {
         (Target::Healthz, _) => ops::healthz(app),
         (Target::OpenApi, _) => Ok(ops::openapi()),
     }
+}
+
+fn allow_header(methods: &[&str]) -> String {
+    let mut allowed = methods.join(", ");
+    if methods.contains(&"GET") {
+        allowed.push_str(", HEAD");
+    }
+    allowed
 }
 
 fn clip(text: &str, max_chars: usize) -> &str {

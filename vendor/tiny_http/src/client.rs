@@ -37,8 +37,37 @@ pub struct ClientConnection {
 }
 
 /// Error that can happen when reading a request.
+// postd patch: bounds on what one request head may cost. Without them a client could
+// grow a header line without limit (memory) or trickle bytes forever (a thread).
+/// Longest request line or header line (room for long query strings, such as cursors).
+const MAX_LINE_BYTES: usize = 16 * 1024;
+/// Most header lines in one request.
+const MAX_HEADERS: usize = 100;
+/// Time allowed for a whole request head once its first byte has arrived.
+const HEAD_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// postd patch: errors answered before the application sees the request still follow
+/// the application's rule that every error is an RFC 9457 problem+json body.
+fn problem(status: u16, title: &str, detail: &str) -> crate::Response<std::io::Cursor<Vec<u8>>> {
+    let body = format!(
+        r#"{{"type":"about:blank","title":"{title}","status":{status},"detail":"{detail}"}}"#
+    );
+    crate::Response::from_data(body.into_bytes())
+        .with_status_code(status)
+        .with_header(crate::Header::from_bytes(&b"Content-Type"[..], &b"application/problem+json"[..]).unwrap())
+        .with_header(crate::Header::from_bytes(&b"Connection"[..], &b"close"[..]).unwrap())
+}
+
 #[derive(Debug)]
 enum ReadError {
+    /// postd patch: a line over MAX_LINE_BYTES or more than MAX_HEADERS lines (431).
+    HeadTooLarge,
+    /// postd patch: a header with bytes outside ASCII (400).
+    NotAscii,
+    /// postd patch: the head did not arrive within HEAD_DEADLINE (408).
+    HeadTimeout,
+    /// postd patch: the connection went quiet or closed between requests (close silently).
+    Idle,
     WrongRequestLine,
     WrongHeader(HTTPVersion),
     /// the client sent an unrecognized `Expect` header
@@ -77,7 +106,7 @@ impl ClientConnection {
     ///
     /// Reads until `CRLF` is reached. The next read will start
     ///  at the first byte of the new line.
-    fn read_next_line(&mut self) -> IoResult<AsciiString> {
+    fn read_next_line(&mut self, deadline: &mut Option<std::time::Instant>) -> Result<AsciiString, ReadError> {
         let mut buf = Vec::new();
         let mut prev_byte_was_cr = false;
 
@@ -85,18 +114,36 @@ impl ClientConnection {
             let byte = self.next_header_source.by_ref().bytes().next();
 
             let byte = match byte {
-                Some(b) => b?,
-                None => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
+                Some(Ok(b)) => b,
+                // Nothing of this request yet: an idle keep-alive connection timing out or
+                // closing is not an error worth answering.
+                Some(Err(_)) | None if deadline.is_none() && buf.is_empty() => return Err(ReadError::Idle),
+                Some(Err(e)) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    return Err(ReadError::HeadTimeout)
+                }
+                Some(Err(e)) => return Err(ReadError::ReadIoError(e)),
+                None => {
+                    return Err(ReadError::ReadIoError(IoError::new(
+                        ErrorKind::ConnectionAborted,
+                        "Unexpected EOF",
+                    )))
+                }
             };
+            let started = *deadline.get_or_insert_with(|| std::time::Instant::now() + HEAD_DEADLINE);
+            if std::time::Instant::now() > started {
+                return Err(ReadError::HeadTimeout);
+            }
 
             if byte == b'\n' && prev_byte_was_cr {
                 buf.pop(); // removing the '\r'
-                return AsciiString::from_ascii(buf)
-                    .map_err(|_| IoError::new(ErrorKind::InvalidInput, "Header is not in ASCII"));
+                return AsciiString::from_ascii(buf).map_err(|_| ReadError::NotAscii);
             }
 
             prev_byte_was_cr = byte == b'\r';
 
+            if buf.len() >= MAX_LINE_BYTES {
+                return Err(ReadError::HeadTooLarge);
+            }
             buf.push(byte);
         }
     }
@@ -106,8 +153,9 @@ impl ClientConnection {
     fn read(&mut self) -> Result<Request, ReadError> {
         let (method, path, version, headers) = {
             // reading the request line
+            let mut deadline = None;
             let (method, path, version) = {
-                let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                let line = self.read_next_line(&mut deadline)?;
 
                 parse_request_line(
                     line.as_str().trim(), // TODO: remove this conversion
@@ -118,11 +166,14 @@ impl ClientConnection {
             let headers = {
                 let mut headers = Vec::new();
                 loop {
-                    let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                    let line = self.read_next_line(&mut deadline)?;
 
                     if line.is_empty() {
                         break;
                     };
+                    if headers.len() >= MAX_HEADERS {
+                        return Err(ReadError::HeadTooLarge);
+                    }
                     headers.push(match FromStr::from_str(line.as_str().trim()) {
                         // TODO: remove this conversion
                         Ok(h) => h,
@@ -201,6 +252,28 @@ impl Iterator for ClientConnection {
                     response.raw_print(writer, ver, &[], false, None).ok();
                     return None; // we don't know where the next request would start,
                                  // se we have to close
+                }
+
+                // postd patch: answers for the bounded head, then close (we can not know
+                // where the next request would start).
+                Err(ReadError::Idle) => return None,
+                Err(ReadError::HeadTooLarge) => {
+                    let writer = self.sink.next().unwrap();
+                    let response = problem(431, "Request Header Fields Too Large", "the request line or headers are too large");
+                    response.raw_print(writer, HTTPVersion(1, 1), &[], false, None).ok();
+                    return None;
+                }
+                Err(ReadError::NotAscii) => {
+                    let writer = self.sink.next().unwrap();
+                    let response = problem(400, "Bad Request", "the request head is not valid ASCII");
+                    response.raw_print(writer, HTTPVersion(1, 1), &[], false, None).ok();
+                    return None;
+                }
+                Err(ReadError::HeadTimeout) => {
+                    let writer = self.sink.next().unwrap();
+                    let response = problem(408, "Request Timeout", "the request head arrived too slowly");
+                    response.raw_print(writer, HTTPVersion(1, 1), &[], false, None).ok();
+                    return None;
                 }
 
                 Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {

@@ -104,6 +104,9 @@ use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc;
+
+/// postd patch: longest silence tolerated on a socket, reading or writing.
+pub const SOCKET_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
@@ -300,8 +303,13 @@ impl Server {
                         // through a 1 KiB buffer, then the body); with Nagle's algorithm on,
                         // the second piece waits for the peer's delayed ACK, ~40 ms per
                         // response on keep-alive connections.
+                        //
+                        // postd patch: a socket that stays silent this long is given up,
+                        // so idle and stalled clients cannot pin threads forever.
                         if let Connection::Tcp(tcp) = &sock {
                             let _ = tcp.set_nodelay(true);
+                            let _ = tcp.set_read_timeout(Some(SOCKET_TIMEOUT));
+                            let _ = tcp.set_write_timeout(Some(SOCKET_TIMEOUT));
                         }
                         let (read_closable, write_closable) = match ssl {
                             None => RefinedTcpStream::new(sock),

@@ -64,12 +64,17 @@ where
     R: Read,
 {
     fn drop(&mut self) {
-        let mut remaining_to_read = self.size;
+        // postd patch: the unread rest of a body used to be drained through a buffer as
+        // large as that rest (a 100 MB Content-Length meant 100 MB allocations) and to the
+        // end. Now a fixed buffer, and at most DRAIN_LIMIT bytes: past that the connection
+        // is not worth keeping, and the next read on it fails and closes it.
+        const DRAIN_LIMIT: usize = 1024 * 1024;
+        let mut remaining_to_read = self.size.min(DRAIN_LIMIT);
+        let mut buf = [0u8; 16 * 1024];
 
         while remaining_to_read > 0 {
-            let mut buf = vec![0; remaining_to_read];
-
-            match self.reader.read(&mut buf) {
+            let want = remaining_to_read.min(buf.len());
+            match self.reader.read(&mut buf[..want]) {
                 Err(e) => {
                     self.last_read_signal.send(Err(e)).ok();
                     break;
