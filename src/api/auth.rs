@@ -103,14 +103,29 @@ struct TokenResponse {
 
 pub fn login(app: &App, request: &Request) -> Result<Response, ApiError> {
     let credentials = read_credentials(app, request)?;
+    let address = Some(request.remote_addr().ip());
+    if let Some(wait) = app
+        .login_throttle
+        .blocked_for(&credentials.username, address)
+    {
+        return Err(
+            ApiError::new(429, "too many failed logins; try again later")
+                .with_header("Retry-After", wait.as_secs().max(1).to_string()),
+        );
+    }
     let found = app.store.credentials(&credentials.username)?;
     // Unknown user and wrong password: same hashing work, same answer.
     let stored_hash = found.as_ref().map(|(_, hash)| hash.as_str());
     let verified = verify_password(&credentials.password, stored_hash);
     let user = match found {
         Some((user, _)) if verified => user,
-        _ => return Err(ApiError::unauthorized("invalid username or password")),
+        _ => {
+            app.login_throttle
+                .record_failure(&credentials.username, address);
+            return Err(ApiError::unauthorized("invalid username or password"));
+        }
     };
+    app.login_throttle.record_success(&credentials.username);
     let access_token = app.keys.issue(user.id).map_err(|err| {
         eprintln!("postd: {err}");
         ApiError::internal()

@@ -10,6 +10,7 @@ mod ops;
 mod posts;
 pub mod problem;
 pub mod routes;
+mod throttle;
 
 use crate::auth::TokenKeys;
 use crate::config::ServeConfig;
@@ -31,6 +32,7 @@ pub struct App {
     pub max_body: usize,
     pub max_bulk: usize,
     log_format: access_log::LogFormat,
+    login_throttle: throttle::LoginThrottle,
     /// Requests being handled now; shutdown waits for this to reach zero.
     in_flight: AtomicUsize,
     /// Set on SIGTERM/SIGINT: new requests get 503 while in-flight ones finish.
@@ -46,6 +48,7 @@ impl App {
             max_body: config.max_body,
             max_bulk: config.max_bulk,
             log_format: config.log_format,
+            login_throttle: throttle::LoginThrottle::default(),
             in_flight: AtomicUsize::new(0),
             draining: AtomicBool::new(false),
         }

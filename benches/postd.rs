@@ -1,0 +1,801 @@
+//! `cargo bench --bench postd`: the server against its in-process floor, in one run.
+//!
+//! The server side is the real release binary on a loopback port with a fresh database;
+//! the floor is the same store functions (same SQL, pragmas and schema) called in-process
+//! on a separate fresh database, with no HTTP and no JSON. Both see the same posts, in the
+//! same order, so each database has the same history when a workload runs.
+//!
+//! Environment: `POSTD_BENCH_SECS` (wrk duration, default 10), `POSTD_BENCH_SCALE=0`
+//! skips the 1,000,000-post part. The report is printed and written to
+//! `target/bench-report.md`.
+
+mod support;
+
+use postd::model::{Actor, NewPost, Role};
+use postd::store::{bulk, posts, users, Store};
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use support::content::{self, Rng};
+use support::http::Client;
+use support::server::{self, Peak, Server, TempDir};
+use support::wrk::{self, WrkResult};
+
+const PASSWORD: &str = "bench-password-1234";
+const W1_ITEMS: u64 = 10_000;
+const DELETE_ITEMS: u64 = 10_000;
+const W6_REQUESTS: u64 = 2_000;
+/// Timed bulk writes run this many times, alternating server and floor, and report the
+/// median: other processes on a 2-core box and fsync latency make single runs noisy.
+const WRITE_REPS: usize = 3;
+const FLOOR_THREADS: u64 = 2;
+const SCALE_SIZES: [u64; 3] = [1_000, 10_000, 100_000];
+const MILLION: u64 = 1_000_000;
+const SEED_CHUNK: u64 = 100_000;
+/// The 100k bulk create is ~60 MB of JSON; the default 16 MiB body limit would refuse it.
+const SCALE_FLAGS: [&str; 4] = ["--max-bulk", "100000", "--max-body", "268435456"];
+
+// ---------------------------------------------------------------------------------------
+// Formatting
+
+fn thousands(value: f64) -> String {
+    let digits = format!("{:.0}", value.max(0.0));
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+fn ms(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms >= 10_000.0 {
+        format!("{:.2} s", ms / 1000.0)
+    } else {
+        format!("{ms:.1} ms")
+    }
+}
+
+fn mib(kib: Option<u64>) -> String {
+    match kib {
+        Some(kib) => format!("{:.1} MiB", kib as f64 / 1024.0),
+        None => "n/a".into(),
+    }
+}
+
+fn peak(p: Peak) -> String {
+    match (p.peak_kib, p.start_kib) {
+        (Some(peak), Some(start)) => format!(
+            "{} (+{:.1})",
+            mib(Some(peak)),
+            peak.saturating_sub(start) as f64 / 1024.0
+        ),
+        (peak, _) => mib(peak),
+    }
+}
+
+fn times(ratio: f64) -> String {
+    if ratio < 10.0 {
+        format!("{ratio:.2}×")
+    } else {
+        format!("{ratio:.1}×")
+    }
+}
+
+fn time_ratio(server: Duration, floor: Duration) -> f64 {
+    server.as_secs_f64() / floor.as_secs_f64().max(1e-9)
+}
+
+fn wrk_cell(w: &WrkResult) -> String {
+    format!("{} req/s, p99 {:.2} ms", thousands(w.rps), w.p99_ms)
+}
+
+#[derive(Default)]
+struct Report {
+    header: Vec<String>,
+    rows: Vec<[String; 5]>,
+    scale: Vec<String>,
+    notes: Vec<String>,
+}
+
+impl Report {
+    fn row(
+        &mut self,
+        workload: &str,
+        server: String,
+        floor: String,
+        ratio: f64,
+        rss: impl Into<Option<Peak>>,
+    ) {
+        let rss = rss.into().map_or_else(|| "n/a".to_owned(), peak);
+        let row = [workload.to_owned(), server, floor, times(ratio), rss];
+        eprintln!("  done: {}", row.join(" | "));
+        self.rows.push(row);
+    }
+
+    fn render(&self) -> String {
+        let mut out = String::from("# postd benchmark\n\n");
+        for line in &self.header {
+            out.push_str(&format!("{line}\n"));
+        }
+        out.push('\n');
+        let head = ["workload", "server", "floor", "ratio", "peak RSS"];
+        let mut widths = head.map(|h| h.chars().count());
+        for row in &self.rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let line = |cells: &[String; 5]| {
+            let padded: Vec<String> = cells
+                .iter()
+                .zip(widths)
+                .map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count())))
+                .collect();
+            format!("| {} |\n", padded.join(" | "))
+        };
+        out.push_str(&line(&head.map(String::from)));
+        let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+        out.push_str(&format!("|-{}-|\n", rule.join("-|-")));
+        for row in &self.rows {
+            out.push_str(&line(row));
+        }
+        out.push_str(
+            "\nratio: server time / floor time; for W2/W3 floor rate / server rate \
+             (how many times slower the server is). peak RSS: the server's VmHWM during \
+             the workload (reset through /proc/PID/clear_refs before it), with its growth \
+             over the RSS at the start in parentheses. Repeated writes: median (min–max ms) \
+             of runs alternating server and floor, `sync` before each.\n",
+        );
+        if !self.scale.is_empty() {
+            out.push_str("\n## Scale\n\n");
+            for line in &self.scale {
+                out.push_str(&format!("- {line}\n"));
+            }
+        }
+        if !self.notes.is_empty() {
+            out.push_str("\n## Notes\n\n");
+            for line in &self.notes {
+                out.push_str(&format!("- {line}\n"));
+            }
+        }
+        out
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The server side
+
+/// Hands out disjoint ranges of content numbers, so titles (and derived slugs) never repeat.
+#[derive(Default)]
+struct Numbers(u64);
+
+impl Numbers {
+    fn take(&mut self, n: u64) -> Range<u64> {
+        let start = self.0;
+        self.0 += n;
+        start..self.0
+    }
+}
+
+struct Session {
+    server: Server,
+    client: Client,
+    auth: String,
+}
+
+impl Session {
+    fn login(server: Server) -> Session {
+        let mut client = Client::new(server.addr);
+        let body =
+            serde_json::to_vec(&serde_json::json!({"username": "bench", "password": PASSWORD}))
+                .expect("login JSON");
+        let resp = client
+            .request("POST", "/auth/login", &[], Some(&body))
+            .expect("login request")
+            .expect_status(200, "login");
+        let token = resp.json()["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned();
+        Session {
+            server,
+            client,
+            auth: format!("Bearer {token}"),
+        }
+    }
+
+    /// One `POST /posts/bulk`; the time covers sending the prepared body and reading the
+    /// whole response.
+    fn bulk_create(&mut self, items: &[NewPost]) -> (Vec<i64>, Duration) {
+        let body = content::bulk_create_json(items);
+        let start = Instant::now();
+        let resp = self
+            .client
+            .request(
+                "POST",
+                "/posts/bulk",
+                &[("Authorization", &self.auth)],
+                Some(&body),
+            )
+            .expect("bulk create request");
+        let took = start.elapsed();
+        let resp = resp.expect_status(201, "bulk create");
+        let ids: Vec<i64> = resp.json()["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|post| post["id"].as_i64().expect("id"))
+            .collect();
+        assert_eq!(ids.len(), items.len(), "bulk create returned every post");
+        (ids, took)
+    }
+
+    fn bulk_delete(&mut self, ids: &[i64], hard: bool) -> Duration {
+        let body = content::bulk_delete_json(ids, hard);
+        let start = Instant::now();
+        let resp = self
+            .client
+            .request(
+                "DELETE",
+                "/posts/bulk",
+                &[("Authorization", &self.auth)],
+                Some(&body),
+            )
+            .expect("bulk delete request");
+        let took = start.elapsed();
+        resp.expect_status(204, "bulk delete");
+        let probe = self
+            .client
+            .request("GET", &format!("/posts/{}", ids[0]), &[], None)
+            .expect("probe request");
+        assert_eq!(probe.status, 404, "a deleted post must be gone");
+        took
+    }
+}
+
+fn write_script(dir: &Path, name: &str, lo: i64, hi: i64) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, wrk::random_id_script(lo, hi)).expect("write wrk script");
+    path
+}
+
+fn run_wrk(server: &Server, path: &str, script: Option<&Path>, secs: u64) -> (WrkResult, Peak) {
+    let start = server.reset_peak();
+    let result = wrk::run(server.addr, path, script, secs);
+    (result, server.peak_since(start))
+}
+
+// ---------------------------------------------------------------------------------------
+// The floor: the same store calls in-process
+
+struct Floor {
+    store: Store,
+    actor: Actor,
+}
+
+impl Floor {
+    fn open(db: &Path, name: &str, role: Role) -> Floor {
+        let store = Store::open(db, 4).expect("open floor store");
+        let user = store
+            .write(|tx| users::insert(tx, name, "not-a-password-hash", role))
+            .expect("insert floor user");
+        Floor {
+            store,
+            actor: Actor {
+                user_id: user.id,
+                role,
+            },
+        }
+    }
+
+    fn create_all(&self, items: Vec<NewPost>) -> (Vec<i64>, Duration) {
+        let n = items.len();
+        let start = Instant::now();
+        let created = self
+            .store
+            .write(|tx| bulk::create_all(tx, &self.actor, items))
+            .expect("floor create_all");
+        let took = start.elapsed();
+        assert_eq!(created.len(), n);
+        (created.iter().map(|p| p.id).collect(), took)
+    }
+
+    fn delete_all(&self, ids: &[i64], hard: bool) -> Duration {
+        let start = Instant::now();
+        let outcome = self
+            .store
+            .write(|tx| bulk::delete_all(tx, &self.actor, ids, hard))
+            .expect("floor delete_all");
+        let took = start.elapsed();
+        assert_eq!(outcome.deleted.len(), ids.len(), "floor deleted every id");
+        took
+    }
+
+    fn create_each(&self, items: Vec<NewPost>) -> Duration {
+        let start = Instant::now();
+        for item in items {
+            let post = self
+                .store
+                .write(|tx| posts::create(tx, &self.actor, item))
+                .expect("floor create");
+            std::hint::black_box(post);
+        }
+        start.elapsed()
+    }
+
+    /// Operations per second of `op` from `FLOOR_THREADS` threads for `secs`.
+    fn rate(&self, secs: f64, op: impl Fn(&Store, &mut Rng) + Sync) -> f64 {
+        let op = &op;
+        let store = &self.store;
+        let start = Instant::now();
+        let deadline = start + Duration::from_secs_f64(secs);
+        let total: u64 = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..FLOOR_THREADS)
+                .map(|t| {
+                    scope.spawn(move || {
+                        let mut rng = Rng::new(1000 + t);
+                        let mut done = 0u64;
+                        while Instant::now() < deadline {
+                            for _ in 0..16 {
+                                op(store, &mut rng);
+                            }
+                            done += 16;
+                        }
+                        done
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("floor thread"))
+                .sum()
+        });
+        total as f64 / start.elapsed().as_secs_f64()
+    }
+
+    fn lookups_per_sec(&self, secs: f64, lo: i64, hi: i64) -> f64 {
+        self.rate(secs, |store, rng| {
+            let id = rng.between(lo, hi);
+            let post = store
+                .read(|conn| posts::active_by_id(conn, id))
+                .expect("floor lookup");
+            assert!(post.is_some(), "post {id} exists");
+            std::hint::black_box(post);
+        })
+    }
+
+    fn lists_per_sec(&self, secs: f64) -> f64 {
+        self.rate(secs, |store, _| {
+            let query = posts::ListQuery {
+                limit: 20,
+                before_id: None,
+                author_id: None,
+                words: &[],
+            };
+            let page = store
+                .read(|conn| posts::list_active(conn, &query))
+                .expect("floor list");
+            // list_active reads one row past the limit, to tell whether a next page exists.
+            assert!((20..=21).contains(&page.len()), "{} rows", page.len());
+            std::hint::black_box(page);
+        })
+    }
+}
+
+/// Repeated timings of one write workload, server and floor.
+#[derive(Default)]
+struct Runs {
+    server: Vec<Duration>,
+    floor: Vec<Duration>,
+    rss: Option<Peak>,
+}
+
+fn median(times: &[Duration]) -> Duration {
+    let mut sorted = times.to_vec();
+    sorted.sort();
+    sorted[sorted.len() / 2]
+}
+
+fn spread_cell(times: &[Duration]) -> String {
+    if times.len() < 2 {
+        return ms(median(times));
+    }
+    let millis = |d: &Duration| d.as_secs_f64() * 1000.0;
+    let lo = times.iter().map(millis).fold(f64::INFINITY, f64::min);
+    let hi = times.iter().map(millis).fold(0.0, f64::max);
+    format!("{} ({lo:.0}–{hi:.0})", ms(median(times)))
+}
+
+impl Runs {
+    fn keep_peak(&mut self, p: Peak) {
+        if self.rss.is_none_or(|old| p.peak_kib > old.peak_kib) {
+            self.rss = Some(p);
+        }
+    }
+
+    fn server_cell(&self) -> String {
+        spread_cell(&self.server)
+    }
+
+    fn floor_cell(&self) -> String {
+        spread_cell(&self.floor)
+    }
+
+    fn ratio(&self) -> f64 {
+        time_ratio(median(&self.server), median(&self.floor))
+    }
+}
+
+/// `reps` × (bulk create `n` fresh posts over HTTP, then the same posts through
+/// `bulk::create_all`). Returns the timings and every id created on each side.
+fn create_runs(
+    session: &mut Session,
+    floor: &Floor,
+    numbers: &mut Numbers,
+    n: u64,
+    reps: usize,
+) -> (Runs, Vec<i64>, Vec<i64>) {
+    let mut runs = Runs::default();
+    let (mut server_ids, mut floor_ids) = (Vec::new(), Vec::new());
+    for _ in 0..reps {
+        let items = content::new_posts(numbers.take(n));
+        settle();
+        let start = session.server.reset_peak();
+        let (ids, took) = session.bulk_create(&items);
+        runs.keep_peak(session.server.peak_since(start));
+        runs.server.push(took);
+        server_ids.extend(ids);
+        settle();
+        let (ids, took) = floor.create_all(items);
+        runs.floor.push(took);
+        floor_ids.extend(ids);
+    }
+    (runs, server_ids, floor_ids)
+}
+
+/// `reps` × (bulk delete 10,000 freshly created posts over HTTP, then the same through
+/// `bulk::delete_all` on the floor's own fresh posts).
+fn delete_runs(
+    session: &mut Session,
+    floor: &Floor,
+    numbers: &mut Numbers,
+    hard: bool,
+    reps: usize,
+) -> Runs {
+    let mut runs = Runs::default();
+    for _ in 0..reps {
+        let items = content::new_posts(numbers.take(DELETE_ITEMS));
+        let (server_ids, _) = session.bulk_create(&items);
+        let (floor_ids, _) = floor.create_all(items);
+        settle();
+        let start = session.server.reset_peak();
+        runs.server.push(session.bulk_delete(&server_ids, hard));
+        runs.keep_peak(session.server.peak_since(start));
+        settle();
+        runs.floor.push(floor.delete_all(&floor_ids, hard));
+    }
+    runs
+}
+
+/// Flushes dirty pages (the previous workload's writes) before a timed write, so the
+/// kernel's writeback of one side's data is not billed to the other.
+fn settle() {
+    let _ = std::process::Command::new("sync").status();
+    std::thread::sleep(Duration::from_millis(200));
+}
+
+fn id_range(ids: &[i64]) -> (i64, i64) {
+    let lo = *ids.iter().min().expect("ids");
+    let hi = *ids.iter().max().expect("ids");
+    assert_eq!((hi - lo + 1) as usize, ids.len(), "ids are contiguous");
+    (lo, hi)
+}
+
+fn per_item_us(d: Duration, n: u64) -> f64 {
+    d.as_secs_f64() * 1e6 / n as f64
+}
+
+// ---------------------------------------------------------------------------------------
+
+fn env_secs() -> u64 {
+    match std::env::var("POSTD_BENCH_SECS") {
+        Ok(text) => text
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|s| *s >= 1)
+            .unwrap_or_else(|| panic!("POSTD_BENCH_SECS must be a whole number ≥ 1, got {text:?}")),
+        Err(_) => 10,
+    }
+}
+
+fn report_path() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+        .join("bench-report.md")
+}
+
+fn main() {
+    let secs = env_secs();
+    let scale = std::env::var("POSTD_BENCH_SCALE").map_or(true, |v| v.trim() != "0");
+    let floor_secs = (secs as f64 * 0.3).clamp(1.0, 3.0);
+    assert!(
+        wrk::available(),
+        "wrk is not installed (apt-get install -y wrk)"
+    );
+
+    let mut report = Report::default();
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    report.header.push(format!(
+        "{cpus} CPUs; wrk -t2 -c64 -d{secs}s on the same machine; floor reads from \
+         {FLOOR_THREADS} threads for {floor_secs:.0} s; release build."
+    ));
+
+    let mut numbers = Numbers::default();
+    let dir = TempDir::new("server");
+    let db = dir.path().join("postd.db");
+    let floor_dir = TempDir::new("floor");
+
+    // ---- start, admin, login
+    eprintln!("postd bench: starting {}", server::BIN);
+    let server = Server::start(&db, &SCALE_FLAGS);
+    report.header.push(format!(
+        "server: `{}`; its stderr (the default access log) goes to a file beside the db",
+        server.banner
+    ));
+    let mut probe = Client::new(server.addr);
+    probe
+        .request("GET", "/healthz", &[], None)
+        .expect("healthz")
+        .expect_status(200, "healthz");
+    let idle = server.status_kib("VmRSS");
+    server::add_admin(&db, "bench", PASSWORD);
+    let mut session = Session::login(server);
+    let after_login = session.server.status_kib("VmRSS");
+    report.header.push(format!(
+        "idle RSS after start: {} (after the first Argon2 login: {})",
+        mib(idle),
+        mib(after_login)
+    ));
+    if session.server.reset_peak().is_none() {
+        report
+            .notes
+            .push("could not write /proc/PID/clear_refs: peak RSS is since start".into());
+    }
+    let floor = Floor::open(&floor_dir.path().join("floor.db"), "floor", Role::Admin);
+
+    // ---- W1
+    eprintln!("W1 bulk create {W1_ITEMS} (x{WRITE_REPS})");
+    let (w1, server_ids, floor_ids) =
+        create_runs(&mut session, &floor, &mut numbers, W1_ITEMS, WRITE_REPS);
+    report.row(
+        &format!("W1 bulk create 10,000 posts (1 request; median of {WRITE_REPS})"),
+        w1.server_cell(),
+        w1.floor_cell(),
+        w1.ratio(),
+        w1.rss,
+    );
+
+    // ---- W2
+    eprintln!("W2 GET /posts/{{id}} for {secs} s");
+    let (lo, hi) = id_range(&server_ids);
+    let script = write_script(dir.path(), "w2.lua", lo, hi);
+    let (w2, rss) = run_wrk(&session.server, "/", Some(&script), secs);
+    let (flo, fhi) = id_range(&floor_ids);
+    let floor_rate = floor.lookups_per_sec(floor_secs, flo, fhi);
+    report.row(
+        &format!(
+            "W2 GET /posts/{{id}} random of {}k, 64 conns",
+            server_ids.len() / 1000
+        ),
+        wrk_cell(&w2),
+        format!("{} lookups/s", thousands(floor_rate)),
+        floor_rate / w2.rps,
+        rss,
+    );
+    check_wrk(&mut report, "W2", &w2);
+
+    // ---- W3
+    eprintln!("W3 GET /posts?limit=20 for {secs} s");
+    let (w3, rss) = run_wrk(&session.server, "/posts?limit=20", None, secs);
+    let floor_rate = floor.lists_per_sec(floor_secs);
+    report.row(
+        "W3 GET /posts?limit=20, 64 conns",
+        wrk_cell(&w3),
+        format!("{} lists/s", thousands(floor_rate)),
+        floor_rate / w3.rps,
+        rss,
+    );
+    check_wrk(&mut report, "W3", &w3);
+
+    // ---- W4, W5
+    for (name, hard) in [
+        ("W4 bulk soft delete", false),
+        ("W5 bulk hard delete", true),
+    ] {
+        eprintln!("{name} (x{WRITE_REPS})");
+        let runs = delete_runs(&mut session, &floor, &mut numbers, hard, WRITE_REPS);
+        report.row(
+            &format!("{name} 10,000 ids (median of {WRITE_REPS})"),
+            runs.server_cell(),
+            runs.floor_cell(),
+            runs.ratio(),
+            runs.rss,
+        );
+    }
+
+    // ---- W6
+    eprintln!("W6 {W6_REQUESTS} x POST /posts");
+    let items = content::new_posts(numbers.take(W6_REQUESTS));
+    let bodies: Vec<Vec<u8>> = items.iter().map(content::post_json).collect();
+    let mut writer = Client::new(session.server.addr);
+    settle();
+    let rss_start = session.server.reset_peak();
+    let start = Instant::now();
+    for body in &bodies {
+        let resp = writer
+            .request(
+                "POST",
+                "/posts",
+                &[("Authorization", &session.auth)],
+                Some(body),
+            )
+            .expect("POST /posts");
+        resp.expect_status(201, "POST /posts");
+    }
+    let server_time = start.elapsed();
+    let rss = session.server.peak_since(rss_start);
+    if writer.connects != 1 {
+        report.notes.push(format!(
+            "W6: the keep-alive connection was reopened {} times",
+            writer.connects - 1
+        ));
+    }
+    settle();
+    let floor_time = floor.create_each(items);
+    report.row(
+        "W6 2,000 × POST /posts, 1 keep-alive conn",
+        format!(
+            "{} ({:.0} µs/req)",
+            ms(server_time),
+            per_item_us(server_time, W6_REQUESTS)
+        ),
+        format!(
+            "{} ({:.0} µs/commit)",
+            ms(floor_time),
+            per_item_us(floor_time, W6_REQUESTS)
+        ),
+        time_ratio(server_time, floor_time),
+        rss,
+    );
+
+    // ---- Scale: W1 at 1k, 10k, 100k
+    let mut cells = Vec::new();
+    for n in SCALE_SIZES {
+        let reps = if n > W1_ITEMS { 1 } else { WRITE_REPS };
+        eprintln!("scale: bulk create {n} (x{reps})");
+        let (runs, _, _) = create_runs(&mut session, &floor, &mut numbers, n, reps);
+        cells.push(format!(
+            "{}: server {:.1} / floor {:.1} µs/item ({}, peak RSS {}{})",
+            thousands(n as f64),
+            per_item_us(median(&runs.server), n),
+            per_item_us(median(&runs.floor), n),
+            times(runs.ratio()),
+            runs.rss.map_or_else(|| "n/a".to_owned(), peak),
+            if reps > 1 {
+                format!("; median of {reps}")
+            } else {
+                String::new()
+            }
+        ));
+    }
+    report.scale.push(format!(
+        "W1 bulk create µs per item, one request each, on the databases above: {}",
+        cells.join("; ")
+    ));
+    note_problems(&mut report, "main server", &session.server);
+    drop(session);
+    drop(floor);
+    drop(floor_dir);
+    drop(dir);
+
+    // ---- Scale: W2/W3 on 1,000,000 posts
+    if scale {
+        million(&mut report, secs, floor_secs);
+    } else {
+        report
+            .scale
+            .push("1,000,000-post reads skipped (POSTD_BENCH_SCALE=0)".into());
+    }
+
+    let text = report.render();
+    println!("\n{text}");
+    let path = report_path();
+    match std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))
+        .and_then(|()| std::fs::write(&path, &text))
+    {
+        Ok(()) => eprintln!("written to {}", path.display()),
+        Err(err) => eprintln!("could not write {}: {err}", path.display()),
+    }
+}
+
+fn note_problems(report: &mut Report, name: &str, server: &Server) {
+    let (count, first) = server.problems();
+    if count > 0 {
+        report.notes.push(format!(
+            "{name}: {count} stderr lines besides the access log, e.g. {first:?}"
+        ));
+    }
+}
+
+fn check_wrk(report: &mut Report, name: &str, w: &WrkResult) {
+    if w.non_2xx > 0 || w.socket_errors > 0 {
+        report.notes.push(format!(
+            "{name}: {} non-2xx responses and {} socket errors out of {} requests",
+            w.non_2xx, w.socket_errors, w.requests
+        ));
+    }
+}
+
+/// Seeds 1,000,000 posts in-process through the library on the server's database file,
+/// measures the read floors on it, then starts the server on the same file.
+fn million(report: &mut Report, secs: u64, floor_secs: f64) {
+    let dir = TempDir::new("million");
+    let db = dir.path().join("postd.db");
+    eprintln!("scale: seeding {MILLION} posts in-process");
+    let seed_start = Instant::now();
+    let seeded = Floor::open(&db, "seed", Role::User);
+    let mut ids = Vec::with_capacity(MILLION as usize);
+    for chunk in 0..MILLION / SEED_CHUNK {
+        let items = content::new_posts(chunk * SEED_CHUNK..(chunk + 1) * SEED_CHUNK);
+        ids.extend(seeded.create_all(items).0);
+    }
+    let seed_time = seed_start.elapsed();
+    let (lo, hi) = id_range(&ids);
+    drop(ids);
+    let db_mib = std::fs::metadata(&db).map_or(0.0, |m| m.len() as f64 / (1 << 20) as f64);
+
+    eprintln!("scale: floor reads on {MILLION} posts");
+    let floor_w2 = seeded.lookups_per_sec(floor_secs, lo, hi);
+    let floor_w3 = seeded.lists_per_sec(floor_secs);
+    drop(seeded);
+
+    let server = Server::start(&db, &[]);
+    let idle = server.status_kib("VmRSS");
+    let addr: SocketAddr = server.addr;
+    eprintln!("scale: wrk on {MILLION} posts at {addr}");
+    let script = write_script(dir.path(), "w2m.lua", lo, hi);
+    let (w2, rss2) = run_wrk(&server, "/", Some(&script), secs);
+    let (w3, rss3) = run_wrk(&server, "/posts?limit=20", None, secs);
+    check_wrk(report, "W2 at 1M", &w2);
+    check_wrk(report, "W3 at 1M", &w3);
+    report.scale.push(format!(
+        "1,000,000 posts, seeded in-process through `postd::store::bulk::create_all` on the \
+         server's db file before starting it (10 × 100k, {:.1} s, file {db_mib:.0} MiB); \
+         idle RSS {}",
+        seed_time.as_secs_f64(),
+        mib(idle)
+    ));
+    report.scale.push(format!(
+        "W2 at 1M: server {} vs floor {} lookups/s ({}), peak RSS {}",
+        wrk_cell(&w2),
+        thousands(floor_w2),
+        times(floor_w2 / w2.rps),
+        peak(rss2)
+    ));
+    report.scale.push(format!(
+        "W3 at 1M: server {} vs floor {} lists/s ({}), peak RSS {}",
+        wrk_cell(&w3),
+        thousands(floor_w3),
+        times(floor_w3 / w3.rps),
+        peak(rss3)
+    ));
+    note_problems(report, "1M server", &server);
+    drop(server);
+}

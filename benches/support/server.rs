@@ -1,0 +1,181 @@
+//! The real `postd` binary as a child process (killed on drop, panics included), its
+//! temporary directory, and memory probes from `/proc`.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_postd");
+
+/// A fresh directory under the system temp dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let dir =
+            std::env::temp_dir().join(format!("postd-bench-{tag}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Peak RSS over a workload, and the RSS at its start (glibc keeps freed memory, so the
+/// peak of a small workload is mostly what earlier ones left resident).
+#[derive(Clone, Copy, Debug)]
+pub struct Peak {
+    pub start_kib: Option<u64>,
+    pub peak_kib: Option<u64>,
+}
+
+/// A running `postd serve`. Dropping it kills and reaps the process.
+pub struct Server {
+    child: Child,
+    /// The server's stderr (its access log and any error lines).
+    pub log: PathBuf,
+    pub addr: SocketAddr,
+    pub pid: u32,
+    pub banner: String,
+}
+
+impl Server {
+    /// Starts `postd serve` on a free loopback port; its stderr goes to `server.log` beside
+    /// the database (the access log would otherwise flood the report).
+    pub fn start(db: &Path, extra: &[&str]) -> Server {
+        let log = db.with_file_name("server.log");
+        let log_file = std::fs::File::create(&log).expect("create server.log");
+        let mut child = Command::new(BIN)
+            .arg("serve")
+            .args(["--addr", "127.0.0.1:0", "--db"])
+            .arg(db)
+            .args(extra)
+            .env_remove("POSTD_ADDR")
+            .env_remove("POSTD_DB")
+            .env_remove("POSTD_WORKERS")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file))
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start {BIN}: {err}"));
+        let pid = child.id();
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        // Read the first line, hand it over, then keep draining so the pipe never fills.
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let _ = tx.send(lines.next());
+            lines.for_each(drop);
+        });
+        // From here on, a panic kills the child through Drop.
+        let mut server = Server {
+            child,
+            log,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            pid,
+            banner: String::new(),
+        };
+        let line = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(Some(Ok(line))) => line,
+            other => panic!("postd did not print its start-up line: {other:?}"),
+        };
+        let addr = line
+            .split("listening on http://")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|a| a.parse::<SocketAddr>().ok())
+            .unwrap_or_else(|| panic!("no address in start-up line {line:?}"));
+        assert!(
+            addr.ip().is_loopback(),
+            "server bound to {addr}, not loopback"
+        );
+        server.addr = addr;
+        server.banner = line;
+        server
+    }
+
+    pub fn status_kib(&self, key: &str) -> Option<u64> {
+        status_kib(self.pid, key)
+    }
+
+    /// Resets the peak-RSS counter (VmHWM) to the current RSS and returns that RSS
+    /// (`None` when the reset was refused).
+    pub fn reset_peak(&self) -> Option<u64> {
+        std::fs::write(format!("/proc/{}/clear_refs", self.pid), "5").ok()?;
+        self.status_kib("VmRSS")
+    }
+
+    /// The peak RSS since `reset_peak`, and the RSS it started from.
+    pub fn peak_since(&self, start: Option<u64>) -> Peak {
+        Peak {
+            start_kib: start,
+            peak_kib: self.status_kib("VmHWM"),
+        }
+    }
+}
+
+impl Server {
+    /// Lines of the server's stderr that are not access-log lines: (count, first few).
+    pub fn problems(&self) -> (usize, Vec<String>) {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let odd: Vec<&str> = text
+            .lines()
+            .filter(|line| !(line.starts_with("time=") || line.starts_with("{\"time\"")))
+            .collect();
+        (
+            odd.len(),
+            odd.iter().take(5).map(|l| l.to_string()).collect(),
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let (count, first) = self.problems();
+            eprintln!("postd stderr had {count} non-access-log lines; first: {first:#?}");
+        }
+    }
+}
+
+/// A `kB` field (`VmRSS`, `VmHWM`, …) of /proc/PID/status.
+pub fn status_kib(pid: u32, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix(key)?.strip_prefix(':')?;
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
+/// `postd user add NAME --admin --db DB` with the password in `POSTD_PASSWORD`.
+pub fn add_admin(db: &Path, name: &str, password: &str) {
+    let out = Command::new(BIN)
+        .args(["user", "add", name, "--admin", "--db"])
+        .arg(db)
+        .env("POSTD_PASSWORD", password)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|err| panic!("cannot run {BIN} user add: {err}"));
+    assert!(
+        out.status.success(),
+        "postd user add failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
