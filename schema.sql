@@ -1,6 +1,12 @@
--- postd schema, version 1. Embedded in the binary and applied inside one IMMEDIATE
--- transaction when PRAGMA user_version is below 1. Later versions add numbered
--- migration steps in src/store/schema.rs; this file always describes the newest layout.
+-- postd schema. Embedded in the binary; the single source of the layout.
+--
+-- The file is a sequence of sections, each opened by a version marker line. A new
+-- database runs every section; a database at PRAGMA user_version = K runs the sections
+-- numbered above K. All of it happens in one IMMEDIATE transaction that ends by setting
+-- user_version to the last section's number. Sections are append-only: change the layout
+-- by adding a section, never by editing an old one.
+
+-- @version 1: users, posts with soft delete, comments, views, full-text search
 
 CREATE TABLE users (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -77,8 +83,9 @@ WHEN old.title IS NOT new.title OR old.body IS NOT new.body BEGIN
     INSERT INTO posts_fts (rowid, title, body) VALUES (new.id, new.title, new.body);
 END;
 
--- Idempotency-Key records: one per (user, key), kept 24 h, written in the same
--- transaction as the writes they describe.
+-- @version 2: Idempotency-Key records for POST /posts and POST /posts/bulk
+-- One per (user, key), kept 24 h, written in the same transaction as the writes they
+-- describe.
 CREATE TABLE idempotency_keys (
     user_id      INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     key          TEXT    NOT NULL,

@@ -5,7 +5,7 @@ use crate::auth::{hash_password, load_or_create_key, TokenKeys};
 use crate::config::{self, Command, ServeConfig};
 use crate::model::{check_password, check_username, Role};
 use crate::store::Store;
-use std::io::BufRead;
+use std::io::{BufRead, IsTerminal};
 use std::path::Path;
 
 /// Runs the command line; returns the process exit code.
@@ -83,9 +83,12 @@ fn execute(command: Command) -> Result<(), String> {
             dry_run,
         } => {
             let cutoff = crate::clock::ago(older_than);
-            let count = open_store(&db, 2)?
-                .purge_deleted_before(&cutoff, dry_run)
+            let store = open_store(&db, 2)?;
+            let mut meter = ProgressMeter::new("purging");
+            let count = store
+                .purge_deleted_before(&cutoff, dry_run, &mut |done, total| meter.show(done, total))
                 .map_err(|e| e.to_string())?;
+            meter.finish();
             if dry_run {
                 println!("would purge {count} posts deleted before {cutoff}");
             } else {
@@ -94,14 +97,78 @@ fn execute(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Backup { db, file } => {
-            if !db.exists() {
-                return Err(format!("database {} does not exist", db.display()));
-            }
-            open_store(&db, 2)?
-                .backup_to(&file)
+            let store = open_existing(&db)?;
+            let mut meter = ProgressMeter::new("copying pages");
+            store
+                .backup_to(&file, &mut |done, total| meter.show(done, total))
                 .map_err(|e| format!("backup failed: {e}"))?;
+            meter.finish();
             println!("backed up {} to {}", db.display(), file.display());
             Ok(())
+        }
+        Command::Check { db } => {
+            let store = open_existing(&db)?;
+            let mut meter = ProgressMeter::new("checks done");
+            let problems = store
+                .check(&mut |done, total| meter.show(done, total))
+                .map_err(|e| e.to_string())?;
+            meter.finish();
+            if problems.is_empty() {
+                println!(
+                    "OK: integrity, foreign keys and full-text index of {} are sound",
+                    db.display()
+                );
+                return Ok(());
+            }
+            for problem in &problems {
+                println!("{problem}");
+            }
+            Err(format!(
+                "{} problems found in {}",
+                problems.len(),
+                db.display()
+            ))
+        }
+    }
+}
+
+/// For commands that read a database: one that does not exist is an error, not a new file.
+fn open_existing(db: &Path) -> Result<Store, String> {
+    if !db.exists() {
+        return Err(format!("database {} does not exist", db.display()));
+    }
+    open_store(db, 2)
+}
+
+/// Progress on stderr, redrawn in place, only when stderr is a terminal: scripts and logs
+/// get the final line alone.
+struct ProgressMeter {
+    label: &'static str,
+    enabled: bool,
+    shown: bool,
+}
+
+impl ProgressMeter {
+    fn new(label: &'static str) -> ProgressMeter {
+        ProgressMeter {
+            label,
+            enabled: std::io::stderr().is_terminal(),
+            shown: false,
+        }
+    }
+
+    fn show(&mut self, done: u64, total: u64) {
+        if !self.enabled {
+            return;
+        }
+        let percent = done.saturating_mul(100).checked_div(total).unwrap_or(100);
+        eprint!("\r{}: {done}/{total} ({percent}%)", self.label);
+        self.shown = true;
+    }
+
+    fn finish(&mut self) {
+        if self.shown {
+            eprintln!();
         }
     }
 }
@@ -130,7 +197,8 @@ fn serve(config: ServeConfig) -> Result<(), String> {
     let pool_size = u32::try_from(config.workers)
         .unwrap_or(u32::MAX)
         .saturating_add(2);
-    let store = open_store(&config.db, pool_size)?;
+    let store = Store::open_with(&config.db, pool_size, config.wal_autocheckpoint)
+        .map_err(|err| format!("cannot use database {}: {err}", config.db.display()))?;
     let key_path = config.db.with_file_name("postd.key");
     let secret = load_or_create_key(&key_path, config.jwt_secret.as_deref())?;
     let keys = TokenKeys::new(&secret, config.token_ttl_secs);

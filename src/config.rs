@@ -24,6 +24,7 @@ pub struct ServeConfig {
     pub jwt_secret: Option<String>,
     pub log_format: LogFormat,
     pub shutdown_grace: Duration,
+    pub wal_autocheckpoint: u32,
 }
 
 #[derive(Debug)]
@@ -53,6 +54,9 @@ pub enum Command {
         db: PathBuf,
         file: PathBuf,
     },
+    Check {
+        db: PathBuf,
+    },
     Help(&'static str),
     Version,
 }
@@ -61,21 +65,76 @@ pub const USAGE: &str = "\
 postd — posts and comments in one SQLite file, served over HTTP
 
 Usage:
-  postd [serve] [--addr ADDR] [--db PATH] [--signup open|closed] [--token-ttl SECS]
-                [--max-body BYTES] [--max-bulk N] [--workers N]
-                [--log-format logfmt|json|off] [--shutdown-grace SECS]
-  postd user add NAME [--admin] [--db PATH]     password from POSTD_PASSWORD or one line of stdin
-  postd user role NAME admin|user [--db PATH]
-  postd user delete NAME [--db PATH]            removes the user with their posts and comments
-  postd purge --older-than DURATION [--dry-run] [--db PATH]   DURATION like 30d, 12h, 15m
-  postd backup FILE [--db PATH]
-  postd --help | --version
+  postd [serve] [OPTIONS]                  serve HTTP (the default command)
+  postd user add NAME [--admin]            create a user
+  postd user role NAME admin|user          change a user's role
+  postd user delete NAME                   remove a user with their posts and comments
+  postd purge --older-than DURATION        permanently delete posts soft-deleted before now - DURATION
+  postd backup FILE                        consistent copy of the live database
+  postd check                              integrity, foreign-key and full-text index checks
+  postd --version
 
-Environment: POSTD_ADDR, POSTD_DB, POSTD_SIGNUP, POSTD_TOKEN_TTL, POSTD_MAX_BODY,
-POSTD_MAX_BULK, POSTD_WORKERS, POSTD_LOG_FORMAT, POSTD_SHUTDOWN_GRACE, POSTD_JWT_SECRET,
-POSTD_PASSWORD.
-Defaults: --addr 127.0.0.1:8080, --db data/postd.db, signup open, token TTL 3600 s,
-max body 16 MiB, max bulk 10000 items, workers 4 x CPUs.";
+Every command takes --db PATH (default data/postd.db, env POSTD_DB).
+Run `postd COMMAND --help` for a command's options.";
+
+pub const SERVE_USAGE: &str = "\
+Usage: postd [serve] [OPTIONS]
+
+Serves the HTTP API. Every option can also be set by the environment variable shown.
+
+Options:
+  --addr ADDR              listen address [POSTD_ADDR, default 127.0.0.1:8080; port 0 picks one]
+  --db PATH                database file [POSTD_DB, default data/postd.db]
+  --signup open|closed     whether POST /auth/register works [POSTD_SIGNUP, default open]
+  --token-ttl SECS         access token lifetime [POSTD_TOKEN_TTL, default 3600]
+  --max-body BYTES         largest request body [POSTD_MAX_BODY, default 16777216]
+  --max-bulk N             most items in one bulk request [POSTD_MAX_BULK, default 10000]
+  --workers N              request worker threads [POSTD_WORKERS, default 4 x CPUs]
+  --log-format FORMAT      access log on stderr: logfmt, json or off [POSTD_LOG_FORMAT, default logfmt]
+  --shutdown-grace SECS    wait for requests in flight on SIGTERM [POSTD_SHUTDOWN_GRACE, default 30]
+  --wal-autocheckpoint N   checkpoint the WAL at N pages; 0 leaves it to Litestream
+                           [POSTD_WAL_AUTOCHECKPOINT, default 1000]
+The token signing key is POSTD_JWT_SECRET (>= 32 bytes) or the file postd.key beside the database.";
+
+pub const USER_USAGE: &str = "\
+Usage:
+  postd user add NAME [--admin] [--db PATH]   password from POSTD_PASSWORD or one line of stdin
+  postd user role NAME admin|user [--db PATH]
+  postd user delete NAME [--db PATH]          also removes the user's posts and comments";
+
+pub const PURGE_USAGE: &str = "\
+Usage: postd purge --older-than DURATION [--dry-run] [--db PATH]
+
+Permanently deletes posts soft-deleted before now - DURATION (e.g. 30d, 12h, 15m, 45s), with
+their comments, in one transaction, and prints how many. --dry-run only counts.";
+
+pub const BACKUP_USAGE: &str = "\
+Usage: postd backup FILE [--db PATH]
+
+Writes a consistent copy of the database to FILE with SQLite's online backup API; safe while
+the server runs. FILE is replaced atomically.";
+
+pub const CHECK_USAGE: &str = "\
+Usage: postd check [--db PATH]
+
+Runs PRAGMA integrity_check, PRAGMA foreign_key_check and the full-text index's integrity
+check. Prints OK and exits 0, or lists each problem and exits 1.";
+
+/// The help text for the command `args` names.
+fn help_for(args: &[String]) -> &'static str {
+    match args
+        .iter()
+        .find(|a| !a.starts_with('-'))
+        .map(String::as_str)
+    {
+        Some("serve") => SERVE_USAGE,
+        Some("user") => USER_USAGE,
+        Some("purge") => PURGE_USAGE,
+        Some("backup") => BACKUP_USAGE,
+        Some("check") => CHECK_USAGE,
+        _ => USAGE,
+    }
+}
 
 /// Splits arguments into positionals, `--name value` / `--name=value` options and
 /// `--flag`s, refusing anything the command does not know.
@@ -185,7 +244,7 @@ pub fn default_workers() -> usize {
 /// Parses `args` (without the program name). `env` looks up environment variables.
 pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Command, String> {
     if args.iter().any(|a| a == "--help" || a == "-h") {
-        return Ok(Command::Help(USAGE));
+        return Ok(Command::Help(help_for(args)));
     }
     if args.iter().any(|a| a == "--version" || a == "-V") {
         return Ok(Command::Version);
@@ -209,6 +268,7 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
                     "workers",
                     "log-format",
                     "shutdown-grace",
+                    "wal-autocheckpoint",
                 ],
                 &[],
             )?;
@@ -263,6 +323,12 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
                     DEFAULT_SHUTDOWN_GRACE_SECS,
                     0,
                 )?),
+                wal_autocheckpoint: number(
+                    p.option("wal-autocheckpoint", "POSTD_WAL_AUTOCHECKPOINT", env),
+                    "WAL auto-checkpoint",
+                    crate::store::DEFAULT_WAL_AUTOCHECKPOINT,
+                    0,
+                )?,
             }))
         }
         "user" => {
@@ -320,6 +386,11 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
                 older_than: crate::clock::parse_duration(&text)?,
                 dry_run: p.flag("dry-run"),
             })
+        }
+        "check" => {
+            let p = split_args(rest, &["db"], &[])?;
+            p.exact_positionals(0, "postd check [--db PATH]")?;
+            Ok(Command::Check { db: p.db(env) })
         }
         "backup" => {
             let p = split_args(rest, &["db"], &[])?;
@@ -382,6 +453,23 @@ mod tests {
             parse(&args("purge --older-than 30d --dry-run"), &no_env),
             Ok(Command::Purge { dry_run: true, .. })
         ));
+    }
+
+    #[test]
+    fn every_command_has_its_own_help() {
+        for (line, expected) in [
+            ("--help", USAGE),
+            ("serve --help", SERVE_USAGE),
+            ("user add --help", USER_USAGE),
+            ("purge -h", PURGE_USAGE),
+            ("backup --help", BACKUP_USAGE),
+            ("check --help", CHECK_USAGE),
+        ] {
+            match parse(&args(line), &no_env).unwrap() {
+                Command::Help(text) => assert_eq!(text, expected, "{line}"),
+                other => panic!("{line}: {other:?}"),
+            }
+        }
     }
 
     #[test]

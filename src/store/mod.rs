@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-pub use schema::SCHEMA_VERSION;
+pub use maintenance::Progress;
+pub use schema::schema_version;
 
 /// How long a connection waits for another *process* (the CLI, a backup, Litestream)
 /// holding the write lock. Writers inside the server queue on `write_lock` instead.
@@ -118,16 +119,22 @@ pub struct Store {
     pool: r2d2::Pool<SqliteConnectionManager>,
     write_lock: Mutex<()>,
     path: PathBuf,
+    wal_autocheckpoint: u32,
 }
 
+/// SQLite's own default: checkpoint the WAL into the database once it holds this many pages.
+pub const DEFAULT_WAL_AUTOCHECKPOINT: u32 = 1000;
+
 /// Pragmas every connection gets, in the pool's init hook.
-fn prepare_connection(conn: &mut Connection) -> rusqlite::Result<()> {
+fn prepare_connection(conn: &mut Connection, wal_autocheckpoint: u32) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.execute_batch(
         "PRAGMA foreign_keys = ON;
          PRAGMA synchronous = FULL;
          PRAGMA temp_store = MEMORY;",
     )?;
+    // 0 leaves checkpoints to an outside process (Litestream's advice under write load).
+    conn.pragma_update(None, "wal_autocheckpoint", wal_autocheckpoint)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(())
 }
@@ -136,7 +143,7 @@ fn prepare_connection(conn: &mut Connection) -> rusqlite::Result<()> {
 /// returns a single connection configured like the pool's. Used by the CLI and by `open`.
 pub fn open_connection(path: &Path) -> StoreResult<Connection> {
     let mut conn = Connection::open(path)?;
-    prepare_connection(&mut conn)?;
+    prepare_connection(&mut conn, DEFAULT_WAL_AUTOCHECKPOINT)?;
     // WAL is a property of the file; set once here, every later connection inherits it.
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
@@ -151,10 +158,17 @@ pub fn open_connection(path: &Path) -> StoreResult<Connection> {
 
 impl Store {
     pub fn open(path: &Path, pool_size: u32) -> StoreResult<Store> {
+        Store::open_with(path, pool_size, DEFAULT_WAL_AUTOCHECKPOINT)
+    }
+
+    /// `open` with a WAL auto-checkpoint threshold in pages (0: never checkpoint by
+    /// ourselves, for running under Litestream).
+    pub fn open_with(path: &Path, pool_size: u32, wal_autocheckpoint: u32) -> StoreResult<Store> {
         // Schema and WAL first, on a connection of our own, so pool connections never race
         // to create tables.
         drop(open_connection(path)?);
-        let manager = SqliteConnectionManager::file(path).with_init(prepare_connection);
+        let manager = SqliteConnectionManager::file(path)
+            .with_init(move |conn| prepare_connection(conn, wal_autocheckpoint));
         let pool = r2d2::Pool::builder()
             .max_size(pool_size.max(2))
             .min_idle(Some(1))
@@ -167,6 +181,7 @@ impl Store {
             pool,
             write_lock: Mutex::new(()),
             path: path.to_owned(),
+            wal_autocheckpoint,
         })
     }
 
@@ -208,7 +223,11 @@ impl Store {
 
     /// Copies the WAL into the database file and truncates it, so a stopped server leaves
     /// one self-contained file behind.
+    /// Skipped when checkpoints were left to an outside process (Litestream).
     pub fn checkpoint(&self) -> StoreResult<()> {
+        if self.wal_autocheckpoint == 0 {
+            return Ok(());
+        }
         self.read(|conn| {
             conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
             Ok(())

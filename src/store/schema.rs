@@ -1,23 +1,46 @@
-//! Schema creation and upgrades, guided by `PRAGMA user_version`.
+//! Schema creation and upgrades, guided by `PRAGMA user_version` and the `-- @version N`
+//! sections of schema.sql.
 
 use super::{StoreError, StoreResult};
 use rusqlite::{Connection, TransactionBehavior};
 
-/// The layout `schema.sql` describes.
-pub const SCHEMA_VERSION: i64 = 1;
 const SCHEMA_SQL: &str = include_str!("../../schema.sql");
+const SECTION_MARK: &str = "-- @version ";
 
-/// Steps that bring a file at version `n - 1` to version `n`, indexed by `n - 2` (version 1
-/// is made by `schema.sql` itself). Empty while there is only one version.
-const MIGRATIONS: &[&str] = &[];
+/// `(version, sql)` for each section of schema.sql, in file order.
+fn sections() -> Vec<(i64, &'static str)> {
+    let mut sections = Vec::new();
+    let mut rest = SCHEMA_SQL;
+    while let Some(start) = rest.find(SECTION_MARK) {
+        let after = &rest[start + SECTION_MARK.len()..];
+        let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
+        let end = after.find(SECTION_MARK).unwrap_or(after.len());
+        // The marker line is a comment; the section's SQL starts on the next line.
+        let body_start = after[..end].find('\n').map_or(end, |n| n + 1);
+        if let Ok(version) = digits.parse() {
+            sections.push((version, &after[body_start..end]));
+        }
+        rest = &after[end..];
+    }
+    sections
+}
+
+/// The newest layout this binary knows: the last section's number.
+pub fn schema_version() -> i64 {
+    sections().last().map(|(v, _)| *v).unwrap_or(0)
+}
 
 pub fn migrate(conn: &mut Connection) -> StoreResult<()> {
+    let newest = schema_version();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let found: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    if found > SCHEMA_VERSION {
+    if found > newest {
         return Err(StoreError::Unavailable(format!(
-            "the database has schema version {found}, newer than this postd knows ({SCHEMA_VERSION}); use a newer postd"
+            "the database has schema version {found}, newer than this postd knows ({newest}); use a newer postd"
         )));
+    }
+    if found == newest {
+        return Ok(());
     }
     if found == 0 {
         let has_tables: i64 = tx.query_row(
@@ -30,16 +53,14 @@ pub fn migrate(conn: &mut Connection) -> StoreResult<()> {
                 "the file holds tables but no postd schema version; is it a postd database?".into(),
             ));
         }
-        tx.execute_batch(SCHEMA_SQL)?;
-    } else {
-        for step in &MIGRATIONS[(found - 1) as usize..] {
-            tx.execute_batch(step)?;
+    }
+    for (version, sql) in sections() {
+        if version > found {
+            tx.execute_batch(sql)?;
         }
     }
-    if found != SCHEMA_VERSION {
-        // PRAGMA takes no bound parameters; the value is our own constant.
-        tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
-    }
+    // PRAGMA takes no bound parameters; the value is our own number.
+    tx.execute_batch(&format!("PRAGMA user_version = {newest}"))?;
     tx.commit()?;
     Ok(())
 }
@@ -48,9 +69,41 @@ pub fn migrate(conn: &mut Connection) -> StoreResult<()> {
 mod tests {
     use super::*;
 
+    fn layout(conn: &Connection) -> Vec<(String, String)> {
+        let mut stmt = conn
+            .prepare("SELECT name, coalesce(sql, '') FROM sqlite_schema ORDER BY name")
+            .unwrap();
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        rows.collect::<Result<_, _>>().unwrap()
+    }
+
     #[test]
-    fn migrations_cover_every_version() {
-        assert_eq!(MIGRATIONS.len() as i64, SCHEMA_VERSION - 1);
+    fn sections_are_numbered_one_up_from_one() {
+        let versions: Vec<i64> = sections().iter().map(|(v, _)| *v).collect();
+        assert_eq!(versions, (1..=versions.len() as i64).collect::<Vec<_>>());
+        assert!(schema_version() >= 2);
+    }
+
+    #[test]
+    fn upgrading_each_older_version_gives_the_fresh_layout() {
+        let mut fresh = Connection::open_in_memory().unwrap();
+        migrate(&mut fresh).unwrap();
+        for old in 1..schema_version() {
+            let mut conn = Connection::open_in_memory().unwrap();
+            for (version, sql) in sections() {
+                if version <= old {
+                    conn.execute_batch(sql).unwrap();
+                }
+            }
+            conn.execute_batch(&format!("PRAGMA user_version = {old}"))
+                .unwrap();
+            migrate(&mut conn).unwrap();
+            assert_eq!(layout(&conn), layout(&fresh), "upgrade from {old}");
+            let v: i64 = conn
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(v, schema_version());
+        }
     }
 
     #[test]
@@ -69,6 +122,6 @@ mod tests {
         let v: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(v, SCHEMA_VERSION);
+        assert_eq!(v, schema_version());
     }
 }

@@ -116,6 +116,15 @@ impl Server {
     pub fn start_with(env: &[(&str, &str)], args: &[&str]) -> Server {
         let dir = TempDir::new("srv");
         let db = dir.0.join("postd.db");
+        Server::start_on(dir, db, env, args)
+    }
+
+    /// Starts on an existing database file (the temp dir holds only the logs then).
+    pub fn start_with_db(db: PathBuf, env: &[(&str, &str)], args: &[&str]) -> Server {
+        Server::start_on(TempDir::new("srv"), db, env, args)
+    }
+
+    fn start_on(dir: TempDir, db: PathBuf, env: &[(&str, &str)], args: &[&str]) -> Server {
         let mut server = Server {
             child: None,
             addr: String::new(),
