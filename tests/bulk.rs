@@ -2031,3 +2031,42 @@ fn concurrent_requests_with_one_idempotency_key_create_once() {
     assert_eq!(fresh, 1, "exactly one request may do the work");
     assert_eq!(post_count(&srv), 2);
 }
+
+#[test]
+fn bulk_restore_409_names_request_positions_when_ids_repeat() {
+    let srv = Server::start();
+    let admin = srv.admin("root");
+    let alice = srv.register("alice");
+    let first = srv.create_post(&alice, "Kept apart", "a");
+    let second = srv.create_post(&alice, "Taken later", "b");
+    let (p1, p2) = (
+        first["id"].as_i64().unwrap(),
+        second["id"].as_i64().unwrap(),
+    );
+    srv.call(
+        "DELETE",
+        "/posts/bulk",
+        Some(&admin.token),
+        Some(&json!({"post_ids": [p1, p2]})),
+    )
+    .expect(204);
+    // Another post now holds the second post's slug.
+    srv.call(
+        "POST",
+        "/posts",
+        Some(&alice.token),
+        Some(&json!({"title": "x", "body": "", "slug": "taken-later"})),
+    )
+    .expect(201);
+    let resp = srv.call(
+        "POST",
+        "/posts/bulk/restore",
+        Some(&admin.token),
+        Some(&json!({"post_ids": [p1, p1, p2]})),
+    );
+    resp.expect(409);
+    let errors = resp.json()["errors"].as_array().unwrap().clone();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["index"], 2, "{errors:?}");
+    assert_eq!(errors[0]["id"], p2, "{errors:?}");
+}

@@ -56,7 +56,7 @@ where
 /// The slugs among `slugs` held by active posts other than `except_id` (by index).
 fn slugs_held_by_active_posts(
     conn: &Connection,
-    slugs: &[(usize, i64, &str)],
+    slugs: &[SlugClaim<'_>],
 ) -> StoreResult<HashSet<usize>> {
     #[derive(serde::Serialize)]
     struct Wanted<'a> {
@@ -109,16 +109,35 @@ fn slug_taken_error(index: usize, id: Option<i64>, slug: &str) -> ItemError {
     }
 }
 
-fn conflicts(errors: Vec<ItemError>) -> StoreResult<()> {
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        let detail = format!(
-            "{} conflict with existing posts or with each other",
-            items_phrase(errors.len())
-        );
-        Err(StoreError::items(Refusal::Conflict, detail, errors))
+/// A slug an item of the request wants: (request index, the post's id or 0 for a new
+/// post, slug).
+type SlugClaim<'a> = (usize, i64, &'a str);
+
+/// 409 listing every item whose slug repeats within the request or is held by an active
+/// post other than the item's own; each item once, in request order.
+fn refuse_slug_conflicts(conn: &Connection, claims: &[SlugClaim<'_>]) -> StoreResult<()> {
+    let id_of = |id: i64| (id > 0).then_some(id);
+    let mut errors = repeated(
+        claims.iter().map(|(i, id, s)| (*i, id_of(*id), *s)),
+        "slug",
+        "slug",
+    );
+    let held = slugs_held_by_active_posts(conn, claims)?;
+    let mut listed: HashSet<usize> = errors.iter().filter_map(|e| e.index).collect();
+    for (index, id, slug) in claims {
+        if held.contains(index) && listed.insert(*index) {
+            errors.push(slug_taken_error(*index, id_of(*id), slug));
+        }
     }
+    if errors.is_empty() {
+        return Ok(());
+    }
+    errors.sort_by_key(|e| e.index);
+    let detail = format!(
+        "{} conflict with existing posts or with each other",
+        items_phrase(errors.len())
+    );
+    Err(StoreError::items(Refusal::Conflict, detail, errors))
 }
 
 /// Creates every post or none. Explicit slugs that an active post holds, or that repeat
@@ -129,20 +148,7 @@ pub fn create_all(tx: &Transaction, actor: &Actor, items: Vec<NewPost>) -> Store
         .enumerate()
         .filter_map(|(i, item)| item.slug.as_deref().map(|slug| (i, 0, slug)))
         .collect();
-    let mut errors = repeated(
-        explicit.iter().map(|(i, _, s)| (*i, None, *s)),
-        "slug",
-        "slug",
-    );
-    let held = slugs_held_by_active_posts(tx, &explicit)?;
-    let mut already_listed: HashSet<usize> = errors.iter().filter_map(|e| e.index).collect();
-    for (index, _, slug) in &explicit {
-        if held.contains(index) && already_listed.insert(*index) {
-            errors.push(slug_taken_error(*index, None, slug));
-        }
-    }
-    errors.sort_by_key(|e| e.index);
-    conflicts(errors)?;
+    refuse_slug_conflicts(tx, &explicit)?;
 
     let mut slugs = SlugAllocator::default();
     for (_, _, slug) in &explicit {
@@ -302,20 +308,7 @@ pub fn update_all(
                 .map(|s| (i, *id, s))
         })
         .collect();
-    let mut errors = repeated(
-        new_slugs.iter().map(|(i, id, s)| (*i, Some(*id), *s)),
-        "slug",
-        "slug",
-    );
-    let held = slugs_held_by_active_posts(tx, &new_slugs)?;
-    let mut listed: HashSet<usize> = errors.iter().filter_map(|e| e.index).collect();
-    for (index, id, slug) in &new_slugs {
-        if held.contains(index) && listed.insert(*index) {
-            errors.push(slug_taken_error(*index, Some(*id), slug));
-        }
-    }
-    errors.sort_by_key(|e| e.index);
-    conflicts(errors)?;
+    refuse_slug_conflicts(tx, &new_slugs)?;
 
     let now = clock::now();
     let mut updated = Vec::with_capacity(items.len());
@@ -416,25 +409,13 @@ pub fn restore_all(tx: &Transaction, requested: &[(usize, i64)]) -> StoreResult<
         return Err(StoreError::items(Refusal::BadState, detail, not_deleted));
     }
     let posts: Vec<Post> = found.into_iter().filter_map(|(_, post)| post).collect();
-    let slugs: Vec<(usize, i64, &str)> = posts
+    // Each post keeps its position in the request for the error entries.
+    let claims: Vec<SlugClaim> = posts
         .iter()
-        .enumerate()
-        .map(|(i, p)| (i, p.id, p.slug.as_str()))
+        .zip(requested)
+        .map(|(p, (index, _))| (*index, p.id, p.slug.as_str()))
         .collect();
-    let mut errors = repeated(
-        slugs.iter().map(|(i, id, s)| (*i, Some(*id), *s)),
-        "slug",
-        "slug",
-    );
-    let held = slugs_held_by_active_posts(tx, &slugs)?;
-    let mut listed: HashSet<usize> = errors.iter().filter_map(|e| e.index).collect();
-    for (index, id, slug) in &slugs {
-        if held.contains(index) && listed.insert(*index) {
-            errors.push(slug_taken_error(*index, Some(*id), slug));
-        }
-    }
-    errors.sort_by_key(|e| e.index);
-    conflicts(errors)?;
+    refuse_slug_conflicts(tx, &claims)?;
 
     let mut restore = tx.prepare_cached(
         "UPDATE posts SET deleted_at = NULL, deleted_by_id = NULL
