@@ -264,10 +264,73 @@ fn write_script(dir: &Path, name: &str, lo: i64, hi: i64) -> PathBuf {
     path
 }
 
-fn run_wrk(server: &Server, path: &str, script: Option<&Path>, secs: u64) -> (WrkResult, Peak) {
+/// What the server looked like while wrk ran: connections with an unread request
+/// (not being served) and the server's thread count, sampled about once a second.
+#[derive(Default)]
+struct LoadShape {
+    unread: Vec<usize>,
+    threads: Vec<u64>,
+}
+
+impl LoadShape {
+    fn median_unread(&self) -> Option<usize> {
+        let mut v = self.unread.clone();
+        v.sort_unstable();
+        v.get(v.len() / 2).copied()
+    }
+
+    fn describe(&self) -> String {
+        let threads = match (self.threads.iter().min(), self.threads.iter().max()) {
+            (Some(lo), Some(hi)) => format!("{lo}–{hi}"),
+            _ => "n/a".into(),
+        };
+        format!(
+            "connections with an unread request per sample {:?} of 64, server threads {threads}",
+            self.unread
+        )
+    }
+}
+
+fn run_wrk(
+    server: &Server,
+    path: &str,
+    script: Option<&Path>,
+    secs: u64,
+) -> (WrkResult, Peak, LoadShape) {
     let start = server.reset_peak();
-    let result = wrk::run(server.addr, path, script, secs);
-    (result, server.peak_since(start))
+    let mut shape = LoadShape::default();
+    let port = server.addr.port();
+    let result = wrk::run(server.addr, path, script, secs, &mut || {
+        if let Some(n) = server::unread_connections(port) {
+            shape.unread.push(n);
+        }
+        if let Some(t) = server.status_kib("Threads") {
+            shape.threads.push(t);
+        }
+    });
+    eprintln!("    {}", shape.describe());
+    (result, server.peak_since(start), shape)
+}
+
+/// Flags a wrk run in which many connections sat unserved, and marks its table cell.
+fn starvation(report: &mut Report, name: &str, shape: &LoadShape) -> String {
+    // tiny_http gives every keep-alive connection a thread of its own; with fewer server
+    // threads than connections, a connection with an unread request is one nobody serves
+    // (with enough threads it is only waiting for a CPU).
+    let too_few_threads = shape.threads.iter().max().is_some_and(|t| *t < 64);
+    match shape.median_unread() {
+        Some(n) if n >= 8 && too_few_threads => {
+            report.notes.push(format!(
+                "{name}: only ~{} of 64 wrk connections were being served ({}). The \
+                 rest waited: the throughput and p99 describe a server answering a few \
+                 connections, not 64.",
+                64 - n.min(64),
+                shape.describe()
+            ));
+            format!(" ⚠ {n}/64 conns unserved")
+        }
+        _ => String::new(),
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -514,6 +577,17 @@ fn env_secs() -> u64 {
     }
 }
 
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_else(|_| "n/a".into())
+}
+
 fn report_path() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -537,6 +611,10 @@ fn main() {
          {FLOOR_THREADS} threads for {floor_secs:.0} s; release build."
     ));
 
+    report.header.push(format!(
+        "load average at start: {} (other processes share these CPUs)",
+        load_average()
+    ));
     let mut numbers = Numbers::default();
     let dir = TempDir::new("server");
     let db = dir.path().join("postd.db");
@@ -554,6 +632,7 @@ fn main() {
         .request("GET", "/healthz", &[], None)
         .expect("healthz")
         .expect_status(200, "healthz");
+    drop(probe);
     let idle = server.status_kib("VmRSS");
     server::add_admin(&db, "bench", PASSWORD);
     let mut session = Session::login(server);
@@ -586,7 +665,8 @@ fn main() {
     eprintln!("W2 GET /posts/{{id}} for {secs} s");
     let (lo, hi) = id_range(&server_ids);
     let script = write_script(dir.path(), "w2.lua", lo, hi);
-    let (w2, rss) = run_wrk(&session.server, "/", Some(&script), secs);
+    let (w2, rss, shape) = run_wrk(&session.server, "/", Some(&script), secs);
+    let flag = starvation(&mut report, "W2", &shape);
     let (flo, fhi) = id_range(&floor_ids);
     let floor_rate = floor.lookups_per_sec(floor_secs, flo, fhi);
     report.row(
@@ -594,7 +674,7 @@ fn main() {
             "W2 GET /posts/{{id}} random of {}k, 64 conns",
             server_ids.len() / 1000
         ),
-        wrk_cell(&w2),
+        wrk_cell(&w2) + &flag,
         format!("{} lookups/s", thousands(floor_rate)),
         floor_rate / w2.rps,
         rss,
@@ -603,11 +683,12 @@ fn main() {
 
     // ---- W3
     eprintln!("W3 GET /posts?limit=20 for {secs} s");
-    let (w3, rss) = run_wrk(&session.server, "/posts?limit=20", None, secs);
+    let (w3, rss, shape) = run_wrk(&session.server, "/posts?limit=20", None, secs);
+    let flag = starvation(&mut report, "W3", &shape);
     let floor_rate = floor.lists_per_sec(floor_secs);
     report.row(
         "W3 GET /posts?limit=20, 64 conns",
-        wrk_cell(&w3),
+        wrk_cell(&w3) + &flag,
         format!("{} lists/s", thousands(floor_rate)),
         floor_rate / w3.rps,
         rss,
@@ -714,6 +795,9 @@ fn main() {
             .push("1,000,000-post reads skipped (POSTD_BENCH_SCALE=0)".into());
     }
 
+    report
+        .header
+        .push(format!("load average at end: {}", load_average()));
     let text = report.render();
     println!("\n{text}");
     let path = report_path();
@@ -771,8 +855,10 @@ fn million(report: &mut Report, secs: u64, floor_secs: f64) {
     let addr: SocketAddr = server.addr;
     eprintln!("scale: wrk on {MILLION} posts at {addr}");
     let script = write_script(dir.path(), "w2m.lua", lo, hi);
-    let (w2, rss2) = run_wrk(&server, "/", Some(&script), secs);
-    let (w3, rss3) = run_wrk(&server, "/posts?limit=20", None, secs);
+    let (w2, rss2, shape2) = run_wrk(&server, "/", Some(&script), secs);
+    let flag2 = starvation(report, "W2 at 1M", &shape2);
+    let (w3, rss3, shape3) = run_wrk(&server, "/posts?limit=20", None, secs);
+    let flag3 = starvation(report, "W3 at 1M", &shape3);
     check_wrk(report, "W2 at 1M", &w2);
     check_wrk(report, "W3 at 1M", &w3);
     report.scale.push(format!(
@@ -783,14 +869,14 @@ fn million(report: &mut Report, secs: u64, floor_secs: f64) {
         mib(idle)
     ));
     report.scale.push(format!(
-        "W2 at 1M: server {} vs floor {} lookups/s ({}), peak RSS {}",
+        "W2 at 1M: server {}{flag2} vs floor {} lookups/s ({}), peak RSS {}",
         wrk_cell(&w2),
         thousands(floor_w2),
         times(floor_w2 / w2.rps),
         peak(rss2)
     ));
     report.scale.push(format!(
-        "W3 at 1M: server {} vs floor {} lists/s ({}), peak RSS {}",
+        "W3 at 1M: server {}{flag3} vs floor {} lists/s ({}), peak RSS {}",
         wrk_cell(&w3),
         thousands(floor_w3),
         times(floor_w3 / w3.rps),

@@ -4,7 +4,7 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const MAX_HEAD: usize = 64 * 1024;
 const MAX_HEADERS: usize = 100;
@@ -50,6 +50,9 @@ impl Response {
 pub struct Client {
     addr: SocketAddr,
     conn: Option<BufReader<TcpStream>>,
+    last_used: Instant,
+    /// Set once the status line of the current response has arrived.
+    response_started: bool,
     /// How many TCP connections this client has opened (1 means keep-alive held).
     pub connects: u32,
 }
@@ -64,6 +67,8 @@ impl Client {
         Client {
             addr,
             conn: None,
+            last_used: Instant::now(),
+            response_started: false,
             connects: 0,
         }
     }
@@ -80,6 +85,10 @@ impl Client {
         Ok(self.conn.as_mut().expect("connected above"))
     }
 
+    /// Sends one request and reads its response. A kept-alive connection the server has
+    /// closed meanwhile (postd drops idle ones after its socket timeout) is replaced: found
+    /// by a peek before reuse, or, when the request failed before any response byte
+    /// arrived, by one retry on a new connection.
     pub fn request(
         &mut self,
         method: &str,
@@ -87,7 +96,28 @@ impl Client {
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
     ) -> io::Result<Response> {
-        let result = self.exchange(method, path, headers, body);
+        if self.conn.is_some()
+            && self.last_used.elapsed() > Duration::from_millis(500)
+            && !self.still_open()
+        {
+            self.conn = None;
+        }
+        let reused = self.conn.is_some();
+        let mut result = self.exchange(method, path, headers, body);
+        if let Err(err) = &result {
+            let stale = matches!(
+                err.kind(),
+                io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::UnexpectedEof
+            );
+            if reused && stale && !self.response_started {
+                self.conn = None;
+                result = self.exchange(method, path, headers, body);
+            }
+        }
+        self.last_used = Instant::now();
         match &result {
             Ok(resp)
                 if resp
@@ -100,6 +130,24 @@ impl Client {
             Err(_) => self.conn = None,
         }
         result
+    }
+
+    /// Whether the kept-alive socket is still open with nothing unread on it.
+    fn still_open(&mut self) -> bool {
+        let Some(conn) = &self.conn else {
+            return false;
+        };
+        if !conn.buffer().is_empty() {
+            return false;
+        }
+        let socket = conn.get_ref();
+        if socket.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let mut byte = [0u8; 1];
+        let peeked = socket.peek(&mut byte);
+        let restored = socket.set_nonblocking(false).is_ok();
+        restored && matches!(peeked, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 
     fn exchange(
@@ -120,6 +168,7 @@ impl Client {
             ));
         }
         head.push_str("\r\n");
+        self.response_started = false;
         let conn = self.stream()?;
         let socket = conn.get_mut();
         match body {
@@ -136,21 +185,33 @@ impl Client {
             None => socket.write_all(head.as_bytes())?,
         }
         socket.flush()?;
-        // Skip interim 1xx answers (bounded).
-        for _ in 0..4 {
-            let (status, headers) = read_head(conn)?;
-            if (100..200).contains(&status) {
-                continue;
-            }
-            let body = read_body(conn, method, status, &headers)?;
-            return Ok(Response {
-                status,
-                headers,
-                body,
-            });
-        }
-        Err(bad("too many interim responses"))
+        let mut started = false;
+        let outcome = read_response(conn, method, &mut started);
+        self.response_started = started;
+        outcome
     }
+}
+
+fn read_response(
+    conn: &mut BufReader<TcpStream>,
+    method: &str,
+    started: &mut bool,
+) -> io::Result<Response> {
+    // Skip interim 1xx answers (bounded).
+    for _ in 0..4 {
+        let (status, headers) = read_head(conn)?;
+        *started = true;
+        if (100..200).contains(&status) {
+            continue;
+        }
+        let body = read_body(conn, method, status, &headers)?;
+        return Ok(Response {
+            status,
+            headers,
+            body,
+        });
+    }
+    Err(bad("too many interim responses"))
 }
 
 fn read_line(conn: &mut BufReader<TcpStream>, budget: &mut usize) -> io::Result<String> {

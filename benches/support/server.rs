@@ -164,6 +164,36 @@ pub fn status_kib(pid: u32, key: &str) -> Option<u64> {
     })
 }
 
+/// Established connections to local `port` with request bytes the server has not read
+/// yet (IPv4, from /proc/net/tcp). Under a keep-alive load these are connections no server
+/// thread is serving.
+pub fn unread_connections(port: u16) -> Option<usize> {
+    let text = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let waiting = text
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(state), Some(queues)) =
+                (fields.get(1), fields.get(3), fields.get(4))
+            else {
+                return false;
+            };
+            let local_port = local
+                .rsplit(':')
+                .next()
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            let rx_queue = queues
+                .split(':')
+                .nth(1)
+                .and_then(|q| usize::from_str_radix(q, 16).ok())
+                .unwrap_or(0);
+            local_port == Some(port) && *state == "01" && rx_queue > 0
+        })
+        .count();
+    Some(waiting)
+}
+
 /// `postd user add NAME --admin --db DB` with the password in `POSTD_PASSWORD`.
 pub fn add_admin(db: &Path, name: &str, password: &str) {
     let out = Command::new(BIN)

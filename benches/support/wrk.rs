@@ -54,8 +54,15 @@ end
     )
 }
 
-/// `wrk -t2 -c64 -dSECSs --latency [-s script] http://ADDR PATH`.
-pub fn run(addr: SocketAddr, path: &str, script: Option<&Path>, secs: u64) -> WrkResult {
+/// `wrk -t2 -c64 -dSECSs --latency [-s script] http://ADDR PATH`. `sample` is called about
+/// once a second while wrk runs (from the second second on), to look at the server.
+pub fn run(
+    addr: SocketAddr,
+    path: &str,
+    script: Option<&Path>,
+    secs: u64,
+    sample: &mut dyn FnMut(),
+) -> WrkResult {
     assert!(addr.ip().is_loopback());
     let mut cmd = Command::new("wrk");
     cmd.args([
@@ -77,12 +84,22 @@ pub fn run(addr: SocketAddr, path: &str, script: Option<&Path>, secs: u64) -> Wr
         cmd.spawn()
             .expect("cannot run wrk (apt-get install -y wrk)"),
     );
-    let deadline = Instant::now() + Duration::from_secs(secs + 60);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(secs + 60);
+    let mut next_sample = started + Duration::from_millis(1000);
+    let last_sample = started + Duration::from_secs(secs) - Duration::from_millis(300);
     loop {
         match guard.0.try_wait().expect("waiting for wrk") {
             Some(_) => break,
             None if Instant::now() > deadline => panic!("wrk did not finish in time"),
-            None => std::thread::sleep(Duration::from_millis(100)),
+            None => {
+                let now = Instant::now();
+                if now >= next_sample && now < last_sample {
+                    sample();
+                    next_sample = now + Duration::from_millis(1000);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
     }
     let mut stdout = String::new();
@@ -92,6 +109,9 @@ pub fn run(addr: SocketAddr, path: &str, script: Option<&Path>, secs: u64) -> Wr
     }
     if let Some(mut err) = guard.0.stderr.take() {
         let _ = std::io::Read::read_to_string(&mut err, &mut stderr);
+    }
+    for line in stdout.lines() {
+        eprintln!("    wrk| {line}");
     }
     let result = parse(&stdout);
     assert!(

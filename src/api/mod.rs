@@ -64,6 +64,9 @@ pub fn serve(config: &ServeConfig, app: App) -> Result<(), String> {
         signal_hook::flag::register(signal, stop.clone())
             .map_err(|e| format!("cannot handle signals: {e}"))?;
     }
+    // Bodies up to our limit are read on the connection's own thread before a worker sees
+    // the request (vendor/README.md); larger ones are refused unread.
+    tiny_http::preread::set_limit(config.max_body);
     let app = Arc::new(app);
     let handler_app = app.clone();
     let server = rouille::Server::new(config.addr.as_str(), move |request| {

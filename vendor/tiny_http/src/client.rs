@@ -66,6 +66,8 @@ enum ReadError {
     NotAscii,
     /// postd patch: the head did not arrive within HEAD_DEADLINE (408).
     HeadTimeout,
+    /// postd patch: the body, read ahead, fell below the minimum rate (408).
+    BodyTimeout,
     /// postd patch: the connection went quiet or closed between requests (close silently).
     Idle,
     WrongRequestLine,
@@ -209,6 +211,7 @@ impl ClientConnection {
             use crate::request;
             match e {
                 request::RequestCreationError::CreationIoError(e) => ReadError::ReadIoError(e),
+                request::RequestCreationError::BodyTooSlow => ReadError::BodyTimeout,
                 request::RequestCreationError::ExpectationFailed => {
                     ReadError::ExpectationFailed(version)
                 }
@@ -269,6 +272,12 @@ impl Iterator for ClientConnection {
                     response.raw_print(writer, HTTPVersion(1, 1), &[], false, None).ok();
                     return None;
                 }
+                Err(ReadError::BodyTimeout) => {
+                    let writer = self.sink.next().unwrap();
+                    let response = problem(408, "Request Timeout", "the request body arrived too slowly");
+                    response.raw_print(writer, HTTPVersion(1, 1), &[], false, None).ok();
+                    return None;
+                }
                 Err(ReadError::HeadTimeout) => {
                     let writer = self.sink.next().unwrap();
                     let response = problem(408, "Request Timeout", "the request head arrived too slowly");
@@ -297,6 +306,11 @@ impl Iterator for ClientConnection {
 
                 Ok(rq) => rq,
             };
+
+            // postd patch: a body left unread makes the rest of the stream unparseable.
+            if rq.abandons_body {
+                self.no_more_requests = true;
+            }
 
             // checking HTTP version
             if *rq.http_version() > (1, 1) {

@@ -72,6 +72,10 @@ pub struct Request {
     // true if a `100 Continue` response must be sent when `as_reader()` is called
     must_send_continue: bool,
 
+    // postd patch: the body was left unread (too large to read ahead), so nothing after it
+    // on this connection can be parsed; the connection closes after the response.
+    pub(crate) abandons_body: bool,
+
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
 }
@@ -108,11 +112,128 @@ pub enum RequestCreationError {
 
     /// Error while reading data from the socket during the creation of the `Request`.
     CreationIoError(IoError),
+
+    /// postd patch: the body did not arrive at the minimum rate while it was read ahead.
+    BodyTooSlow,
 }
 
 impl From<IoError> for RequestCreationError {
     fn from(err: IoError) -> RequestCreationError {
         RequestCreationError::CreationIoError(err)
+    }
+}
+
+/// postd patch: answers `Expect: 100-continue` before the body is read ahead.
+fn send_continue<W: Write>(writer: &mut W, version: &HTTPVersion, headers: &[Header]) {
+    let msg = Response::new_empty(StatusCode(100));
+    msg.raw_print(writer.by_ref(), version.clone(), headers, true, None).ok();
+    writer.flush().ok();
+}
+
+/// postd patch: reading request bodies ahead of the application, bounded in size, time
+/// and total memory.
+pub mod preread {
+    use std::io::{self, Cursor, ErrorKind, Read};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    /// Largest body read ahead; set by the application to its own body limit.
+    static LIMIT: AtomicUsize = AtomicUsize::new(16 * 1024 * 1024);
+    /// Bytes of bodies all connections together may hold while read ahead. Past it,
+    /// bodies stream to the application as they arrive (correct, just not isolated).
+    static BUDGET: AtomicUsize = AtomicUsize::new(256 * 1024 * 1024);
+    /// Time any body gets before the minimum rate applies.
+    const GRACE: Duration = Duration::from_secs(10);
+    /// Slowest acceptable body after the grace period, bytes per second.
+    const MIN_RATE: f64 = 64.0 * 1024.0;
+    const STEP: usize = 16 * 1024;
+
+    /// The application's body limit: larger bodies are not read (nor drained).
+    pub fn set_limit(bytes: usize) {
+        LIMIT.store(bytes, Ordering::Relaxed);
+    }
+
+    pub(crate) fn limit() -> usize {
+        LIMIT.load(Ordering::Relaxed)
+    }
+
+    fn reserve(bytes: usize) -> bool {
+        BUDGET.fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| left.checked_sub(bytes)).is_ok()
+    }
+
+    /// A body read ahead; gives its bytes back to the budget when dropped.
+    struct Held {
+        data: Cursor<Vec<u8>>,
+        reserved: usize,
+    }
+
+    impl Read for Held {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.data.read(buf)
+        }
+    }
+
+    impl Drop for Held {
+        fn drop(&mut self) {
+            BUDGET.fetch_add(self.reserved, Ordering::AcqRel);
+        }
+    }
+
+    /// Reads up to `max` bytes of `source` now (exactly `max` when `exact`: a declared
+    /// Content-Length, where an early end is an error). Returns the body as a reader, and
+    /// whether all of it was read here (false: `max` bytes were read and more may follow,
+    /// or the memory budget ran out and the rest streams from `source` behind what was
+    /// read; either way the connection can not be reused after this request).
+    pub(crate) fn read_ahead<R: Read + Send + 'static>(
+        mut source: R,
+        max: usize,
+        exact: bool,
+    ) -> Result<(Box<dyn Read + Send + 'static>, bool), super::RequestCreationError> {
+        let started = Instant::now();
+        let mut held = Held { data: Cursor::new(Vec::new()), reserved: 0 };
+        let mut chunk = [0u8; STEP];
+        loop {
+            let want = (max - held.data.get_ref().len()).min(STEP);
+            if want == 0 {
+                // A declared length read in full is the whole body; an undeclared one that
+                // reached `max` may go on.
+                return Ok((Box::new(held), exact));
+            }
+            if !reserve(want) {
+                return Ok((Box::new(held.chain(source)), false));
+            }
+            let read = match source.read(&mut chunk[..want]) {
+                Ok(0) if exact => {
+                    BUDGET.fetch_add(want, Ordering::AcqRel);
+                    let info = "Connection has been closed before we received enough data";
+                    return Err(super::RequestCreationError::CreationIoError(io::Error::new(
+                        ErrorKind::ConnectionAborted,
+                        info,
+                    )));
+                }
+                Ok(0) => {
+                    BUDGET.fetch_add(want, Ordering::AcqRel);
+                    return Ok((Box::new(held), true));
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => 0,
+                Err(e) => {
+                    BUDGET.fetch_add(want, Ordering::AcqRel);
+                    if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) {
+                        return Err(super::RequestCreationError::BodyTooSlow);
+                    }
+                    return Err(super::RequestCreationError::CreationIoError(e));
+                }
+            };
+            // Only what arrived stays reserved.
+            BUDGET.fetch_add(want - read, Ordering::AcqRel);
+            held.reserved += read;
+            held.data.get_mut().extend_from_slice(&chunk[..read]);
+            let allowed = GRACE + Duration::from_secs_f64(held.data.get_ref().len() as f64 / MIN_RATE);
+            if started.elapsed() > allowed {
+                return Err(super::RequestCreationError::BodyTooSlow);
+            }
+        }
     }
 }
 
@@ -133,7 +254,7 @@ pub fn new_request<R, W>(
     version: HTTPVersion,
     headers: Vec<Header>,
     remote_addr: Option<SocketAddr>,
-    mut source_data: R,
+    source_data: R,
     writer: W,
 ) -> Result<Request, RequestCreationError>
 where
@@ -183,42 +304,54 @@ where
         }
     };
 
-    // we wrap `source_data` around a reading whose nature depends on the transfer-encoding and
-    // content-length headers
+    // postd patch: the body is read here, on the connection's own thread, before the
+    // request is handed to the application's bounded worker pool. A client that sends its
+    // body slowly then holds only its own connection thread, never a worker. Bodies over
+    // the application's limit are not read at all (the application refuses them from
+    // Content-Length) and the connection is closed after the answer instead.
+    let mut writer = writer;
+    let mut must_send_continue = expects_continue;
+    let mut abandons_body = false;
+    let preread_limit = preread::limit();
     let reader = if connection_upgrade {
         // if we have a `Connection: upgrade`, always keeping the whole reader
         Box::new(source_data) as Box<dyn Read + Send + 'static>
     } else if let Some(content_length) = content_length {
         if content_length == 0 {
             Box::new(io::empty()) as Box<dyn Read + Send + 'static>
-        } else if content_length <= 1024 && !expects_continue {
-            // if the content-length is small enough, we just read everything into a buffer
-
-            let mut buffer = vec![0; content_length];
-            let mut offset = 0;
-
-            while offset != content_length {
-                let read = source_data.read(&mut buffer[offset..])?;
-                if read == 0 {
-                    // the socket returned EOF, but we were before the expected content-length
-                    // aborting
-                    let info = "Connection has been closed before we received enough data";
-                    let err = IoError::new(ErrorKind::ConnectionAborted, info);
-                    return Err(RequestCreationError::CreationIoError(err));
-                }
-
-                offset += read;
-            }
-
-            Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
-        } else {
-            let (data_reader, _) = EqualReader::new(source_data, content_length); // TODO:
+        } else if content_length > preread_limit {
+            abandons_body = true;
+            let (data_reader, _) = EqualReader::new_undrained(source_data, content_length);
             Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
+        } else {
+            if must_send_continue {
+                send_continue(&mut writer, &version, &headers);
+                must_send_continue = false;
+            }
+            // Never drained: on a timeout the rest may be trickling in for minutes. The
+            // connection closes instead whenever the body was not read to its end here.
+            let (data_reader, _) = EqualReader::new_undrained(source_data, content_length);
+            let (reader, complete) =
+                preread::read_ahead(FusedReader::new(data_reader), content_length, true)?;
+            if !complete {
+                abandons_body = true;
+            }
+            reader
         }
     } else if transfer_encoding.is_some() {
         // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
         // over the message (RFC2616 #3.6)
-        Box::new(FusedReader::new(Decoder::new(source_data))) as Box<dyn Read + Send + 'static>
+        if must_send_continue {
+            send_continue(&mut writer, &version, &headers);
+            must_send_continue = false;
+        }
+        let decoder = FusedReader::new(Decoder::new(source_data));
+        // One byte past the limit tells the application the body is too large.
+        let (reader, complete) = preread::read_ahead(decoder, preread_limit + 1, false)?;
+        if !complete {
+            abandons_body = true;
+        }
+        reader
     } else {
         // if we have neither a Content-Length nor a Transfer-Encoding,
         // assuming that we have no data
@@ -236,8 +369,9 @@ where
         http_version: version,
         headers,
         body_length: content_length,
-        must_send_continue: expects_continue,
+        must_send_continue,
         notify_when_responded: None,
+        abandons_body,
     })
 }
 

@@ -15,6 +15,8 @@ where
     reader: R,
     size: usize,
     last_read_signal: Sender<IoResult<()>>,
+    // postd patch: false for bodies the connection gives up on (it closes after them).
+    drain_on_drop: bool,
 }
 
 impl<R> EqualReader<R>
@@ -28,8 +30,17 @@ where
             reader,
             size,
             last_read_signal: tx,
+            drain_on_drop: true,
         };
 
+        (r, rx)
+    }
+
+    /// postd patch: a reader whose unread rest is left in the socket when dropped; the
+    /// connection must then be closed, not reused.
+    pub fn new_undrained(reader: R, size: usize) -> (EqualReader<R>, Receiver<IoResult<()>>) {
+        let (mut r, rx) = EqualReader::new(reader, size);
+        r.drain_on_drop = false;
         (r, rx)
     }
 }
@@ -64,6 +75,9 @@ where
     R: Read,
 {
     fn drop(&mut self) {
+        if !self.drain_on_drop {
+            return;
+        }
         // postd patch: the unread rest of a body used to be drained through a buffer as
         // large as that rest (a 100 MB Content-Length meant 100 MB allocations) and to the
         // end. Now a fixed buffer, and at most DRAIN_LIMIT bytes: past that the connection

@@ -69,7 +69,12 @@ impl TaskPool {
     pub fn spawn(&self, code: Box<dyn FnMut() + Send>) {
         let mut queue = self.sharing.todo.lock().unwrap();
 
-        if self.sharing.waiting_tasks.load(Ordering::Acquire) == 0 {
+        // postd patch: a thread woken for an earlier task still counts as waiting until it
+        // takes that task, so "any thread waiting" let a burst of connections queue behind
+        // one thread and sit unread until some other connection ended. Each waiting thread
+        // takes one queued task; a new task needs a thread of its own when the queue
+        // already has as many tasks as there are waiting threads.
+        if queue.len() >= self.sharing.waiting_tasks.load(Ordering::Acquire) {
             self.add_thread(Some(code));
         } else {
             queue.push_back(code);
