@@ -3244,3 +3244,28 @@ fn cli_backup_of_a_live_server() {
     assert_eq!(users, 2);
     s.get("/healthz", None).expect(200);
 }
+
+#[test]
+fn failed_logins_are_throttled_per_username_with_retry_after() {
+    let s = Server::start();
+    s.register("victim");
+    s.register("bystander");
+    let attempt = |name: &str, password: &str| {
+        s.call(
+            "POST",
+            "/auth/login",
+            None,
+            Some(&json!({"username": name, "password": password})),
+        )
+    };
+    for _ in 0..10 {
+        attempt("victim", "wrong-password").expect(401);
+    }
+    // Now refused, even with the right password, and told when to come back.
+    let blocked = attempt("VICTIM", PASSWORD);
+    blocked.expect(429);
+    let retry: u64 = blocked.header("Retry-After").unwrap().parse().unwrap();
+    assert!((1..=900).contains(&retry), "{retry}");
+    // Another account is not affected.
+    attempt("bystander", PASSWORD).expect(200);
+}
