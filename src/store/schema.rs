@@ -25,6 +25,15 @@ fn sections() -> Vec<(i64, &'static str)> {
     sections
 }
 
+/// SQLite's own message without the statement text, to keep errors on one line.
+fn sqlite_message(err: &rusqlite::Error) -> String {
+    match err {
+        rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
+        rusqlite::Error::SqliteFailure(_, Some(msg)) => msg.clone(),
+        other => other.to_string().lines().next().unwrap_or_default().to_string(),
+    }
+}
+
 /// The newest layout this binary knows: the last section's number.
 pub fn schema_version() -> i64 {
     sections().last().map(|(v, _)| *v).unwrap_or(0)
@@ -56,7 +65,12 @@ pub fn migrate(conn: &mut Connection) -> StoreResult<()> {
     }
     for (version, sql) in sections() {
         if version > found {
-            tx.execute_batch(sql)?;
+            tx.execute_batch(sql).map_err(|err| {
+                StoreError::Unavailable(format!(
+                    "upgrading the schema to version {version} failed ({}); the file is unchanged",
+                    sqlite_message(&err)
+                ))
+            })?;
         }
     }
     // PRAGMA takes no bound parameters; the value is our own number.
@@ -104,6 +118,17 @@ mod tests {
                 .unwrap();
             assert_eq!(v, schema_version());
         }
+    }
+
+    #[test]
+    fn a_failed_upgrade_is_one_line_and_changes_nothing() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE idempotency_keys (x); PRAGMA user_version = 1").unwrap();
+        let err = migrate(&mut conn).unwrap_err().to_string();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("already exists"), "{err}");
+        let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(v, 1);
     }
 
     #[test]
