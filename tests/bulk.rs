@@ -2070,3 +2070,34 @@ fn bulk_restore_409_names_request_positions_when_ids_repeat() {
     assert_eq!(errors[0]["index"], 2, "{errors:?}");
     assert_eq!(errors[0]["id"], p2, "{errors:?}");
 }
+
+#[test]
+fn bulk_patch_of_one_post_by_two_items_is_a_409_naming_both() {
+    let srv = Server::start();
+    let alice = srv.register("alice");
+    let post = srv.create_post(&alice, "Only once", "a");
+    let id = post["id"].as_i64().unwrap();
+    let resp = srv.call(
+        "PATCH",
+        "/posts/bulk",
+        Some(&alice.token),
+        Some(&json!({"items": [{"id": id, "title": "first"}, {"id": id, "body": "second"}]})),
+    );
+    resp.expect(409);
+    let errors = resp.json()["errors"].as_array().unwrap().clone();
+    let indexes: Vec<i64> = errors
+        .iter()
+        .map(|e| e["index"].as_i64().unwrap())
+        .collect();
+    assert_eq!(indexes, [0, 1], "{errors:?}");
+    assert!(
+        errors.iter().all(|e| e["id"] == id && e["field"] == "id"),
+        "{errors:?}"
+    );
+    // Nothing changed.
+    let now = srv.get(&format!("/posts/{id}"), None).json();
+    assert_eq!(
+        (now["title"].as_str(), now["body"].as_str()),
+        (Some("Only once"), Some("a"))
+    );
+}

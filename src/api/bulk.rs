@@ -23,6 +23,7 @@ use serde_json::value::RawValue;
 struct CreateBody<'a> {
     #[serde(borrow)]
     items: Vec<&'a RawValue>,
+    #[serde(default, deserialize_with = "present_value")]
     atomic: Option<bool>,
 }
 
@@ -38,6 +39,7 @@ struct UpdateBody<'a> {
 struct DeleteBody<'a> {
     #[serde(borrow)]
     post_ids: Vec<&'a RawValue>,
+    #[serde(default, deserialize_with = "present_value")]
     hard_delete: Option<bool>,
 }
 
@@ -46,6 +48,16 @@ struct DeleteBody<'a> {
 struct RestoreBody<'a> {
     #[serde(borrow)]
     post_ids: Vec<&'a RawValue>,
+}
+
+/// For optional fields: absent is `None` (through `#[serde(default)]`), but a present
+/// `null` is refused like any other wrong type, as in every other body postd reads.
+fn present_value<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 /// 413 above `max_bulk` items, 422 for none.
@@ -245,18 +257,6 @@ pub fn update(app: &App, request: &Request) -> Result<Response, ApiError> {
                 }
             }
         }
-    }
-    if errors.is_empty() {
-        let ids = items
-            .iter()
-            .enumerate()
-            .map(|(i, (id, _))| (i, Some(*id), id.to_string()));
-        let ids: Vec<(usize, Option<i64>, String)> = ids.collect();
-        errors = bulk::repeated(
-            ids.iter().map(|(i, id, s)| (*i, *id, s.as_str())),
-            "id",
-            "id",
-        );
     }
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));

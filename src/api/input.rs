@@ -130,6 +130,15 @@ pub fn json_error(err: serde_json::Error) -> ApiError {
             field: None,
             message: strip_position(&err.to_string()),
         }]),
+        // A number too large for a double is valid JSON of an unusable value: 422, not 400.
+        Category::Syntax if err.to_string().starts_with("number out of range") => {
+            ApiError::invalid(vec![ItemError {
+                index: None,
+                id: None,
+                field: None,
+                message: strip_position(&err.to_string()),
+            }])
+        }
         Category::Syntax | Category::Eof | Category::Io => {
             ApiError::bad_request(format!("the body is not valid JSON: {err}"))
         }
@@ -188,37 +197,11 @@ impl Fields {
         }
     }
 
-    pub fn boolean(&mut self, name: &'static str) -> Option<bool> {
-        match self.take(name) {
-            Some(Value::Bool(flag)) => Some(flag),
-            Some(_) => {
-                self.error(name, "must be true or false");
-                None
-            }
-            None => None,
-        }
-    }
-
     /// A required positive id field.
     pub fn take_id(&mut self, name: &'static str) -> Result<i64, &'static str> {
         match self.take(name) {
             Some(value) => json_id(&value),
             None => Err("is required"),
-        }
-    }
-
-    /// A required array of values, handed back raw for per-item checks.
-    pub fn array(&mut self, name: &'static str) -> Option<Vec<Value>> {
-        match self.take(name) {
-            Some(Value::Array(items)) => Some(items),
-            Some(_) => {
-                self.error(name, "must be an array");
-                None
-            }
-            None => {
-                self.error(name, "is required");
-                None
-            }
         }
     }
 
@@ -244,8 +227,17 @@ fn truncate(text: &str, max_chars: usize) -> String {
 }
 
 /// A positive 64-bit id from JSON, or why not.
+/// JSON has one number type: `153.0` is the integer 153 (as JSON Schema's `integer` says),
+/// accepted up to 2^53, where every whole float is exact.
 pub fn json_id(value: &Value) -> Result<i64, &'static str> {
-    match value.as_i64() {
+    const EXACT_FLOAT_LIMIT: f64 = 9_007_199_254_740_992.0;
+    let whole_float = || {
+        value
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && (1.0..=EXACT_FLOAT_LIMIT).contains(f))
+            .map(|f| f as i64)
+    };
+    match value.as_i64().or_else(whole_float) {
         Some(id) if id > 0 => Ok(id),
         _ => Err("must be a positive integer id"),
     }
@@ -413,6 +405,10 @@ mod tests {
         assert_eq!(parse_object(br#"{"a":1"#).err().unwrap().status, 400);
         assert_eq!(parse_object(b"[1]").err().unwrap().status, 422);
         assert_eq!(parse_object(b"\"\xff\"").err().unwrap().status, 400);
+        assert_eq!(
+            parse_object(br#"{"username":1e400}"#).err().unwrap().status,
+            422
+        );
         let deep = "[".repeat(10_000) + &"]".repeat(10_000);
         assert_eq!(parse_object(deep.as_bytes()).err().unwrap().status, 422);
     }
@@ -427,6 +423,16 @@ mod tests {
         assert!(decode_cursor(&cursor, 'p', 2).is_err());
         assert!(decode_cursor("zz", 't', 2).is_err());
         assert!(decode_cursor(&"ab".repeat(5000), 't', 2).is_err());
+    }
+
+    #[test]
+    fn json_ids_accept_whole_floats_only() {
+        let id = |text: &str| json_id(&serde_json::from_str::<Value>(text).unwrap());
+        assert_eq!(id("153"), Ok(153));
+        assert_eq!(id("153.0"), Ok(153));
+        for bad in ["153.5", "0", "-1", "0.0", "1e300", "\"7\"", "null", "true"] {
+            assert!(id(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -113,9 +113,9 @@ fn slug_taken_error(index: usize, id: Option<i64>, slug: &str) -> ItemError {
 /// post, slug).
 type SlugClaim<'a> = (usize, i64, &'a str);
 
-/// 409 listing every item whose slug repeats within the request or is held by an active
-/// post other than the item's own; each item once, in request order.
-fn refuse_slug_conflicts(conn: &Connection, claims: &[SlugClaim<'_>]) -> StoreResult<()> {
+/// Every item whose slug repeats within the request or is held by an active post other
+/// than the item's own; each item once.
+fn slug_conflicts(conn: &Connection, claims: &[SlugClaim<'_>]) -> StoreResult<Vec<ItemError>> {
     let id_of = |id: i64| (id > 0).then_some(id);
     let mut errors = repeated(
         claims.iter().map(|(i, id, s)| (*i, id_of(*id), *s)),
@@ -129,6 +129,11 @@ fn refuse_slug_conflicts(conn: &Connection, claims: &[SlugClaim<'_>]) -> StoreRe
             errors.push(slug_taken_error(*index, id_of(*id), slug));
         }
     }
+    Ok(errors)
+}
+
+/// 409 listing `errors` in request order, if there are any.
+fn refuse_conflicts(mut errors: Vec<ItemError>) -> StoreResult<()> {
     if errors.is_empty() {
         return Ok(());
     }
@@ -138,6 +143,10 @@ fn refuse_slug_conflicts(conn: &Connection, claims: &[SlugClaim<'_>]) -> StoreRe
         items_phrase(errors.len())
     );
     Err(StoreError::items(Refusal::Conflict, detail, errors))
+}
+
+fn refuse_slug_conflicts(conn: &Connection, claims: &[SlugClaim<'_>]) -> StoreResult<()> {
+    refuse_conflicts(slug_conflicts(conn, claims)?)
 }
 
 /// Creates every post or none. Explicit slugs that an active post holds, or that repeat
@@ -262,7 +271,8 @@ fn lookup_active(tx: &Transaction, ids: &[i64]) -> StoreResult<Vec<ActiveLookup>
 }
 
 /// Applies every patch or none: 404 for ids not active, 403 for posts the actor may not
-/// manage, 409 for slugs another active post holds or two items both set.
+/// manage, 409 for slugs another active post holds or two items both set, and for a post
+/// that two items both change.
 pub fn update_all(
     tx: &Transaction,
     actor: &Actor,
@@ -308,7 +318,24 @@ pub fn update_all(
                 .map(|s| (i, *id, s))
         })
         .collect();
-    refuse_slug_conflicts(tx, &new_slugs)?;
+    // Two items changing the same post conflict like two items claiming one slug.
+    let id_texts: Vec<String> = ids.iter().map(i64::to_string).collect();
+    let mut errors = repeated(
+        id_texts
+            .iter()
+            .zip(&ids)
+            .enumerate()
+            .map(|(i, (text, id))| (i, Some(*id), text.as_str())),
+        "id",
+        "post",
+    );
+    let listed: HashSet<usize> = errors.iter().filter_map(|e| e.index).collect();
+    errors.extend(
+        slug_conflicts(tx, &new_slugs)?
+            .into_iter()
+            .filter(|e| e.index.is_some_and(|i| !listed.contains(&i))),
+    );
+    refuse_conflicts(errors)?;
 
     let now = clock::now();
     let mut updated = Vec::with_capacity(items.len());

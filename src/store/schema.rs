@@ -30,7 +30,12 @@ fn sqlite_message(err: &rusqlite::Error) -> String {
     match err {
         rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
         rusqlite::Error::SqliteFailure(_, Some(msg)) => msg.clone(),
-        other => other.to_string().lines().next().unwrap_or_default().to_string(),
+        other => other
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string(),
     }
 }
 
@@ -123,11 +128,14 @@ mod tests {
     #[test]
     fn a_failed_upgrade_is_one_line_and_changes_nothing() {
         let mut conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch("CREATE TABLE idempotency_keys (x); PRAGMA user_version = 1").unwrap();
+        conn.execute_batch("CREATE TABLE idempotency_keys (x); PRAGMA user_version = 1")
+            .unwrap();
         let err = migrate(&mut conn).unwrap_err().to_string();
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(err.contains("already exists"), "{err}");
-        let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(v, 1);
     }
 

@@ -60,22 +60,18 @@ fn problem(status: u16, title: &str, detail: &str) -> crate::Response<std::io::C
 
 #[derive(Debug)]
 enum ReadError {
-    /// postd patch: a line over MAX_LINE_BYTES or more than MAX_HEADERS lines (431).
-    HeadTooLarge,
-    /// postd patch: a header with bytes outside ASCII (400).
-    NotAscii,
-    /// postd patch: the head did not arrive within HEAD_DEADLINE (408).
-    HeadTimeout,
-    /// postd patch: the body, read ahead, fell below the minimum rate (408).
-    BodyTimeout,
     /// postd patch: the connection went quiet or closed between requests (close silently).
     Idle,
-    WrongRequestLine,
-    WrongHeader(HTTPVersion),
-    /// the client sent an unrecognized `Expect` header
-    ExpectationFailed(HTTPVersion),
+    /// The socket failed or closed mid-request (close silently: nobody to answer).
     ReadIoError(IoError),
+    /// postd patch: answer this problem and close, since where the next request would
+    /// start is unknown. (status, title, detail)
+    Refuse(u16, &'static str, &'static str),
 }
+
+const HEAD_TOO_LARGE: ReadError =
+    ReadError::Refuse(431, "Request Header Fields Too Large", "the request line or headers are too large");
+const HEAD_TOO_SLOW: ReadError = ReadError::Refuse(408, "Request Timeout", "the request head arrived too slowly");
 
 impl ClientConnection {
     /// Creates a new `ClientConnection` that takes ownership of the `TcpStream`.
@@ -121,7 +117,7 @@ impl ClientConnection {
                 // closing is not an error worth answering.
                 Some(Err(_)) | None if deadline.is_none() && buf.is_empty() => return Err(ReadError::Idle),
                 Some(Err(e)) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    return Err(ReadError::HeadTimeout)
+                    return Err(HEAD_TOO_SLOW)
                 }
                 Some(Err(e)) => return Err(ReadError::ReadIoError(e)),
                 None => {
@@ -133,18 +129,19 @@ impl ClientConnection {
             };
             let started = *deadline.get_or_insert_with(|| std::time::Instant::now() + HEAD_DEADLINE);
             if std::time::Instant::now() > started {
-                return Err(ReadError::HeadTimeout);
+                return Err(HEAD_TOO_SLOW);
             }
 
             if byte == b'\n' && prev_byte_was_cr {
                 buf.pop(); // removing the '\r'
-                return AsciiString::from_ascii(buf).map_err(|_| ReadError::NotAscii);
+                return AsciiString::from_ascii(buf)
+                    .map_err(|_| ReadError::Refuse(400, "Bad Request", "the request head is not valid ASCII"));
             }
 
             prev_byte_was_cr = byte == b'\r';
 
             if buf.len() >= MAX_LINE_BYTES {
-                return Err(ReadError::HeadTooLarge);
+                return Err(HEAD_TOO_LARGE);
             }
             buf.push(byte);
         }
@@ -159,9 +156,20 @@ impl ClientConnection {
             let (method, path, version) = {
                 let line = self.read_next_line(&mut deadline)?;
 
-                parse_request_line(
+                let (method, path, version) = parse_request_line(
                     line.as_str().trim(), // TODO: remove this conversion
-                )?
+                )?;
+                // postd patch: refused here, before this request takes a response writer
+                // (the stock 505 answer waited for that writer: a deadlock per request).
+                // 400 rather than 505: postd answers a client's mistake with a 4xx, always.
+                if version > (1, 1) {
+                    return Err(ReadError::Refuse(
+                        400,
+                        "Bad Request",
+                        "postd speaks HTTP/1.0 and HTTP/1.1 only",
+                    ));
+                }
+                (method, path, version)
             };
 
             // getting all headers
@@ -174,12 +182,12 @@ impl ClientConnection {
                         break;
                     };
                     if headers.len() >= MAX_HEADERS {
-                        return Err(ReadError::HeadTooLarge);
+                        return Err(HEAD_TOO_LARGE);
                     }
                     headers.push(match FromStr::from_str(line.as_str().trim()) {
                         // TODO: remove this conversion
                         Ok(h) => h,
-                        _ => return Err(ReadError::WrongHeader(version)),
+                        _ => return Err(ReadError::Refuse(400, "Bad Request", "a header line is malformed")),
                     });
                 }
 
@@ -210,10 +218,20 @@ impl ClientConnection {
         .map_err(|e| {
             use crate::request;
             match e {
+                request::RequestCreationError::CreationIoError(e)
+                    if matches!(e.kind(), ErrorKind::InvalidInput | ErrorKind::InvalidData) =>
+                {
+                    ReadError::Refuse(400, "Bad Request", "the chunked request body is malformed")
+                }
                 request::RequestCreationError::CreationIoError(e) => ReadError::ReadIoError(e),
-                request::RequestCreationError::BodyTooSlow => ReadError::BodyTimeout,
+                request::RequestCreationError::BodyTooSlow => {
+                    ReadError::Refuse(408, "Request Timeout", "the request body arrived too slowly")
+                }
                 request::RequestCreationError::ExpectationFailed => {
-                    ReadError::ExpectationFailed(version)
+                    ReadError::Refuse(417, "Expectation Failed", "only Expect: 100-continue is understood")
+                }
+                request::RequestCreationError::Refused(status, title, detail) => {
+                    ReadError::Refuse(status, title, detail)
                 }
             }
         })?;
@@ -239,70 +257,15 @@ impl Iterator for ClientConnection {
 
         loop {
             let rq = match self.read() {
-                Err(ReadError::WrongRequestLine) => {
+                // postd patch: every refusal is answered with problem+json, then the
+                // connection closes; failures of the socket itself just close it.
+                Err(ReadError::Refuse(status, title, detail)) => {
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
-                }
-
-                Err(ReadError::WrongHeader(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response.raw_print(writer, ver, &[], false, None).ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
-                }
-
-                // postd patch: answers for the bounded head, then close (we can not know
-                // where the next request would start).
-                Err(ReadError::Idle) => return None,
-                Err(ReadError::HeadTooLarge) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = problem(431, "Request Header Fields Too Large", "the request line or headers are too large");
+                    let response = problem(status, title, detail);
                     response.raw_print(writer, HTTPVersion(1, 1), &[], false, None).ok();
                     return None;
                 }
-                Err(ReadError::NotAscii) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = problem(400, "Bad Request", "the request head is not valid ASCII");
-                    response.raw_print(writer, HTTPVersion(1, 1), &[], false, None).ok();
-                    return None;
-                }
-                Err(ReadError::BodyTimeout) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = problem(408, "Request Timeout", "the request body arrived too slowly");
-                    response.raw_print(writer, HTTPVersion(1, 1), &[], false, None).ok();
-                    return None;
-                }
-                Err(ReadError::HeadTimeout) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = problem(408, "Request Timeout", "the request head arrived too slowly");
-                    response.raw_print(writer, HTTPVersion(1, 1), &[], false, None).ok();
-                    return None;
-                }
-
-                Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
-                    // request timeout
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(408));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None; // closing the connection
-                }
-
-                Err(ReadError::ExpectationFailed(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(417));
-                    response.raw_print(writer, ver, &[], true, None).ok();
-                    return None; // TODO: should be recoverable, but needs handling in case of body
-                }
-
-                Err(ReadError::ReadIoError(_)) => return None,
+                Err(ReadError::Idle) | Err(ReadError::ReadIoError(_)) => return None,
 
                 Ok(rq) => rq,
             };
@@ -310,19 +273,6 @@ impl Iterator for ClientConnection {
             // postd patch: a body left unread makes the rest of the stream unparseable.
             if rq.abandons_body {
                 self.no_more_requests = true;
-            }
-
-            // checking HTTP version
-            if *rq.http_version() > (1, 1) {
-                let writer = self.sink.next().unwrap();
-                let response = Response::from_string(
-                    "This server only supports HTTP versions 1.0 and 1.1".to_owned(),
-                )
-                .with_status_code(StatusCode(505));
-                response
-                    .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                    .ok();
-                continue;
             }
 
             // updating the status of the connection
@@ -360,7 +310,7 @@ fn parse_http_version(version: &str) -> Result<HTTPVersion, ReadError> {
         "HTTP/1.1" => (1, 1),
         "HTTP/2.0" => (2, 0),
         "HTTP/3.0" => (3, 0),
-        _ => return Err(ReadError::WrongRequestLine),
+        _ => return Err(ReadError::Refuse(400, "Bad Request", "the request line is malformed")),
     };
 
     Ok(HTTPVersion(major, minor))
@@ -377,7 +327,7 @@ fn parse_request_line(line: &str) -> Result<(Method, String, HTTPVersion), ReadE
 
     method
         .and_then(|method| Some((method, path?, version?)))
-        .ok_or(ReadError::WrongRequestLine)
+        .ok_or(ReadError::Refuse(400, "Bad Request", "the request line is malformed"))
 }
 
 #[cfg(test)]

@@ -115,6 +115,9 @@ pub enum RequestCreationError {
 
     /// postd patch: the body did not arrive at the minimum rate while it was read ahead.
     BodyTooSlow,
+
+    /// postd patch: the message framing is refused. (status, title, detail)
+    Refused(u16, &'static str, &'static str),
 }
 
 impl From<IoError> for RequestCreationError {
@@ -266,6 +269,38 @@ where
         .iter()
         .find(|h: &&Header| h.field.equiv("Transfer-Encoding"))
         .map(|h| h.value.clone());
+
+    // postd patch: framing that two parties could read differently (the root of request
+    // smuggling) is refused: a transfer coding other than chunked, Transfer-Encoding with
+    // Content-Length, and Content-Length values that do not parse or disagree.
+    let mut declared_lengths = headers.iter().filter(|h: &&Header| h.field.equiv("Content-Length"));
+    if let Some(te) = &transfer_encoding {
+        if !te.as_str().trim().eq_ignore_ascii_case("chunked") {
+            // 400 rather than RFC 9112's suggested 501: a client's mistake is a 4xx here.
+            return Err(RequestCreationError::Refused(
+                400,
+                "Bad Request",
+                "only Transfer-Encoding: chunked is supported",
+            ));
+        }
+        if declared_lengths.next().is_some() {
+            return Err(RequestCreationError::Refused(
+                400,
+                "Bad Request",
+                "Transfer-Encoding and Content-Length must not both be sent",
+            ));
+        }
+    } else if let Some(first) = declared_lengths.next() {
+        let parse = |h: &Header| h.value.as_str().trim().parse::<usize>().ok();
+        let first = parse(first);
+        if first.is_none() || declared_lengths.any(|h| parse(h) != first) {
+            return Err(RequestCreationError::Refused(
+                400,
+                "Bad Request",
+                "the Content-Length header is not one non-negative number",
+            ));
+        }
+    }
 
     // finding the content-length header
     let content_length = if transfer_encoding.is_some() {
