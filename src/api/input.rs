@@ -430,6 +430,7 @@ mod tests {
         let id = |text: &str| json_id(&serde_json::from_str::<Value>(text).unwrap());
         assert_eq!(id("153"), Ok(153));
         assert_eq!(id("153.0"), Ok(153));
+        assert_eq!(id("3742163326107030.0"), Ok(3_742_163_326_107_030));
         for bad in ["153.5", "0", "-1", "0.0", "1e300", "\"7\"", "null", "true"] {
             assert!(id(bad).is_err(), "{bad}");
         }
