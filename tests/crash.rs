@@ -119,24 +119,6 @@ fn try_request(
     }
 }
 
-/// A chunked body, or `None` when it was cut short.
-fn dechunk(mut bytes: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = bytes.windows(2).position(|w| w == b"\r\n")?;
-        let size =
-            usize::from_str_radix(std::str::from_utf8(&bytes[..line_end]).ok()?.trim(), 16).ok()?;
-        bytes = &bytes[line_end + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        out.extend_from_slice(bytes.get(..size)?);
-        bytes = bytes.get(size + 2..)?;
-    }
-}
-
-/// SQLite's own checks on the file, through a second connection (as any other process
-/// would): page-level integrity, foreign keys, and the FTS5 index against `posts`.
 fn check_database(srv: &Server, context: &str) {
     let conn = rusqlite::Connection::open(&srv.db).expect("open db");
     conn.busy_timeout(Duration::from_secs(20))

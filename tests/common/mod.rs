@@ -422,7 +422,8 @@ fn parse_response(bytes: &[u8]) -> Option<Resp> {
     })
 }
 
-fn dechunk(mut bytes: &[u8]) -> Option<Vec<u8>> {
+/// A chunked body, decoded; `None` when it was cut short.
+pub fn dechunk(mut bytes: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     loop {
         let line_end = bytes.windows(2).position(|w| w == b"\r\n")?;
