@@ -1,0 +1,205 @@
+//! Running postd for real: graceful shutdown, the access log, CLI progress.
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn sigterm(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Waits for the server process to exit by itself; returns its exit code.
+fn wait_exit(server: &Server, within: Duration) -> i32 {
+    let deadline = Instant::now() + within;
+    loop {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/stat", server.pid())).unwrap_or_default();
+        // Gone, or a zombie waiting for us: the harness reaps it in kill().
+        if status.is_empty() || status.split_whitespace().nth(2) == Some("Z") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server did not stop within {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    0
+}
+
+#[test]
+fn sigterm_during_a_bulk_create_lets_it_finish_and_exits_cleanly() {
+    let mut server = Server::start();
+    let user = server.register("writer");
+    let items: Vec<Value> = (0..10_000)
+        .map(|i| json!({"title": format!("Shutdown test {i}"), "body": "x".repeat(300)}))
+        .collect();
+    let body = serde_json::to_vec(&json!({"items": items})).unwrap();
+    let head = format!(
+        "POST /posts/bulk HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nAuthorization: Bearer {}\r\nContent-Length: {}\r\n\r\n",
+        user.token,
+        body.len()
+    );
+    let mut stream = TcpStream::connect(&server.addr).unwrap();
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&body).unwrap();
+    // The request is in: stop the server while it works on it.
+    std::thread::sleep(Duration::from_millis(50));
+    sigterm(server.pid());
+    let mut answer = Vec::new();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    stream.read_to_end(&mut answer).unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(
+        text.starts_with("HTTP/1.1 201"),
+        "{}",
+        &text[..text.len().min(300)]
+    );
+    let json_start = text.find("\r\n\r\n").unwrap() + 4;
+    let head_text = &text[..json_start];
+    let raw_body = &answer[json_start..];
+    let body = if head_text
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(raw_body).expect("complete chunked body")
+    } else {
+        raw_body.to_vec()
+    };
+    let created: Value =
+        serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{e}: {head_text}"));
+    assert_eq!(
+        created["items"].as_array().unwrap().len(),
+        10_000,
+        "the full answer arrived"
+    );
+
+    wait_exit(&server, Duration::from_secs(30));
+    let stderr = server.stderr();
+    assert!(
+        stderr.contains("shutting down") && stderr.contains("stopped cleanly"),
+        "{stderr}"
+    );
+    // The WAL was checkpointed into the database file.
+    let wal = server.db.with_extension("db-wal");
+    assert!(
+        std::fs::metadata(&wal)
+            .map(|m| m.len() == 0)
+            .unwrap_or(true),
+        "WAL left behind"
+    );
+    assert_eq!(server.sql_count("SELECT count(*) FROM posts"), 10_000);
+    // And it starts again on the same file.
+    server.restart();
+    assert_eq!(server.collect_pages("/posts?limit=100", None).len(), 10_000);
+}
+
+#[test]
+fn sigterm_exits_zero() {
+    let dir = TempDir::new("exit");
+    let mut child = Command::new(BIN)
+        .args(["--addr", "127.0.0.1:0", "--db"])
+        .arg(dir.0.join("postd.db"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    sigterm(child.id());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{line}");
+}
+
+#[test]
+fn the_access_log_has_one_json_line_per_request_and_no_secrets() {
+    let server = Server::start_with(&[("POSTD_LOG_FORMAT", "json")], &[]);
+    let user = server.register("logged");
+    server.create_post(&user, "Logged post", "body");
+    server
+        .get("/posts?q=secret-search-term&limit=5", None)
+        .expect(200);
+    server.get("/nope", None).expect(404);
+    std::thread::sleep(Duration::from_millis(100));
+    let stderr = server.stderr();
+    let lines: Vec<Value> = stderr
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    // register, login, create, list, 404
+    assert_eq!(lines.len(), 5, "{stderr}");
+    for line in &lines {
+        for key in [
+            "time",
+            "method",
+            "path",
+            "status",
+            "bytes",
+            "duration_ms",
+            "user_id",
+        ] {
+            assert!(line.get(key).is_some(), "{key} missing in {line}");
+        }
+    }
+    let create = lines
+        .iter()
+        .find(|l| l["method"] == "POST" && l["path"] == "/posts")
+        .unwrap();
+    assert_eq!(
+        (create["status"].as_u64(), create["user_id"].as_i64()),
+        (Some(201), Some(user.id))
+    );
+    assert_eq!(lines.last().unwrap()["status"], 404);
+    // Never a password, a token, or a query string.
+    for secret in [PASSWORD, user.token.as_str(), "secret-search-term"] {
+        assert!(!stderr.contains(secret), "the log contains {secret}");
+    }
+}
+
+#[test]
+fn cli_progress_shows_on_a_terminal_and_stays_quiet_otherwise() {
+    let server = Server::start();
+    let user = server.register("author");
+    for i in 0..5 {
+        server.create_post(&user, &format!("to back up {i}"), "b");
+    }
+    let copy = server.dir.0.join("copy.db");
+    // Not a terminal: only the final line.
+    let out = server.cli(&["backup", copy.to_str().unwrap()], &[]);
+    assert!(out.status.success());
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("backed up"));
+    // On a terminal (util-linux `script` gives the command a pseudo-terminal): progress.
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("SKIPPED the terminal half: no `script` command");
+        return;
+    }
+    let line = format!("{BIN} check --db {}", server.db.display());
+    let out = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("checks done: 3/3 (100%)"), "{shown}");
+    assert!(shown.contains("OK:"), "{shown}");
+}
