@@ -15,39 +15,11 @@ use crate::store::{idempotency, posts, StoreError};
 use rouille::{Request, Response};
 use rusqlite::Transaction;
 
-/// Reads `{title, body, slug?}`; every problem is reported, not just the first.
-pub(super) fn new_post_from(object: JsonObject) -> Result<NewPost, Vec<ItemError>> {
-    let mut fields = Fields::new(object);
-    let title = fields.string("title", true);
-    let body = fields.string("body", true);
-    let slug = fields.string("slug", false);
-    let title = title.and_then(|t| {
-        normalize_title(&t)
-            .map_err(|m| fields.error("title", m))
-            .ok()
-    });
-    if let Some(b) = &body {
-        if let Err(message) = check_post_body(b) {
-            fields.error("body", message);
-        }
-    }
-    if let Some(s) = &slug {
-        if let Err(message) = check_slug(s) {
-            fields.error("slug", message);
-        }
-    }
-    let errors = fields.finish();
-    match (title, body) {
-        (Some(title), Some(body)) if errors.is_empty() => Ok(NewPost { title, body, slug }),
-        _ => Err(errors),
-    }
-}
-
-/// Reads the optional `title`, `body`, `slug` of a patch from `fields` (the caller may
-/// have taken an `id` first). An empty patch is an error.
-pub(super) fn patch_from(fields: &mut Fields) -> PostPatch {
-    let title = fields.string("title", false);
-    let body = fields.string("body", false);
+/// Takes `title`, `body` and `slug` out of `fields` and checks them against the field
+/// rules; a value that breaks its rule is reported in `fields` and comes back as `None`.
+fn post_fields(fields: &mut Fields, required: bool) -> PostPatch {
+    let title = fields.string("title", required);
+    let body = fields.string("body", required);
     let slug = fields.string("slug", false);
     let title = title.and_then(|t| {
         normalize_title(&t)
@@ -60,7 +32,24 @@ pub(super) fn patch_from(fields: &mut Fields) -> PostPatch {
             .is_ok()
     });
     let slug = slug.filter(|s| check_slug(s).map_err(|m| fields.error("slug", m)).is_ok());
-    let patch = PostPatch { title, body, slug };
+    PostPatch { title, body, slug }
+}
+
+/// Reads `{title, body, slug?}`; every problem is reported, not just the first.
+pub(super) fn new_post_from(object: JsonObject) -> Result<NewPost, Vec<ItemError>> {
+    let mut fields = Fields::new(object);
+    let PostPatch { title, body, slug } = post_fields(&mut fields, true);
+    let errors = fields.finish();
+    match (title, body) {
+        (Some(title), Some(body)) if errors.is_empty() => Ok(NewPost { title, body, slug }),
+        _ => Err(errors),
+    }
+}
+
+/// Reads the optional `title`, `body`, `slug` of a patch from `fields` (the caller may
+/// have taken an `id` first). An empty patch is an error.
+pub(super) fn patch_from(fields: &mut Fields) -> PostPatch {
+    let patch = post_fields(fields, false);
     if patch.is_empty() && fields.errors.is_empty() {
         fields.errors.push(ItemError {
             index: None,
