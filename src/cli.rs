@@ -1,57 +1,70 @@
-//! What each command does. Every failure becomes one line on stderr and a non-zero exit.
+//! What each command does. Results go to stdout; every failure is one line on stderr
+//! (through the logger) and a non-zero exit: 2 for a command line that can not be run,
+//! 1 for a command that failed.
 
 use crate::api::{self, App};
 use crate::auth::{hash_password, load_or_create_key, TokenKeys};
-use crate::config::{self, Command, ServeConfig};
-use crate::model::{check_password, check_username, Role};
+use crate::config::{
+    self, BackupArgs, Command, Invocation, PurgeArgs, RoleArg, ServeConfig, UserCommand,
+};
+use crate::logging::{self, LogFormat};
+use crate::model::{Password, Role, Username};
 use crate::store::Store;
+use std::ffi::OsString;
 use std::io::{BufRead, IsTerminal};
 use std::path::Path;
 
-/// Runs the command line; returns the process exit code.
-pub fn run(args: &[String]) -> i32 {
-    let env = |name: &str| std::env::var(name).ok();
-    let outcome = config::parse(args, &env).and_then(execute);
-    match outcome {
+/// Runs the command line (without the program name); returns the process exit code.
+pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
+    restrict_new_files();
+    let command = match config::parse(args) {
+        Ok(Invocation::Print(text)) => {
+            println!("{}", text.trim_end());
+            return 0;
+        }
+        Ok(Invocation::Run(command)) => command,
+        Err(usage) => {
+            logging::init(LogFormat::Plain);
+            log::error!("{usage}");
+            return 2;
+        }
+    };
+    logging::init(match &command {
+        Command::Serve(config) => config.log_format,
+        _ => LogFormat::Plain,
+    });
+    match execute(command) {
         Ok(()) => 0,
         Err(message) => {
-            eprintln!("postd: error: {message}");
+            log::error!("{message}");
             1
         }
     }
 }
 
-fn open_store(db: &Path, pool_size: u32) -> Result<Store, String> {
-    Store::open(db, pool_size).map_err(|err| format!("cannot use database {}: {err}", db.display()))
+/// Everything postd creates — the database and its `-wal`/`-shm` (SQLite gives them the
+/// database's mode), the key, backups — holds password hashes or secrets: owner only.
+fn restrict_new_files() {
+    // SAFETY: umask only sets the process's file-creation mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
 }
 
 fn execute(command: Command) -> Result<(), String> {
     match command {
-        Command::Help(text) => {
-            println!("{text}");
-            Ok(())
-        }
-        Command::Version => {
-            println!("postd {}", env!("CARGO_PKG_VERSION"));
-            Ok(())
-        }
         Command::Serve(config) => serve(config),
-        Command::UserAdd {
-            db,
-            name,
-            admin,
-            password,
-        } => {
-            check_username(&name).map_err(|m| format!("username {m}"))?;
-            let password = match password {
-                Some(p) => p,
-                None => read_password_line()?,
+        Command::User(UserCommand::Add { name, admin, db }) => {
+            let name = username(&name)?;
+            let password = match std::env::var("POSTD_PASSWORD") {
+                Ok(password) => password,
+                Err(_) => read_password_line()?,
             };
-            check_password(&password).map_err(|m| format!("password {m}"))?;
-            let store = open_store(&db, 2)?;
+            let password = Password::parse(password).map_err(|m| format!("password {m}"))?;
+            let store = open_store(&db.path)?;
             let role = if admin { Role::Admin } else { Role::User };
             let user = store
-                .create_user(&name, &hash_password(&password)?, role)
+                .create_user(&name, &hash_password(password.expose())?, role)
                 .map_err(|e| e.to_string())?;
             println!(
                 "created {} '{}' with id {}",
@@ -61,75 +74,36 @@ fn execute(command: Command) -> Result<(), String> {
             );
             Ok(())
         }
-        Command::UserRole { db, name, role } => {
-            let role = Role::parse(&role)
-                .ok_or_else(|| format!("role must be 'admin' or 'user', got '{role}'"))?;
-            let user = open_store(&db, 2)?
-                .set_role(&name, role)
+        Command::User(UserCommand::Role { name, role, db }) => {
+            let role = match role {
+                RoleArg::Admin => Role::Admin,
+                RoleArg::User => Role::User,
+            };
+            let user = open_store(&db.path)?
+                .set_role(&username(&name)?, role)
                 .map_err(|e| e.to_string())?;
             println!("'{}' is now {}", user.username, user.role.as_str());
             Ok(())
         }
-        Command::UserDelete { db, name } => {
-            open_store(&db, 2)?
-                .delete_user(&name)
+        Command::User(UserCommand::Delete { name, db }) => {
+            open_store(&db.path)?
+                .delete_user(&username(&name)?)
                 .map_err(|e| e.to_string())?;
             println!("deleted user '{name}' with their posts and comments");
             Ok(())
         }
-        Command::Purge {
-            db,
-            older_than,
-            dry_run,
-        } => {
-            let cutoff = crate::clock::ago(older_than);
-            let store = open_store(&db, 2)?;
-            let mut meter = ProgressMeter::new("purging");
-            let count = store
-                .purge_deleted_before(&cutoff, dry_run, &mut |done, total| meter.show(done, total))
-                .map_err(|e| e.to_string())?;
-            meter.finish();
-            if dry_run {
-                println!("would purge {count} posts deleted before {cutoff}");
-            } else {
-                println!("purged {count} posts deleted before {cutoff}");
-            }
-            Ok(())
-        }
-        Command::Backup { db, file } => {
-            let store = open_existing(&db)?;
-            let mut meter = ProgressMeter::new("copying pages");
-            store
-                .backup_to(&file, &mut |done, total| meter.show(done, total))
-                .map_err(|e| format!("backup failed: {e}"))?;
-            meter.finish();
-            println!("backed up {} to {}", db.display(), file.display());
-            Ok(())
-        }
-        Command::Check { db } => {
-            let store = open_existing(&db)?;
-            let mut meter = ProgressMeter::new("checks done");
-            let problems = store
-                .check(&mut |done, total| meter.show(done, total))
-                .map_err(|e| e.to_string())?;
-            meter.finish();
-            if problems.is_empty() {
-                println!(
-                    "OK: integrity, foreign keys and full-text index of {} are sound",
-                    db.display()
-                );
-                return Ok(());
-            }
-            for problem in &problems {
-                println!("{problem}");
-            }
-            Err(format!(
-                "{} problems found in {}",
-                problems.len(),
-                db.display()
-            ))
-        }
+        Command::Purge(args) => purge(args),
+        Command::Backup(args) => backup(args),
+        Command::Check(db) => check(&db.path),
     }
+}
+
+fn username(name: &str) -> Result<Username, String> {
+    Username::parse(name).map_err(|m| format!("username {m}"))
+}
+
+fn open_store(db: &Path) -> Result<Store, String> {
+    Store::open(db, 2).map_err(|err| format!("cannot use database {}: {err}", db.display()))
 }
 
 /// For commands that read a database: one that does not exist is an error, not a new file.
@@ -137,11 +111,69 @@ fn open_existing(db: &Path) -> Result<Store, String> {
     if !db.exists() {
         return Err(format!("database {} does not exist", db.display()));
     }
-    open_store(db, 2)
+    open_store(db)
+}
+
+fn purge(args: PurgeArgs) -> Result<(), String> {
+    let cutoff = args.older_than.before_now();
+    let store = open_store(&args.db.path)?;
+    let mut meter = ProgressMeter::new("purging");
+    let count = store
+        .purge_deleted_before(&cutoff, args.dry_run, &mut |done, total| {
+            meter.show(done, total)
+        })
+        .map_err(|e| e.to_string())?;
+    meter.finish();
+    if args.dry_run {
+        println!("would purge {count} posts deleted before {cutoff}");
+    } else {
+        println!("purged {count} posts deleted before {cutoff}");
+    }
+    Ok(())
+}
+
+fn backup(args: BackupArgs) -> Result<(), String> {
+    let store = open_existing(&args.db.path)?;
+    let mut meter = ProgressMeter::new("copying pages");
+    store
+        .backup_to(&args.file, &mut |done, total| meter.show(done, total))
+        .map_err(|e| format!("backup failed: {e}"))?;
+    meter.finish();
+    println!(
+        "backed up {} to {}",
+        args.db.path.display(),
+        args.file.display()
+    );
+    Ok(())
+}
+
+fn check(db: &Path) -> Result<(), String> {
+    let store = open_existing(db)?;
+    let mut meter = ProgressMeter::new("checks done");
+    let problems = store
+        .check(&mut |done, total| meter.show(done, total))
+        .map_err(|e| e.to_string())?;
+    meter.finish();
+    if problems.is_empty() {
+        println!(
+            "OK: integrity, foreign keys and full-text index of {} are sound",
+            db.display()
+        );
+        return Ok(());
+    }
+    for problem in &problems {
+        println!("{problem}");
+    }
+    Err(format!(
+        "{} problems found in {}",
+        problems.len(),
+        db.display()
+    ))
 }
 
 /// Progress on stderr, redrawn in place, only when stderr is a terminal: scripts and logs
-/// get the final line alone.
+/// get the final line alone. (A redrawn status line, not a log line: it never reaches a
+/// log file.)
 struct ProgressMeter {
     label: &'static str,
     enabled: bool,
@@ -181,15 +213,16 @@ fn read_password_line() -> Result<String, String> {
         .map_err(|e| format!("cannot read the password from stdin: {e}"))?;
     let password = line.trim_end_matches(['\r', '\n']).to_string();
     if password.is_empty() {
-        return Err("no password: set POSTD_PASSWORD or give one line on stdin".into());
+        return Err("no password: set POSTD_PASSWORD or give one line of stdin".into());
     }
     Ok(password)
 }
 
 fn serve(config: ServeConfig) -> Result<(), String> {
-    if config.db.as_os_str() == config::DEFAULT_DB {
+    let db = &config.db.path;
+    if db.as_os_str() == config::DEFAULT_DB {
         // The embedded default should just work from a fresh checkout or a copied binary.
-        if let Some(dir) = config.db.parent() {
+        if let Some(dir) = db.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         }
@@ -197,9 +230,9 @@ fn serve(config: ServeConfig) -> Result<(), String> {
     let pool_size = u32::try_from(config.workers)
         .unwrap_or(u32::MAX)
         .saturating_add(2);
-    let store = Store::open_with(&config.db, pool_size, config.wal_autocheckpoint)
-        .map_err(|err| format!("cannot use database {}: {err}", config.db.display()))?;
-    let key_path = config.db.with_file_name("postd.key");
+    let store = Store::open_with(db, pool_size, config.wal_autocheckpoint)
+        .map_err(|err| format!("cannot use database {}: {err}", db.display()))?;
+    let key_path = db.with_file_name("postd.key");
     let secret = load_or_create_key(&key_path, config.jwt_secret.as_deref())?;
     let keys = TokenKeys::new(&secret, config.token_ttl_secs);
     let app = App::new(&config, store, keys);

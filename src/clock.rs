@@ -1,73 +1,137 @@
-//! Timestamps as the contract writes them: RFC 3339, UTC, milliseconds, `Z`. Stored in the
-//! same form, so text order is time order and SQL can compare them directly.
+//! Time as the contract writes it: timestamps in RFC 3339, UTC, milliseconds, `Z`, stored
+//! in that same form (so text order is time order and SQL compares them directly), and
+//! durations such as `30d`.
 
+use serde::Serialize;
+use std::str::FromStr;
 use time::{Duration, OffsetDateTime};
 
-pub fn now() -> String {
-    format_utc(OffsetDateTime::now_utc())
-}
+/// A point in time in the stored form, `2026-11-22T10:04:05.123Z`. Exists only by being
+/// read from the clock or parsed from text of exactly that form.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Timestamp(String);
 
-/// The timestamp `age` before now, for "older than" comparisons.
-pub fn ago(age: std::time::Duration) -> String {
-    let age = Duration::try_from(age).unwrap_or(Duration::MAX);
-    let then = OffsetDateTime::now_utc()
-        .checked_sub(age)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    format_utc(then)
-}
-
-pub fn format_utc(at: OffsetDateTime) -> String {
-    let at = at.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        at.year(),
-        u8::from(at.month()),
-        at.day(),
-        at.hour(),
-        at.minute(),
-        at.second(),
-        at.millisecond()
-    )
-}
-
-/// Is `text` exactly in our stored form? Used to reject forged cursors.
-pub fn is_timestamp(text: &str) -> bool {
-    let b = text.as_bytes();
-    b.len() == 24
-        && b.iter().enumerate().all(|(i, c)| match i {
-            4 | 7 => *c == b'-',
-            10 => *c == b'T',
-            13 | 16 => *c == b':',
-            19 => *c == b'.',
-            23 => *c == b'Z',
-            _ => c.is_ascii_digit(),
-        })
-}
-
-/// `30d`, `12h`, `15m`, `45s` → a duration. Anything else is an error with one clear line.
-pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let bad = || {
-        format!(
-            "invalid duration '{text}': expected a number followed by d, h, m or s (e.g. 30d, 12h)"
-        )
-    };
-    let split = text.len().checked_sub(1).ok_or_else(bad)?;
-    if !text.is_char_boundary(split) {
-        return Err(bad());
+impl Timestamp {
+    pub fn now() -> Timestamp {
+        Timestamp::at(OffsetDateTime::now_utc())
     }
-    let (digits, unit) = text.split_at(split);
-    let count: u64 = digits.parse().map_err(|_| bad())?;
-    let unit_secs = match unit {
-        "d" => 86_400,
-        "h" => 3_600,
-        "m" => 60,
-        "s" => 1,
-        _ => return Err(bad()),
-    };
-    count
-        .checked_mul(unit_secs)
-        .map(std::time::Duration::from_secs)
-        .ok_or_else(bad)
+
+    /// The timestamp `age` before now, for "older than" comparisons.
+    pub fn ago(age: std::time::Duration) -> Timestamp {
+        let age = Duration::try_from(age).unwrap_or(Duration::MAX);
+        let then = OffsetDateTime::now_utc()
+            .checked_sub(age)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        Timestamp::at(then)
+    }
+
+    fn at(at: OffsetDateTime) -> Timestamp {
+        let at = at.to_offset(time::UtcOffset::UTC);
+        Timestamp(format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            at.year(),
+            u8::from(at.month()),
+            at.day(),
+            at.hour(),
+            at.minute(),
+            at.second(),
+            at.millisecond()
+        ))
+    }
+
+    /// `Some` when `text` is exactly in the stored form.
+    pub fn parse(text: &str) -> Option<Timestamp> {
+        let b = text.as_bytes();
+        let shaped = b.len() == 24
+            && b.iter().enumerate().all(|(i, c)| match i {
+                4 | 7 => *c == b'-',
+                10 => *c == b'T',
+                13 | 16 => *c == b':',
+                19 => *c == b'.',
+                23 => *c == b'Z',
+                _ => c.is_ascii_digit(),
+            });
+        shaped.then(|| Timestamp(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The current time as text, for log lines.
+pub fn now() -> String {
+    Timestamp::now().0
+}
+
+/// How long ago, as the contract writes it: a whole number and a unit `s`, `m`, `h` or
+/// `d` (`30d`, `12h`, `0s`), at most 36500 days. Keeps its text for messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Age {
+    duration: std::time::Duration,
+    text: String,
+}
+
+const MAX_AGE_SECS: u64 = 36_500 * 86_400;
+
+impl FromStr for Age {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Age, String> {
+        let bad = || {
+            format!(
+                "invalid duration '{text}': expected a whole number and a unit s, m, h or d \
+                 (e.g. 30d, 12h), at most 36500d"
+            )
+        };
+        let unit_at = text.len().checked_sub(1).ok_or_else(bad)?;
+        if !text.is_char_boundary(unit_at) {
+            return Err(bad());
+        }
+        let (digits, unit) = text.split_at(unit_at);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let count: u64 = digits.parse().map_err(|_| bad())?;
+        let unit_secs = match unit {
+            "d" => 86_400,
+            "h" => 3_600,
+            "m" => 60,
+            "s" => 1,
+            _ => return Err(bad()),
+        };
+        match count.checked_mul(unit_secs) {
+            Some(secs) if secs <= MAX_AGE_SECS => Ok(Age {
+                duration: std::time::Duration::from_secs(secs),
+                text: text.to_owned(),
+            }),
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl Age {
+    pub fn duration(&self) -> std::time::Duration {
+        self.duration
+    }
+
+    /// The moment this long before now.
+    pub fn before_now(&self) -> Timestamp {
+        Timestamp::ago(self.duration)
+    }
+}
+
+impl std::fmt::Display for Age {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
 }
 
 #[cfg(test)]
@@ -77,21 +141,34 @@ mod tests {
     #[test]
     fn formats_with_milliseconds() {
         let at = OffsetDateTime::from_unix_timestamp_nanos(1_795_341_845_123_456_789).unwrap();
-        let text = format_utc(at);
-        assert!(is_timestamp(&text), "{text}");
+        let text = Timestamp::at(at).0;
+        assert!(Timestamp::parse(&text).is_some(), "{text}");
         assert!(text.ends_with(".123Z"), "{text}");
-        assert!(is_timestamp(&now()));
-        assert!(!is_timestamp("2026-11-22T10:04:05Z"));
+        assert!(Timestamp::parse(&now()).is_some());
+        assert!(Timestamp::parse("2026-11-22T10:04:05Z").is_none());
     }
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("30d").unwrap().as_secs(), 30 * 86_400);
-        assert_eq!(parse_duration("12h").unwrap().as_secs(), 12 * 3_600);
-        assert!(parse_duration("12").is_err());
-        assert!(parse_duration("d").is_err());
-        assert!(parse_duration("-1d").is_err());
-        assert!(parse_duration("1é").is_err());
-        assert!(parse_duration("").is_err());
+    fn ages() {
+        let secs = |t: &str| t.parse::<Age>().map(|a| a.duration().as_secs());
+        assert_eq!(secs("30d"), Ok(30 * 86_400));
+        assert_eq!(secs("12h"), Ok(12 * 3_600));
+        assert_eq!(secs("0s"), Ok(0));
+        assert_eq!(secs("36500d"), Ok(MAX_AGE_SECS));
+        for bad in [
+            "12",
+            "d",
+            "-1d",
+            "+1d",
+            "1é",
+            "",
+            "36501d",
+            "1w",
+            " 1d",
+            "99999999999999999999d",
+        ] {
+            assert!(secs(bad).is_err(), "{bad}");
+        }
+        assert_eq!("30d".parse::<Age>().unwrap().to_string(), "30d");
     }
 }

@@ -1,237 +1,224 @@
-//! Command-line and environment parsing. Flags win over environment variables, which win
-//! over the embedded defaults. Errors are one line, meant for stderr.
+//! The command line. Each option is declared once, here: its flag, its environment
+//! variable, its default and its help text. Flags win over environment variables, which win
+//! over the defaults. Arguments are read as `OsString`s (a non-UTF-8 argument is an error,
+//! never a panic) and paths stay `PathBuf`s.
 
-use crate::api::access_log::LogFormat;
+use crate::clock::Age;
+use crate::logging::LogFormat;
+use crate::net::Cidr;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_DB: &str = "data/postd.db";
-pub const DEFAULT_TOKEN_TTL_SECS: u64 = 3600;
-pub const DEFAULT_MAX_BODY: usize = 16 * 1024 * 1024;
-pub const DEFAULT_MAX_BULK: usize = 10_000;
-pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 30;
 
-#[derive(Clone, Debug)]
-pub struct ServeConfig {
-    pub addr: String,
-    pub db: PathBuf,
-    pub signup_open: bool,
-    pub token_ttl_secs: u64,
-    pub max_body: usize,
-    pub max_bulk: usize,
-    pub workers: usize,
-    pub jwt_secret: Option<String>,
-    pub log_format: LogFormat,
-    pub shutdown_grace: Duration,
-    pub wal_autocheckpoint: u32,
+#[derive(Parser, Debug)]
+#[command(
+    name = "postd",
+    about = "postd — posts and comments in one SQLite file, served over HTTP",
+    after_help = "Run `postd COMMAND --help` for a command's options; `postd` alone is `postd serve`.",
+    disable_version_flag = true,
+    disable_help_subcommand = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
 }
 
-#[derive(Debug)]
+#[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Serve the HTTP API (the default command)
     Serve(ServeConfig),
-    UserAdd {
-        db: PathBuf,
+    /// Create users, change their role, delete them
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Permanently delete posts soft-deleted more than DURATION ago, with their comments
+    Purge(PurgeArgs),
+    /// Write a consistent copy of the live database (safe while the server runs)
+    Backup(BackupArgs),
+    /// Integrity, foreign-key and full-text index checks; exit 1 on problems
+    Check(DbArg),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Create a user; the password comes from POSTD_PASSWORD or one line of stdin
+    Add {
         name: String,
+        /// make the user an admin
+        #[arg(long)]
         admin: bool,
-        password: Option<String>,
+        #[command(flatten)]
+        db: DbArg,
     },
-    UserRole {
-        db: PathBuf,
+    /// Change a user's role
+    Role {
         name: String,
-        role: String,
+        role: RoleArg,
+        #[command(flatten)]
+        db: DbArg,
     },
-    UserDelete {
-        db: PathBuf,
+    /// Remove a user with their posts and comments
+    Delete {
         name: String,
+        #[command(flatten)]
+        db: DbArg,
     },
-    Purge {
-        db: PathBuf,
-        older_than: Duration,
-        dry_run: bool,
-    },
-    Backup {
-        db: PathBuf,
-        file: PathBuf,
-    },
-    Check {
-        db: PathBuf,
-    },
-    Help(&'static str),
-    Version,
 }
 
-pub const USAGE: &str = "\
-postd — posts and comments in one SQLite file, served over HTTP
-
-Usage:
-  postd [serve] [OPTIONS]                  serve HTTP (the default command)
-  postd user add NAME [--admin]            create a user
-  postd user role NAME admin|user          change a user's role
-  postd user delete NAME                   remove a user with their posts and comments
-  postd purge --older-than DURATION        permanently delete posts soft-deleted before now - DURATION
-  postd backup FILE                        consistent copy of the live database
-  postd check                              integrity, foreign-key and full-text index checks
-  postd --version
-
-Every command takes --db PATH (default data/postd.db, env POSTD_DB).
-Run `postd COMMAND --help` for a command's options.";
-
-pub const SERVE_USAGE: &str = "\
-Usage: postd [serve] [OPTIONS]
-
-Serves the HTTP API. Every option can also be set by the environment variable shown.
-
-Options:
-  --addr ADDR              listen address [POSTD_ADDR, default 127.0.0.1:8080; port 0 picks one]
-  --db PATH                database file [POSTD_DB, default data/postd.db]
-  --signup open|closed     whether POST /auth/register works [POSTD_SIGNUP, default open]
-  --token-ttl SECS         access token lifetime [POSTD_TOKEN_TTL, default 3600]
-  --max-body BYTES         largest request body [POSTD_MAX_BODY, default 16777216]
-  --max-bulk N             most items in one bulk request [POSTD_MAX_BULK, default 10000]
-  --workers N              request worker threads [POSTD_WORKERS, default 4 x CPUs]
-  --log-format FORMAT      access log on stderr: logfmt, json or off [POSTD_LOG_FORMAT, default logfmt]
-  --shutdown-grace SECS    wait for requests in flight on SIGTERM [POSTD_SHUTDOWN_GRACE, default 30]
-  --wal-autocheckpoint N   checkpoint the WAL at N pages; 0 leaves it to Litestream
-                           [POSTD_WAL_AUTOCHECKPOINT, default 1000]
-The token signing key is POSTD_JWT_SECRET (>= 32 bytes) or the file postd.key beside the database.";
-
-pub const USER_USAGE: &str = "\
-Usage:
-  postd user add NAME [--admin] [--db PATH]   password from POSTD_PASSWORD or one line of stdin
-  postd user role NAME admin|user [--db PATH]
-  postd user delete NAME [--db PATH]          also removes the user's posts and comments";
-
-pub const PURGE_USAGE: &str = "\
-Usage: postd purge --older-than DURATION [--dry-run] [--db PATH]
-
-Permanently deletes posts soft-deleted before now - DURATION (e.g. 30d, 12h, 15m, 45s), with
-their comments, in one transaction, and prints how many. --dry-run only counts.";
-
-pub const BACKUP_USAGE: &str = "\
-Usage: postd backup FILE [--db PATH]
-
-Writes a consistent copy of the database to FILE with SQLite's online backup API; safe while
-the server runs. FILE is replaced atomically.";
-
-pub const CHECK_USAGE: &str = "\
-Usage: postd check [--db PATH]
-
-Runs PRAGMA integrity_check, PRAGMA foreign_key_check and the full-text index's integrity
-check. Prints OK and exits 0, or lists each problem and exits 1.";
-
-/// The help text for the command `args` names.
-fn help_for(args: &[String]) -> &'static str {
-    match args
-        .iter()
-        .find(|a| !a.starts_with('-'))
-        .map(String::as_str)
-    {
-        Some("serve") => SERVE_USAGE,
-        Some("user") => USER_USAGE,
-        Some("purge") => PURGE_USAGE,
-        Some("backup") => BACKUP_USAGE,
-        Some("check") => CHECK_USAGE,
-        _ => USAGE,
-    }
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    Admin,
+    User,
 }
 
-/// Splits arguments into positionals, `--name value` / `--name=value` options and
-/// `--flag`s, refusing anything the command does not know.
-struct Parsed {
-    positionals: Vec<String>,
-    options: Vec<(String, String)>,
-    flags: Vec<String>,
+#[derive(Args, Debug, Clone)]
+pub struct DbArg {
+    /// the SQLite database file
+    #[arg(long = "db", env = "POSTD_DB", default_value = DEFAULT_DB, value_name = "PATH")]
+    pub path: PathBuf,
 }
 
-fn split_args(
-    args: &[String],
-    value_options: &[&str],
-    flag_options: &[&str],
-) -> Result<Parsed, String> {
-    let mut parsed = Parsed {
-        positionals: Vec::new(),
-        options: Vec::new(),
-        flags: Vec::new(),
-    };
-    let mut iter = args.iter();
-    while let Some(arg) = iter.next() {
-        let Some(name) = arg.strip_prefix("--") else {
-            parsed.positionals.push(arg.clone());
-            continue;
-        };
-        let (name, inline) = match name.split_once('=') {
-            Some((n, v)) => (n, Some(v.to_string())),
-            None => (name, None),
-        };
-        if value_options.contains(&name) {
-            let value = match inline {
-                Some(v) => v,
-                None => iter
-                    .next()
-                    .cloned()
-                    .ok_or_else(|| format!("--{name} needs a value"))?,
-            };
-            if parsed.options.iter().any(|(n, _)| n == name) {
-                return Err(format!("--{name} given twice"));
-            }
-            parsed.options.push((name.to_string(), value));
-        } else if flag_options.contains(&name) && inline.is_none() {
-            parsed.flags.push(name.to_string());
-        } else {
-            return Err(format!("unknown option --{name} (see postd --help)"));
-        }
-    }
-    Ok(parsed)
+#[derive(Args, Debug)]
+pub struct PurgeArgs {
+    /// how long ago a post must have been soft-deleted (e.g. 30d, 12h, 15m, 45s)
+    #[arg(long, value_name = "DURATION")]
+    pub older_than: Age,
+    /// only count what would be purged
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub db: DbArg,
 }
 
-impl Parsed {
-    fn option(
-        &self,
-        name: &str,
-        env_var: &str,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Option<String> {
-        self.options
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-            .or_else(|| env(env_var).filter(|v| !v.is_empty()))
-    }
+#[derive(Args, Debug)]
+pub struct BackupArgs {
+    /// where the copy goes; replaced atomically, never through a symbolic link
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub db: DbArg,
+}
 
-    fn flag(&self, name: &str) -> bool {
-        self.flags.iter().any(|f| f == name)
-    }
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Signup {
+    Open,
+    Closed,
+}
 
-    fn db(&self, env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
-        PathBuf::from(
-            self.option("db", "POSTD_DB", env)
-                .unwrap_or_else(|| DEFAULT_DB.into()),
-        )
-    }
+#[derive(Args, Debug, Clone)]
+#[command(
+    after_help = "The token signing key is POSTD_JWT_SECRET (>= 32 bytes) or the file \
+                        postd.key beside the database."
+)]
+pub struct ServeConfig {
+    /// listen address (port 0 picks a free one; the start-up line tells which)
+    #[arg(long, env = "POSTD_ADDR", default_value = DEFAULT_ADDR, value_name = "ADDR")]
+    pub addr: String,
 
-    fn exact_positionals(&self, count: usize, usage: &str) -> Result<(), String> {
-        if self.positionals.len() == count {
-            Ok(())
-        } else {
-            Err(format!("usage: {usage}"))
-        }
+    #[command(flatten)]
+    pub db: DbArg,
+
+    /// whether POST /auth/register works
+    #[arg(long, env = "POSTD_SIGNUP", default_value = "open")]
+    pub signup: Signup,
+
+    /// access token lifetime, seconds
+    #[arg(long = "token-ttl", env = "POSTD_TOKEN_TTL", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(1..), value_name = "SECS")]
+    pub token_ttl_secs: u64,
+
+    /// largest request body, bytes (413 above; never read past)
+    #[arg(long, env = "POSTD_MAX_BODY", default_value_t = 16 * 1024 * 1024,
+          value_parser = positive_usize, value_name = "BYTES")]
+    pub max_body: usize,
+
+    /// most items in one bulk request (413 above)
+    #[arg(long, env = "POSTD_MAX_BULK", default_value_t = 10_000,
+          value_parser = positive_usize, value_name = "N")]
+    pub max_bulk: usize,
+
+    /// request worker threads [default: 4 x CPUs]
+    #[arg(long, env = "POSTD_WORKERS", default_value_t = default_workers(),
+          hide_default_value = true, value_parser = positive_usize, value_name = "N")]
+    pub workers: usize,
+
+    /// most open connections; past it a new one gets 503 with Retry-After
+    #[arg(long, env = "POSTD_MAX_CONNECTIONS", default_value_t = 1024,
+          value_parser = positive_usize, value_name = "N")]
+    pub max_connections: usize,
+
+    /// memory for request bodies read ahead of the workers, all connections together;
+    /// when it is spent a new body gets 503 with Retry-After
+    #[arg(long, env = "POSTD_READ_AHEAD_BUDGET", default_value_t = 256 * 1024 * 1024,
+          value_parser = positive_usize, value_name = "BYTES")]
+    pub read_ahead_budget: usize,
+
+    /// proxies whose X-Forwarded-For is believed (comma-separated CIDRs, e.g. 127.0.0.1/32)
+    #[arg(
+        long,
+        env = "POSTD_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_name = "CIDR,..."
+    )]
+    pub trusted_proxies: Vec<Cidr>,
+
+    /// sign-ups per client address per 15 minutes; 0 turns the limit off
+    #[arg(
+        long,
+        env = "POSTD_REGISTER_LIMIT",
+        default_value_t = 20,
+        value_name = "N"
+    )]
+    pub register_limit: u32,
+
+    /// stderr lines: plain, logfmt or json; off keeps logfmt but drops the access log
+    #[arg(
+        long,
+        env = "POSTD_LOG_FORMAT",
+        default_value = "logfmt",
+        value_name = "FORMAT"
+    )]
+    pub log_format: LogFormat,
+
+    /// seconds requests in flight get to finish after SIGTERM/SIGINT
+    #[arg(long = "shutdown-grace", env = "POSTD_SHUTDOWN_GRACE", default_value = "30",
+          value_parser = seconds, value_name = "SECS")]
+    pub shutdown_grace: Duration,
+
+    /// checkpoint the WAL at N pages; 0 leaves checkpoints to Litestream
+    #[arg(
+        long,
+        env = "POSTD_WAL_AUTOCHECKPOINT",
+        default_value_t = 1000,
+        value_name = "N"
+    )]
+    pub wal_autocheckpoint: u32,
+
+    /// POSTD_JWT_SECRET: read from the environment only, so it never shows in `ps`.
+    #[arg(skip)]
+    pub jwt_secret: Option<String>,
+}
+
+impl ServeConfig {
+    pub fn signup_open(&self) -> bool {
+        self.signup == Signup::Open
     }
 }
 
-fn number<T>(text: Option<String>, name: &str, default: T, min: T) -> Result<T, String>
-where
-    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
-{
-    match text {
-        None => Ok(default),
-        Some(text) => match text.trim().parse::<T>() {
-            Ok(n) if n >= min => Ok(n),
-            _ => Err(format!(
-                "{name} must be a whole number of at least {min}, got '{text}'"
-            )),
-        },
+fn positive_usize(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("must be a whole number of at least 1".into()),
     }
+}
+
+fn seconds(text: &str) -> Result<Duration, String> {
+    text.trim()
+        .parse::<u64>()
+        .map(Duration::from_secs)
+        .map_err(|_| "must be a whole number of seconds".into())
 }
 
 pub fn default_workers() -> usize {
@@ -241,232 +228,126 @@ pub fn default_workers() -> usize {
         * 4
 }
 
-/// Parses `args` (without the program name). `env` looks up environment variables.
-pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Command, String> {
-    if args.iter().any(|a| a == "--help" || a == "-h") {
-        return Ok(Command::Help(help_for(args)));
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Invocation {
+    Run(Command),
+    /// Help or version text to print (exit 0).
+    Print(String),
+}
+
+/// A command line that can not be run: one line for stderr, exit status 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
+}
+
+/// Parses the arguments after the program name. With no command, or when the first
+/// argument is an option, the command is `serve`.
+pub fn parse<I, T>(args: I) -> Result<Invocation, UsageError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString>,
+{
+    let mut args: Vec<OsString> = args.into_iter().map(Into::into).collect();
     if args.iter().any(|a| a == "--version" || a == "-V") {
-        return Ok(Command::Version);
+        return Ok(Invocation::Print(version_text()));
     }
-    let (command, rest): (&str, &[String]) = match args.first().map(String::as_str) {
-        None => ("serve", args),
-        Some(first) if first.starts_with("--") => ("serve", args),
-        Some(first) => (first, &args[1..]),
+    let wants_top_help = matches!(args.first(), Some(a) if a == "--help" || a == "-h");
+    let serve_implied = match args.first() {
+        None => true,
+        Some(first) => first.to_string_lossy().starts_with('-') && !wants_top_help,
     };
-    match command {
-        "serve" => {
-            let p = split_args(
-                rest,
-                &[
-                    "addr",
-                    "db",
-                    "signup",
-                    "token-ttl",
-                    "max-body",
-                    "max-bulk",
-                    "workers",
-                    "log-format",
-                    "shutdown-grace",
-                    "wal-autocheckpoint",
-                ],
-                &[],
-            )?;
-            p.exact_positionals(0, "postd serve [options]")?;
-            let signup_open = match p.option("signup", "POSTD_SIGNUP", env).as_deref() {
-                None | Some("open") => true,
-                Some("closed") => false,
-                Some(other) => {
-                    return Err(format!("signup must be 'open' or 'closed', got '{other}'"))
-                }
-            };
-            Ok(Command::Serve(ServeConfig {
-                addr: p
-                    .option("addr", "POSTD_ADDR", env)
-                    .unwrap_or_else(|| DEFAULT_ADDR.into()),
-                db: p.db(env),
-                signup_open,
-                token_ttl_secs: number(
-                    p.option("token-ttl", "POSTD_TOKEN_TTL", env),
-                    "token TTL",
-                    DEFAULT_TOKEN_TTL_SECS,
-                    1,
-                )?,
-                max_body: number(
-                    p.option("max-body", "POSTD_MAX_BODY", env),
-                    "max body",
-                    DEFAULT_MAX_BODY,
-                    1,
-                )?,
-                max_bulk: number(
-                    p.option("max-bulk", "POSTD_MAX_BULK", env),
-                    "max bulk",
-                    DEFAULT_MAX_BULK,
-                    1,
-                )?,
-                workers: number(
-                    p.option("workers", "POSTD_WORKERS", env),
-                    "workers",
-                    default_workers(),
-                    1,
-                )?,
-                jwt_secret: env("POSTD_JWT_SECRET").filter(|s| !s.is_empty()),
-                log_format: match p.option("log-format", "POSTD_LOG_FORMAT", env) {
-                    None => LogFormat::Logfmt,
-                    Some(text) => LogFormat::parse(&text).ok_or_else(|| {
-                        format!("log format must be json, logfmt or off, got '{text}'")
-                    })?,
-                },
-                shutdown_grace: Duration::from_secs(number(
-                    p.option("shutdown-grace", "POSTD_SHUTDOWN_GRACE", env),
-                    "shutdown grace",
-                    DEFAULT_SHUTDOWN_GRACE_SECS,
-                    0,
-                )?),
-                wal_autocheckpoint: number(
-                    p.option("wal-autocheckpoint", "POSTD_WAL_AUTOCHECKPOINT", env),
-                    "WAL auto-checkpoint",
-                    crate::store::DEFAULT_WAL_AUTOCHECKPOINT,
-                    0,
-                )?,
-            }))
-        }
-        "user" => {
-            let (action, rest) = match rest.split_first() {
-                Some((action, rest)) => (action.as_str(), rest),
-                None => return Err("usage: postd user add|role|delete NAME ...".into()),
-            };
-            match action {
-                "add" => {
-                    let p = split_args(rest, &["db"], &["admin"])?;
-                    p.exact_positionals(1, "postd user add NAME [--admin] [--db PATH]")?;
-                    Ok(Command::UserAdd {
-                        db: p.db(env),
-                        name: p.positionals[0].clone(),
-                        admin: p.flag("admin"),
-                        password: env("POSTD_PASSWORD"),
-                    })
-                }
-                "role" => {
-                    let p = split_args(rest, &["db"], &[])?;
-                    p.exact_positionals(2, "postd user role NAME admin|user [--db PATH]")?;
-                    Ok(Command::UserRole {
-                        db: p.db(env),
-                        name: p.positionals[0].clone(),
-                        role: p.positionals[1].clone(),
-                    })
-                }
-                "delete" => {
-                    let p = split_args(rest, &["db"], &[])?;
-                    p.exact_positionals(1, "postd user delete NAME [--db PATH]")?;
-                    Ok(Command::UserDelete {
-                        db: p.db(env),
-                        name: p.positionals[0].clone(),
-                    })
-                }
-                other => Err(format!(
-                    "unknown user command '{other}' (expected add, role or delete)"
-                )),
-            }
-        }
-        "purge" => {
-            let p = split_args(rest, &["db", "older-than"], &["dry-run"])?;
-            p.exact_positionals(
-                0,
-                "postd purge --older-than DURATION [--dry-run] [--db PATH]",
-            )?;
-            let text = p
-                .options
-                .iter()
-                .find(|(n, _)| n == "older-than")
-                .map(|(_, v)| v.clone())
-                .ok_or("purge needs --older-than DURATION (e.g. 30d)")?;
-            Ok(Command::Purge {
-                db: p.db(env),
-                older_than: crate::clock::parse_duration(&text)?,
-                dry_run: p.flag("dry-run"),
-            })
-        }
-        "check" => {
-            let p = split_args(rest, &["db"], &[])?;
-            p.exact_positionals(0, "postd check [--db PATH]")?;
-            Ok(Command::Check { db: p.db(env) })
-        }
-        "backup" => {
-            let p = split_args(rest, &["db"], &[])?;
-            p.exact_positionals(1, "postd backup FILE [--db PATH]")?;
-            Ok(Command::Backup {
-                db: p.db(env),
-                file: PathBuf::from(&p.positionals[0]),
-            })
-        }
-        other => Err(format!("unknown command '{other}' (see postd --help)")),
+    if serve_implied {
+        args.insert(0, "serve".into());
     }
+    args.insert(0, "postd".into());
+    match Cli::try_parse_from(args) {
+        Ok(cli) => Ok(Invocation::Run(with_secrets(cli.command))),
+        Err(err) => match err.kind() {
+            clap::error::ErrorKind::DisplayHelp => Ok(Invocation::Print(err.to_string())),
+            _ => Err(UsageError(one_line(&err))),
+        },
+    }
+}
+
+/// clap's message without its "error: " prefix and the usage lines it appends.
+fn one_line(err: &clap::Error) -> String {
+    let text = err.to_string();
+    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    format!("{first} (see postd --help)")
+}
+
+fn with_secrets(mut command: Command) -> Command {
+    if let Command::Serve(config) = &mut command {
+        config.jwt_secret = std::env::var("POSTD_JWT_SECRET")
+            .ok()
+            .filter(|s| !s.is_empty());
+    }
+    command
+}
+
+fn version_text() -> String {
+    format!("postd {}", env!("CARGO_PKG_VERSION"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn args(text: &str) -> Vec<String> {
-        text.split_whitespace().map(String::from).collect()
-    }
-
-    fn no_env(_: &str) -> Option<String> {
-        None
+    fn run(line: &str) -> Result<Command, UsageError> {
+        match parse(line.split_whitespace())? {
+            Invocation::Run(command) => Ok(command),
+            Invocation::Print(text) => panic!("{line}: printed {text}"),
+        }
     }
 
     #[test]
-    fn defaults_and_precedence() {
-        let Command::Serve(c) = parse(&[], &no_env).unwrap() else {
+    fn no_command_or_a_leading_option_means_serve() {
+        let Command::Serve(c) = run("").unwrap() else {
             panic!()
         };
-        assert_eq!(
-            (c.addr.as_str(), c.db.to_str(), c.signup_open),
-            (DEFAULT_ADDR, Some(DEFAULT_DB), true)
-        );
-        let env = |name: &str| match name {
-            "POSTD_ADDR" => Some("0.0.0.0:1".to_string()),
-            "POSTD_SIGNUP" => Some("closed".to_string()),
-            _ => None,
-        };
-        let Command::Serve(c) = parse(&args("--addr 127.0.0.1:9"), &env).unwrap() else {
+        assert_eq!(c.db.path.to_str(), Some(DEFAULT_DB));
+        let Command::Serve(c) = run("--addr 127.0.0.1:9 --signup closed").unwrap() else {
             panic!()
         };
-        assert_eq!((c.addr.as_str(), c.signup_open), ("127.0.0.1:9", false));
+        assert_eq!((c.addr.as_str(), c.signup_open()), ("127.0.0.1:9", false));
     }
 
     #[test]
     fn subcommands_take_db_after_their_arguments() {
-        match parse(&args("user add alice --admin --db x.db"), &no_env).unwrap() {
-            Command::UserAdd {
-                db, name, admin, ..
-            } => {
+        match run("user add alice --admin --db x.db").unwrap() {
+            Command::User(UserCommand::Add { name, admin, db }) => {
                 assert_eq!(
-                    (db.to_str(), name.as_str(), admin),
+                    (db.path.to_str(), name.as_str(), admin),
                     (Some("x.db"), "alice", true)
                 )
             }
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            parse(&args("purge --older-than 30d --dry-run"), &no_env),
-            Ok(Command::Purge { dry_run: true, .. })
+            run("purge --older-than 30d --dry-run"),
+            Ok(Command::Purge(PurgeArgs { dry_run: true, .. }))
         ));
     }
 
     #[test]
     fn every_command_has_its_own_help() {
-        for (line, expected) in [
-            ("--help", USAGE),
-            ("serve --help", SERVE_USAGE),
-            ("user add --help", USER_USAGE),
-            ("purge -h", PURGE_USAGE),
-            ("backup --help", BACKUP_USAGE),
-            ("check --help", CHECK_USAGE),
+        for (line, mentions) in [
+            ("--help", "postd COMMAND --help"),
+            ("serve --help", "--max-connections"),
+            ("user add --help", "POSTD_PASSWORD"),
+            ("purge -h", "--older-than"),
+            ("backup --help", "symbolic link"),
+            ("check --help", "--db"),
         ] {
-            match parse(&args(line), &no_env).unwrap() {
-                Command::Help(text) => assert_eq!(text, expected, "{line}"),
+            match parse(line.split_whitespace()) {
+                Ok(Invocation::Print(text)) => assert!(text.contains(mentions), "{line}: {text}"),
                 other => panic!("{line}: {other:?}"),
             }
         }
@@ -483,9 +364,29 @@ mod tests {
             "user",
             "frobnicate",
             "--signup maybe",
+            "--trusted-proxies 10.0.0.0/33",
         ] {
-            let err = parse(&args(bad), &no_env).unwrap_err();
-            assert!(!err.contains('\n'), "{bad}: {err}");
+            let err = run(bad).unwrap_err().0;
+            assert!(!err.contains('\n') && !err.is_empty(), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn arguments_that_are_not_utf8_are_refused_not_a_panic() {
+        use std::os::unix::ffi::OsStringExt;
+        let name = OsString::from_vec(vec![b'a', 0xff, b'b']);
+        let args = vec![OsString::from("user"), OsString::from("add"), name];
+        assert!(parse(args).is_err());
+        // A path may be any bytes.
+        let path = OsString::from_vec(vec![b'd', 0xff, b'.', b'd', b'b']);
+        let args = vec![
+            OsString::from("check"),
+            OsString::from("--db"),
+            path.clone(),
+        ];
+        match parse(args) {
+            Ok(Invocation::Run(Command::Check(db))) => assert_eq!(db.path.as_os_str(), path),
+            other => panic!("{other:?}"),
         }
     }
 }

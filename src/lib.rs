@@ -9,5 +9,7 @@ pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod logging;
 pub mod model;
+pub mod net;
 pub mod store;

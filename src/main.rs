@@ -1,7 +1,6 @@
 fn main() {
     tune_allocator();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    std::process::exit(postd::cli::run(&args));
+    std::process::exit(postd::cli::run(std::env::args_os().skip(1)));
 }
 
 /// glibc raises its mmap threshold to the size of the largest buffer ever freed (up to

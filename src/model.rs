@@ -1,6 +1,7 @@
 //! Domain types and the field rules of the contract. Pure functions, no I/O: the HTTP
 //! layer, the bulk code and the CLI all validate through here.
 
+use crate::clock::Timestamp;
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 
 pub const USERNAME_LEN: std::ops::RangeInclusive<usize> = 3..=32;
@@ -39,12 +40,151 @@ impl Serialize for Role {
     }
 }
 
+/// Declares a text newtype that exists only by passing its rule: `parse` is the one way to
+/// make one, so a value of the type is valid wherever it travels.
+macro_rules! checked_text {
+    ($(#[$doc:meta])* $name:ident, $rule:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+        pub struct $name(String);
+
+        impl $name {
+            /// The value, or what is wrong with it (a message that follows the field name).
+            pub fn parse(text: impl Into<String>) -> Result<$name, String> {
+                let text = text.into();
+                let rule: fn(&str) -> Result<(), String> = $rule;
+                rule(&text)?;
+                Ok($name(text))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+    };
+}
+
+checked_text!(
+    /// 3..=32 characters of `[A-Za-z0-9_.-]`; unique regardless of case.
+    Username,
+    |text| {
+        char_count_between(text, USERNAME_LEN)?;
+        if text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        {
+            Ok(())
+        } else {
+            Err("may contain only letters, digits, '_', '.' and '-'".into())
+        }
+    }
+);
+
+checked_text!(
+    /// 1..=200 characters, stored trimmed: build one with [`Title::normalize`].
+    Title,
+    |text| {
+        if text.trim().len() != text.len() {
+            return Err("must not start or end with whitespace".into());
+        }
+        char_count_between(text, 1..=TITLE_MAX)
+    }
+);
+
+checked_text!(
+    /// 1..=100 characters matching `^[a-z0-9]+(-[a-z0-9]+)*$`.
+    Slug,
+    |text| {
+        char_count_between(text, 1..=SLUG_MAX)?;
+        let shape_ok = text.split('-').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        });
+        if shape_ok {
+            Ok(())
+        } else {
+            Err("must be lowercase letters and digits in groups joined by single '-'".into())
+        }
+    }
+);
+
+checked_text!(
+    /// 0..=100,000 characters.
+    PostBody,
+    |text| char_count_between(text, 0..=POST_BODY_MAX)
+);
+
+checked_text!(
+    /// 1..=10,000 characters.
+    CommentBody,
+    |text| char_count_between(text, COMMENT_BODY_LEN)
+);
+
+impl Title {
+    /// Titles are stored trimmed; the length rule applies to the trimmed text.
+    pub fn normalize(text: &str) -> Result<Title, String> {
+        Title::parse(text.trim())
+    }
+}
+
+/// 8..=256 characters. Never printed: `Debug` hides it.
+#[derive(Clone)]
+pub struct Password(String);
+
+impl Password {
+    pub fn parse(text: impl Into<String>) -> Result<Password, String> {
+        let text = text.into();
+        char_count_between(&text, PASSWORD_LEN)?;
+        Ok(Password(text))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(…)")
+    }
+}
+
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct User {
     pub id: i64,
-    pub username: String,
+    pub username: Username,
     pub role: Role,
-    pub created_at: String,
+    pub created_at: Timestamp,
 }
 
 /// Who is asking. Built from the database on every request, never from the token alone.
@@ -66,7 +206,7 @@ impl Actor {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Deletion {
-    pub deleted_at: String,
+    pub deleted_at: Timestamp,
     pub deleted_by_id: Option<i64>,
 }
 
@@ -74,11 +214,11 @@ pub struct Deletion {
 pub struct Post {
     pub id: i64,
     pub author_id: i64,
-    pub title: String,
-    pub slug: String,
-    pub body: String,
-    pub created_at: String,
-    pub updated_at: String,
+    pub title: Title,
+    pub slug: Slug,
+    pub body: PostBody,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
     /// Present only for posts read from the trash side (`deleted_posts`).
     pub deletion: Option<Deletion>,
 }
@@ -107,24 +247,24 @@ pub struct Comment {
     pub id: i64,
     pub post_id: i64,
     pub author_id: i64,
-    pub body: String,
-    pub created_at: String,
+    pub body: CommentBody,
+    pub created_at: Timestamp,
 }
 
-/// A validated post to create. `slug: None` means "derive it from the title".
+/// A post to create. `slug: None` means "derive it from the title".
 #[derive(Clone, Debug)]
 pub struct NewPost {
-    pub title: String,
-    pub body: String,
-    pub slug: Option<String>,
+    pub title: Title,
+    pub body: PostBody,
+    pub slug: Option<Slug>,
 }
 
-/// A validated, non-empty change to a post.
+/// A change to a post; the API refuses an empty one before it gets here.
 #[derive(Clone, Debug, Default)]
 pub struct PostPatch {
-    pub title: Option<String>,
-    pub body: Option<String>,
-    pub slug: Option<String>,
+    pub title: Option<Title>,
+    pub body: Option<PostBody>,
+    pub slug: Option<Slug>,
 }
 
 impl PostPatch {
@@ -146,26 +286,44 @@ pub struct ItemError {
 }
 
 impl ItemError {
-    pub fn field(field: &'static str, message: impl Into<String>) -> ItemError {
+    /// About the whole request or item, not one field.
+    pub fn whole(message: impl Into<String>) -> ItemError {
         ItemError {
             index: None,
             id: None,
-            field: Some(field),
-            message: message.into(),
-        }
-    }
-
-    pub fn item(index: usize, id: Option<i64>, message: impl Into<String>) -> ItemError {
-        ItemError {
-            index: Some(index),
-            id,
             field: None,
             message: message.into(),
         }
     }
 
+    pub fn field(field: &'static str, message: impl Into<String>) -> ItemError {
+        ItemError {
+            field: Some(field),
+            ..ItemError::whole(message)
+        }
+    }
+
+    /// About bulk item `index` (the post `id` where it has one).
+    pub fn item(index: usize, id: Option<i64>, message: impl Into<String>) -> ItemError {
+        ItemError {
+            index: Some(index),
+            id,
+            ..ItemError::whole(message)
+        }
+    }
+
     pub fn at(mut self, index: usize) -> ItemError {
         self.index = Some(index);
+        self
+    }
+
+    pub fn with_id(mut self, id: Option<i64>) -> ItemError {
+        self.id = id;
+        self
+    }
+
+    pub fn on(mut self, field: &'static str) -> ItemError {
+        self.field = Some(field);
         self
     }
 }
@@ -186,59 +344,13 @@ fn char_count_between(text: &str, range: std::ops::RangeInclusive<usize>) -> Res
     }
 }
 
-pub fn check_username(username: &str) -> Result<(), String> {
-    char_count_between(username, USERNAME_LEN)?;
-    if username
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-    {
-        Ok(())
-    } else {
-        Err("may contain only letters, digits, '_', '.' and '-'".into())
-    }
-}
-
-pub fn check_password(password: &str) -> Result<(), String> {
-    char_count_between(password, PASSWORD_LEN)
-}
-
-/// Titles are stored trimmed; the length rule applies to the trimmed text.
-pub fn normalize_title(title: &str) -> Result<String, String> {
-    let trimmed = title.trim();
-    char_count_between(trimmed, 1..=TITLE_MAX)?;
-    Ok(trimmed.to_owned())
-}
-
-pub fn check_post_body(body: &str) -> Result<(), String> {
-    char_count_between(body, 0..=POST_BODY_MAX)
-}
-
-pub fn check_comment_body(body: &str) -> Result<(), String> {
-    char_count_between(body, COMMENT_BODY_LEN)
-}
-
-pub fn check_slug(slug: &str) -> Result<(), String> {
-    char_count_between(slug, 1..=SLUG_MAX)?;
-    let shape_ok = slug.split('-').all(|part| {
-        !part.is_empty()
-            && part
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-    });
-    if shape_ok {
-        Ok(())
-    } else {
-        Err("must be lowercase letters and digits in groups joined by single '-'".into())
-    }
-}
-
 /// The slug a title derives to before any `-N` suffix: ASCII letters (lowercased) and
 /// digits kept, every run of anything else one `-`, trimmed, at most 100 chars, `post`
 /// when nothing is left.
-pub fn slug_base(title: &str) -> String {
-    let mut slug = String::with_capacity(title.len().min(SLUG_MAX));
+pub fn slug_base(title: &Title) -> Slug {
+    let mut slug = String::with_capacity(title.as_str().len().min(SLUG_MAX));
     let mut pending_dash = false;
-    for ch in title.chars() {
+    for ch in title.as_str().chars() {
         if !ch.is_ascii_alphanumeric() {
             pending_dash = true;
             continue;
@@ -253,78 +365,89 @@ pub fn slug_base(title: &str) -> String {
         pending_dash = false;
         slug.push(ch.to_ascii_lowercase());
     }
-    let trimmed_len = slug.trim_end_matches('-').len();
-    slug.truncate(trimmed_len);
     if slug.is_empty() {
         slug.push_str("post");
     }
-    slug
+    // Letters and digits joined by single dashes, never at either end: a slug by
+    // construction.
+    Slug(slug)
 }
 
 /// The n-th candidate for a derived slug (n = 1 is the base itself, then `-2`, `-3`…),
 /// cutting the base so that the whole stays within 100 chars and never ends in `-`.
-pub fn slug_candidate(base: &str, n: u64) -> String {
+pub fn slug_candidate(base: &Slug, n: u64) -> Slug {
     if n <= 1 {
-        return base.to_owned();
+        return base.clone();
     }
     let suffix = format!("-{n}");
     let room = SLUG_MAX.saturating_sub(suffix.len());
+    let base = base.as_str();
     let cut = base[..base.len().min(room)].trim_end_matches('-');
     let mut slug = String::with_capacity(cut.len() + suffix.len());
     slug.push_str(cut);
     slug.push_str(&suffix);
-    slug
+    Slug(slug)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn title(text: &str) -> Title {
+        Title::normalize(text).unwrap()
+    }
+
     #[test]
     fn slug_base_follows_the_contract() {
-        assert_eq!(slug_base("Hello, World!"), "hello-world");
-        assert_eq!(slug_base("  --Héllo--  "), "h-llo");
-        assert_eq!(slug_base("!!!"), "post");
-        assert_eq!(slug_base(""), "post");
-        assert_eq!(slug_base("Rust 2024: what's new?"), "rust-2024-what-s-new");
-        let long = "a".repeat(99) + " b";
-        let derived = slug_base(&long);
-        assert!(
-            derived.len() <= SLUG_MAX && !derived.ends_with('-'),
-            "{derived}"
+        assert_eq!(slug_base(&title("Hello, World!")), "hello-world");
+        assert_eq!(slug_base(&title("  --Héllo--  ")), "h-llo");
+        assert_eq!(slug_base(&title("!!!")), "post");
+        assert_eq!(
+            slug_base(&title("Rust 2024: what's new?")),
+            "rust-2024-what-s-new"
         );
-        assert!(check_slug(&derived).is_ok());
+        let long = "a".repeat(99) + " b";
+        let derived = slug_base(&title(&long));
+        assert!(Slug::parse(derived.as_str()).is_ok(), "{derived}");
     }
 
     #[test]
     fn slug_candidates_stay_within_limits() {
-        let base = "x".repeat(99) + "-y";
-        let base = slug_base(&base);
+        let base = slug_base(&title(&("x".repeat(99) + "-y")));
         for n in [1, 2, 10, 12345] {
             let candidate = slug_candidate(&base, n);
-            assert!(candidate.len() <= SLUG_MAX, "{candidate}");
-            assert!(check_slug(&candidate).is_ok(), "{candidate}");
+            assert!(Slug::parse(candidate.as_str()).is_ok(), "{candidate}");
         }
-        assert_eq!(slug_candidate("hello", 3), "hello-3");
+        let hello = Slug::parse("hello").unwrap();
+        assert_eq!(slug_candidate(&hello, 3), "hello-3");
         // A cut that lands just after a dash must not leave "--".
-        let dashy = "a".repeat(97) + "-bc";
-        assert_eq!(slug_candidate(&dashy, 2), "a".repeat(97) + "-2");
+        let dashy = Slug::parse("a".repeat(97) + "-bc").unwrap();
+        assert_eq!(slug_candidate(&dashy, 2).as_str(), "a".repeat(97) + "-2");
     }
 
     #[test]
     fn field_rules() {
-        assert!(check_username("al").is_err());
-        assert!(check_username("alice_1.b-c").is_ok());
-        assert!(check_username("al ice").is_err());
-        assert!(check_slug("a-b-c").is_ok());
-        assert!(check_slug("a--b").is_err());
-        assert!(check_slug("-a").is_err());
-        assert!(check_slug("A").is_err());
-        assert_eq!(normalize_title("  t  ").as_deref(), Ok("t"));
-        assert!(normalize_title("   ").is_err());
-        assert!(normalize_title(&"é".repeat(200)).is_ok());
-        assert!(normalize_title(&"é".repeat(201)).is_err());
-        assert!(check_comment_body("").is_err());
-        assert!(check_post_body("").is_ok());
+        assert!(Username::parse("al").is_err());
+        assert!(Username::parse("alice_1.b-c").is_ok());
+        assert!(Username::parse("al ice").is_err());
+        assert!(Slug::parse("a-b-c").is_ok());
+        assert!(Slug::parse("a--b").is_err());
+        assert!(Slug::parse("-a").is_err());
+        assert!(Slug::parse("A").is_err());
+        assert_eq!(
+            Title::normalize("  t  ").map(Title::into_string).as_deref(),
+            Ok("t")
+        );
+        assert!(Title::normalize("   ").is_err());
+        assert!(Title::parse(" t").is_err(), "only trimmed titles exist");
+        assert!(Title::normalize(&"é".repeat(200)).is_ok());
+        assert!(Title::normalize(&"é".repeat(201)).is_err());
+        assert!(CommentBody::parse("").is_err());
+        assert!(PostBody::parse("").is_ok());
+        assert!(Password::parse("short").is_err());
+        assert_eq!(
+            format!("{:?}", Password::parse("long enough").unwrap()),
+            "Password(…)"
+        );
     }
 }

@@ -13,9 +13,9 @@ mod common;
 use common::{Resp, Server};
 use postd::api::App;
 use postd::auth::TokenKeys;
-use postd::config::{Command, ServeConfig};
-use postd::model::Role;
-use postd::store::{users, Store};
+use postd::config::{Command, Invocation, ServeConfig};
+use postd::model::{Role, Username};
+use postd::store::Store;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
 use rouille::Request;
@@ -49,20 +49,19 @@ impl Fixture {
             "--log-format".to_string(),
             "off".to_string(),
         ];
-        let config: ServeConfig = match postd::config::parse(&args, &|_| None) {
-            Ok(Command::Serve(config)) => config,
+        let config: ServeConfig = match postd::config::parse(args) {
+            Ok(Invocation::Run(Command::Serve(config))) => config,
             other => panic!("not a serve config: {other:?}"),
         };
         let store = Store::open(&db, 4).expect("open store");
         let keys = TokenKeys::new(&[7u8; 32], 3600);
-        let (user, admin) = store
-            .write(|tx| {
-                Ok((
-                    users::insert(tx, "fuzzer", "not-a-real-hash", Role::User)?,
-                    users::insert(tx, "fuzz-admin", "not-a-real-hash", Role::Admin)?,
-                ))
-            })
-            .expect("insert users");
+        let name = |text: &str| Username::parse(text).expect("valid name");
+        let user = store
+            .create_user(&name("fuzzer"), "not-a-real-hash", Role::User)
+            .expect("insert user");
+        let admin = store
+            .create_user(&name("fuzz-admin"), "not-a-real-hash", Role::Admin)
+            .expect("insert admin");
         let user_token = keys.issue(user.id).expect("token");
         let admin_token = keys.issue(admin.id).expect("token");
         let fixture = Fixture {

@@ -122,3 +122,67 @@ fn no_unwrap_or_expect_on_request_paths() {
         .collect();
     assert!(offenders.is_empty(), "{offenders:?}");
 }
+
+#[test]
+fn rusqlite_lives_only_in_the_store() {
+    let outside: Vec<_> = code_lines()
+        .into_iter()
+        .filter(|(file, _)| !file.starts_with("store"))
+        .filter(|(_, line)| line.contains("rusqlite") || line.contains("r2d2"))
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "SQLite named outside src/store: {outside:?}"
+    );
+}
+
+/// The top-level module a `src/` file belongs to (`api/posts.rs` → `api`).
+fn module_of(file: &str) -> String {
+    let first = file.split('/').next().unwrap_or(file);
+    first.trim_end_matches(".rs").to_string()
+}
+
+#[test]
+fn top_level_modules_import_each_other_in_one_direction_only() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let mut imports: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (file, line) in code_lines() {
+        let from = module_of(&file);
+        let mut rest = line.as_str();
+        while let Some(at) = rest.find("crate::") {
+            rest = &rest[at + "crate::".len()..];
+            let to: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if !to.is_empty() && to != from {
+                imports.entry(from.clone()).or_default().insert(to);
+            }
+        }
+    }
+    // Depth-first search for a module that reaches itself.
+    fn reaches(
+        imports: &BTreeMap<String, BTreeSet<String>>,
+        from: &str,
+        target: &str,
+        seen: &mut BTreeSet<String>,
+    ) -> bool {
+        imports.get(from).into_iter().flatten().any(|next| {
+            next == target || (seen.insert(next.clone()) && reaches(imports, next, target, seen))
+        })
+    }
+    let cycles: Vec<&String> = imports
+        .keys()
+        .filter(|module| reaches(&imports, module, module, &mut BTreeSet::new()))
+        .collect();
+    assert!(
+        cycles.is_empty(),
+        "modules in an import cycle: {cycles:?} ({imports:?})"
+    );
+    assert!(
+        imports
+            .get("config")
+            .is_none_or(|uses| !uses.contains("api")),
+        "the command line must not depend on the HTTP layer: {imports:?}"
+    );
+}

@@ -1,7 +1,7 @@
 //! Deterministic post content: post `n` always gets the same ~40-char title (unique, it
 //! starts with `n`, so derived slugs never need a `-2` probe) and ~500-char body.
 
-use postd::model::NewPost;
+use postd::model::{NewPost, PostBody, Title};
 use std::ops::Range;
 
 const WORDS: &[&str] = &[
@@ -90,8 +90,8 @@ pub fn body(n: u64) -> String {
 
 pub fn new_post(n: u64) -> NewPost {
     NewPost {
-        title: title(n),
-        body: body(n),
+        title: Title::normalize(&title(n)).expect("generated titles are valid"),
+        body: PostBody::parse(body(n)).expect("generated bodies are valid"),
         slug: None,
     }
 }

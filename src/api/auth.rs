@@ -2,15 +2,17 @@
 
 use super::input::{parse_object, read_json_body, Fields};
 use super::problem::ApiError;
-use super::{json, App};
+use super::{json, Call};
 use crate::auth::{hash_password, verify_password};
-use crate::model::{check_password, check_username, Actor, Role, User};
-use rouille::{Request, Response};
+use crate::model::{Actor, Password, Role, User, Username};
+use crate::net::throttle_unit;
+use rouille::Response;
+use std::time::Duration;
 
 /// The user behind the request's bearer token, read from the database now: a role change
 /// or a removed user takes effect on the very next request.
-pub fn authenticate(app: &App, request: &Request) -> Result<User, ApiError> {
-    let header = request.header("Authorization").ok_or_else(|| {
+pub fn authenticate(call: &Call<'_>) -> Result<User, ApiError> {
+    let header = call.request.header("Authorization").ok_or_else(|| {
         ApiError::unauthorized("this endpoint needs an Authorization: Bearer token")
     })?;
     let token = match header.split_once(' ') {
@@ -21,20 +23,22 @@ pub fn authenticate(app: &App, request: &Request) -> Result<User, ApiError> {
             ))
         }
     };
-    let user_id = app
+    let user_id = call
+        .app
         .keys
         .verify(token)
         .ok_or_else(|| ApiError::unauthorized("the token is invalid or has expired"))?;
-    let user = app
+    let user = call
+        .app
         .store
         .user(user_id)?
         .ok_or_else(|| ApiError::unauthorized("the token's user no longer exists"))?;
-    super::access_log::note_user(user.id);
+    call.note_user(user.id);
     Ok(user)
 }
 
-pub fn actor(app: &App, request: &Request) -> Result<Actor, ApiError> {
-    let user = authenticate(app, request)?;
+pub fn actor(call: &Call<'_>) -> Result<Actor, ApiError> {
+    let user = authenticate(call)?;
     Ok(Actor {
         user_id: user.id,
         role: user.role,
@@ -42,8 +46,8 @@ pub fn actor(app: &App, request: &Request) -> Result<Actor, ApiError> {
 }
 
 /// For admin-only endpoints: 403 straight after authentication, before any lookup.
-pub fn admin(app: &App, request: &Request) -> Result<Actor, ApiError> {
-    let actor = actor(app, request)?;
+pub fn admin(call: &Call<'_>) -> Result<Actor, ApiError> {
+    let actor = actor(call)?;
     if !actor.is_admin() {
         return Err(ApiError::forbidden("this endpoint is for admins only"));
     }
@@ -51,15 +55,19 @@ pub fn admin(app: &App, request: &Request) -> Result<Actor, ApiError> {
 }
 
 struct Credentials {
-    username: String,
-    password: String,
+    username: Username,
+    password: Password,
 }
 
-fn read_credentials(app: &App, request: &Request) -> Result<Credentials, ApiError> {
-    let body = read_json_body(request, app.max_body)?;
+/// `{username, password}`, both checked against their rules before anything else looks at
+/// them: an 8 MiB username costs a length count and is remembered nowhere.
+fn read_credentials(call: &Call<'_>) -> Result<Credentials, ApiError> {
+    let body = read_json_body(call.request, call.app.max_body)?;
     let mut fields = Fields::new(parse_object(&body)?);
-    let username = fields.string("username", true);
-    let password = fields.string("password", true);
+    let username = fields.required_string("username");
+    let password = fields.required_string("password");
+    let username = fields.parsed("username", username, Username::parse);
+    let password = fields.parsed("password", password, Password::parse);
     let errors = fields.finish();
     match (username, password) {
         (Some(username), Some(password)) if errors.is_empty() => {
@@ -69,26 +77,28 @@ fn read_credentials(app: &App, request: &Request) -> Result<Credentials, ApiErro
     }
 }
 
-pub fn register(app: &App, request: &Request) -> Result<Response, ApiError> {
-    if !app.signup_open {
+fn too_many(detail: &str, wait: Duration) -> ApiError {
+    ApiError::new(429, detail).with_header("Retry-After", wait.as_secs().max(1).to_string())
+}
+
+fn hashing_failed(err: String) -> ApiError {
+    log::error!("{err}");
+    ApiError::internal()
+}
+
+pub fn register(call: &Call<'_>) -> Result<Response, ApiError> {
+    if !call.app.signup_open {
         return Err(ApiError::forbidden("signup is closed on this server"));
     }
-    let credentials = read_credentials(app, request)?;
-    let mut errors = Vec::new();
-    if let Err(message) = check_username(&credentials.username) {
-        errors.push(crate::model::ItemError::field("username", message));
-    }
-    if let Err(message) = check_password(&credentials.password) {
-        errors.push(crate::model::ItemError::field("password", message));
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::invalid(errors));
-    }
-    let hash = hash_password(&credentials.password).map_err(|err| {
-        eprintln!("postd: {err}");
-        ApiError::internal()
-    })?;
-    let user = app
+    let credentials = read_credentials(call)?;
+    // Counted once the request is valid, just before the hash it would cost.
+    call.app
+        .register_throttle
+        .count(throttle_unit(call.client()))
+        .map_err(|wait| too_many("too many sign-ups from this address; try again later", wait))?;
+    let hash = hash_password(credentials.password.expose()).map_err(hashing_failed)?;
+    let user = call
+        .app
         .store
         .create_user(&credentials.username, &hash, Role::User)?;
     json(201, &user)
@@ -101,45 +111,36 @@ struct TokenResponse {
     expires_in: u64,
 }
 
-pub fn login(app: &App, request: &Request) -> Result<Response, ApiError> {
-    let credentials = read_credentials(app, request)?;
-    let address = Some(request.remote_addr().ip());
-    if let Some(wait) = app
+pub fn login(call: &Call<'_>) -> Result<Response, ApiError> {
+    let credentials = read_credentials(call)?;
+    let attempt = call
+        .app
         .login_throttle
-        .blocked_for(&credentials.username, address)
-    {
-        return Err(
-            ApiError::new(429, "too many failed logins; try again later")
-                .with_header("Retry-After", wait.as_secs().max(1).to_string()),
-        );
-    }
-    let found = app.store.credentials(&credentials.username)?;
+        .begin(credentials.username.as_str(), throttle_unit(call.client()))
+        .map_err(|wait| too_many("too many failed logins; try again later", wait))?;
+    let found = call.app.store.credentials(&credentials.username)?;
     // Unknown user and wrong password: same hashing work, same answer.
     let stored_hash = found.as_ref().map(|(_, hash)| hash.as_str());
-    let verified = verify_password(&credentials.password, stored_hash);
+    let verified = verify_password(credentials.password.expose(), stored_hash);
     let user = match found {
         Some((user, _)) if verified => user,
         _ => {
-            app.login_throttle
-                .record_failure(&credentials.username, address);
+            attempt.failed();
             return Err(ApiError::unauthorized("invalid username or password"));
         }
     };
-    app.login_throttle.record_success(&credentials.username);
-    let access_token = app.keys.issue(user.id).map_err(|err| {
-        eprintln!("postd: {err}");
-        ApiError::internal()
-    })?;
+    attempt.succeeded();
+    let access_token = call.app.keys.issue(user.id).map_err(hashing_failed)?;
     json(
         200,
         &TokenResponse {
             access_token,
             token_type: "Bearer",
-            expires_in: app.keys.ttl_secs(),
+            expires_in: call.app.keys.ttl_secs(),
         },
     )
 }
 
-pub fn me(app: &App, request: &Request) -> Result<Response, ApiError> {
-    json(200, &authenticate(app, request)?)
+pub fn me(call: &Call<'_>) -> Result<Response, ApiError> {
+    json(200, &authenticate(call)?)
 }

@@ -6,15 +6,15 @@
 //! reported, not just the first item's.
 
 use super::auth::{actor, admin};
-use super::input::{json_error, json_id, read_json_body, JsonObject};
+use super::input::{json_error, json_id, read_json_body, Fields, JsonObject};
 use super::posts::{
-    idempotency_key, idempotent_write, new_post_from, patch_from, serialize, KeyedRequest,
+    idempotency_key, new_post_from, once_key, patch_from, recorded, written_response,
 };
-use super::problem::ApiError;
-use super::{json, no_content, App};
+use super::problem::{refusal_status, ApiError};
+use super::{json, no_content, App, Call};
 use crate::model::{ItemError, NewPost, Post, PostPatch};
-use crate::store::bulk::{self, PartialOutcome};
-use rouille::{Request, Response};
+use crate::store::PartialOutcome;
+use rouille::Response;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -87,12 +87,7 @@ fn item_object(raw: &RawValue) -> Result<JsonObject, Vec<ItemError>> {
             .pop()
             .map(|e| e.message)
             .unwrap_or_default();
-        vec![ItemError {
-            index: None,
-            id: None,
-            field: None,
-            message,
-        }]
+        vec![ItemError::whole(message)]
     })
 }
 
@@ -116,12 +111,7 @@ fn ids_from(raws: &[&RawValue]) -> Result<Vec<(usize, i64)>, ApiError> {
                     ids.push((index, id));
                 }
             }
-            Err(message) => errors.push(ItemError {
-                index: Some(index),
-                id: None,
-                field: None,
-                message: message.into(),
-            }),
+            Err(message) => errors.push(ItemError::item(index, None, message)),
         }
     }
     if errors.is_empty() {
@@ -168,9 +158,9 @@ fn partial_report(outcomes: &[PartialOutcome]) -> PartialReport<'_> {
                 status: 201,
                 item,
             },
-            PartialOutcome::Refused { status, errors } => PartialResult::Refused {
+            PartialOutcome::Refused { why, errors } => PartialResult::Refused {
                 index,
-                status: *status,
+                status: refusal_status(*why),
                 errors,
             },
         })
@@ -186,13 +176,13 @@ fn partial_report(outcomes: &[PartialOutcome]) -> PartialReport<'_> {
     }
 }
 
-pub fn create(app: &App, request: &Request) -> Result<Response, ApiError> {
-    let actor = actor(app, request)?;
-    let key = idempotency_key(request)?;
-    let body = read_json_body(request, app.max_body)?;
-    let keyed = KeyedRequest::new(request, key, &body);
+pub fn create(call: &Call<'_>) -> Result<Response, ApiError> {
+    let actor = actor(call)?;
+    let key = idempotency_key(call)?;
+    let body = read_json_body(call.request, call.app.max_body)?;
+    let once = once_key(call, actor.user_id, key, &body);
     let parsed: CreateBody = serde_json::from_slice(&body).map_err(json_error)?;
-    check_count(app, parsed.items.len(), "items")?;
+    check_count(call.app, parsed.items.len(), "items")?;
     let checked: Vec<Result<NewPost, Vec<ItemError>>> = parsed
         .items
         .iter()
@@ -202,6 +192,7 @@ pub fn create(app: &App, request: &Request) -> Result<Response, ApiError> {
     drop(parsed);
     drop(body);
 
+    let store = &call.app.store;
     let written = if atomic {
         let mut items = Vec::with_capacity(checked.len());
         let mut errors = Vec::new();
@@ -214,31 +205,29 @@ pub fn create(app: &App, request: &Request) -> Result<Response, ApiError> {
         if !errors.is_empty() {
             return Err(ApiError::invalid(errors));
         }
-        idempotent_write(app, actor.user_id, keyed, |tx| {
-            let created = bulk::create_all(tx, &actor, items)?;
-            Ok((201, serialize(&Items { items: &created })?))
+        store.create_posts_once(&actor, items, once.as_ref(), |created| {
+            recorded(201, &Items { items: created })
         })?
     } else {
-        idempotent_write(app, actor.user_id, keyed, |tx| {
-            let outcomes = bulk::create_partial(tx, &actor, checked)?;
-            Ok((200, serialize(&partial_report(&outcomes))?))
+        store.create_posts_partial_once(&actor, checked, once.as_ref(), |outcomes| {
+            recorded(200, &partial_report(outcomes))
         })?
     };
-    Ok(written.into_response())
+    Ok(written_response(written))
 }
 
-pub fn update(app: &App, request: &Request) -> Result<Response, ApiError> {
-    let actor = actor(app, request)?;
-    let body = read_json_body(request, app.max_body)?;
+pub fn update(call: &Call<'_>) -> Result<Response, ApiError> {
+    let actor = actor(call)?;
+    let body = read_json_body(call.request, call.app.max_body)?;
     let parsed: UpdateBody = serde_json::from_slice(&body).map_err(json_error)?;
-    check_count(app, parsed.items.len(), "items")?;
+    check_count(call.app, parsed.items.len(), "items")?;
     let mut items: Vec<(i64, PostPatch)> = Vec::with_capacity(parsed.items.len());
     let mut errors = Vec::new();
     for (index, raw) in parsed.items.iter().enumerate() {
         match item_object(raw) {
             Err(item_errors) => errors.extend(at_index(index, item_errors)),
             Ok(object) => {
-                let mut fields = super::input::Fields::new(object);
+                let mut fields = Fields::new(object);
                 let id = match fields.take_id("id") {
                     Ok(id) => Some(id),
                     Err(message) => {
@@ -250,10 +239,7 @@ pub fn update(app: &App, request: &Request) -> Result<Response, ApiError> {
                 let item_errors = fields.finish();
                 match id {
                     Some(id) if item_errors.is_empty() => items.push((id, patch)),
-                    _ => errors.extend(at_index(index, item_errors).map(|mut e| {
-                        e.id = id;
-                        e
-                    })),
+                    _ => errors.extend(at_index(index, item_errors).map(|e| e.with_id(id))),
                 }
             }
         }
@@ -263,7 +249,7 @@ pub fn update(app: &App, request: &Request) -> Result<Response, ApiError> {
     }
     drop(parsed);
     drop(body);
-    let updated = app.store.write(|tx| bulk::update_all(tx, &actor, items))?;
+    let updated = call.app.store.update_posts(&actor, items)?;
     json(200, &Items { items: &updated })
 }
 
@@ -273,20 +259,18 @@ struct DeleteReport<'a> {
     skipped: &'a [i64],
 }
 
-pub fn delete(app: &App, request: &Request) -> Result<Response, ApiError> {
-    let actor = admin(app, request)?;
-    let body = read_json_body(request, app.max_body)?;
+pub fn delete(call: &Call<'_>) -> Result<Response, ApiError> {
+    let actor = admin(call)?;
+    let body = read_json_body(call.request, call.app.max_body)?;
     let parsed: DeleteBody = serde_json::from_slice(&body).map_err(json_error)?;
-    check_count(app, parsed.post_ids.len(), "post_ids")?;
+    check_count(call.app, parsed.post_ids.len(), "post_ids")?;
     let ids: Vec<i64> = ids_from(&parsed.post_ids)?
         .into_iter()
         .map(|(_, id)| id)
         .collect();
     let hard = parsed.hard_delete.unwrap_or(false);
-    let outcome = app
-        .store
-        .write(|tx| bulk::delete_all(tx, &actor, &ids, hard))?;
-    let wants_report = request.header("Prefer").is_some_and(|prefer| {
+    let outcome = call.app.store.delete_posts(&actor, &ids, hard)?;
+    let wants_report = call.request.header("Prefer").is_some_and(|prefer| {
         prefer
             .split(',')
             .any(|p| p.trim().eq_ignore_ascii_case("return=representation"))
@@ -304,12 +288,12 @@ pub fn delete(app: &App, request: &Request) -> Result<Response, ApiError> {
     }
 }
 
-pub fn restore(app: &App, request: &Request) -> Result<Response, ApiError> {
-    admin(app, request)?;
-    let body = read_json_body(request, app.max_body)?;
+pub fn restore(call: &Call<'_>) -> Result<Response, ApiError> {
+    admin(call)?;
+    let body = read_json_body(call.request, call.app.max_body)?;
     let parsed: RestoreBody = serde_json::from_slice(&body).map_err(json_error)?;
-    check_count(app, parsed.post_ids.len(), "post_ids")?;
+    check_count(call.app, parsed.post_ids.len(), "post_ids")?;
     let ids = ids_from(&parsed.post_ids)?;
-    let restored = app.store.write(|tx| bulk::restore_all(tx, &ids))?;
+    let restored = call.app.store.restore_posts(&ids)?;
     json(200, &Items { items: &restored })
 }

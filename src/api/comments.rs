@@ -3,34 +3,30 @@
 use super::auth::actor;
 use super::input::{encode_cursor, id_cursor, parse_object, read_json_body, Fields, Query};
 use super::problem::ApiError;
-use super::{json, no_content, App, Page};
-use crate::model::{check_comment_body, Comment};
-use rouille::{Request, Response};
+use super::{json, no_content, Call, Page};
+use crate::model::{Comment, CommentBody};
+use rouille::Response;
 
-pub fn create(app: &App, request: &Request, post_id: i64) -> Result<Response, ApiError> {
-    let actor = actor(app, request)?;
-    let body = read_json_body(request, app.max_body)?;
+pub fn create(call: &Call<'_>, post_id: i64) -> Result<Response, ApiError> {
+    let actor = actor(call)?;
+    let body = read_json_body(call.request, call.app.max_body)?;
     let mut fields = Fields::new(parse_object(&body)?);
-    let text = fields.string("body", true);
-    if let Some(text) = &text {
-        if let Err(message) = check_comment_body(text) {
-            fields.error("body", message);
-        }
-    }
+    let text = fields.required_string("body");
+    let text = fields.parsed("body", text, CommentBody::parse);
     let errors = fields.finish();
     let text = match text {
         Some(text) if errors.is_empty() => text,
         _ => return Err(ApiError::invalid(errors)),
     };
-    let comment = app.store.create_comment(&actor, post_id, text)?;
+    let comment = call.app.store.create_comment(&actor, post_id, text)?;
     json(201, &comment)
 }
 
-pub fn list(app: &App, request: &Request, post_id: i64) -> Result<Response, ApiError> {
-    let query = Query::parse(request)?;
+pub fn list(call: &Call<'_>, post_id: i64) -> Result<Response, ApiError> {
+    let query = Query::parse(call.request)?;
     let limit = query.limit()?;
     let after = id_cursor(&query, 'c')?;
-    let rows = app.store.comments(post_id, limit, after)?;
+    let rows = call.app.store.comments(post_id, limit, after)?;
     json(
         200,
         &Page::from_rows(rows, limit, |c: &Comment| {
@@ -39,8 +35,8 @@ pub fn list(app: &App, request: &Request, post_id: i64) -> Result<Response, ApiE
     )
 }
 
-pub fn delete(app: &App, request: &Request, id: i64) -> Result<Response, ApiError> {
-    let actor = actor(app, request)?;
-    app.store.delete_comment(&actor, id)?;
+pub fn delete(call: &Call<'_>, id: i64) -> Result<Response, ApiError> {
+    let actor = actor(call)?;
+    call.app.store.delete_comment(&actor, id)?;
     Ok(no_content())
 }

@@ -7,6 +7,7 @@ use crate::model::ItemError;
 use rouille::Request;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
+use std::collections::HashSet;
 use std::io::{ErrorKind, Read};
 use std::time::{Duration, Instant};
 
@@ -105,8 +106,11 @@ impl<'de> Deserialize<'de> for JsonObject {
 
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<JsonObject, A::Error> {
                 let mut fields: Vec<(String, Value)> = Vec::new();
+                // A set, not a scan of `fields`: one lookup per key keeps an object of N
+                // keys linear (the scan made 50,000 unknown keys cost 2.6 s of CPU).
+                let mut seen: HashSet<String> = HashSet::new();
                 while let Some(key) = map.next_key::<String>()? {
-                    if fields.iter().any(|(seen, _)| *seen == key) {
+                    if !seen.insert(key.clone()) {
                         return Err(serde::de::Error::custom(format!("duplicate field '{key}'")));
                     }
                     let value = map.next_value::<Value>()?;
@@ -124,20 +128,12 @@ impl<'de> Deserialize<'de> for JsonObject {
 pub fn json_error(err: serde_json::Error) -> ApiError {
     use serde_json::error::Category;
     match err.classify() {
-        Category::Data => ApiError::invalid(vec![ItemError {
-            index: None,
-            id: None,
-            field: None,
-            message: strip_position(&err.to_string()),
-        }]),
+        Category::Data => {
+            ApiError::invalid(vec![ItemError::whole(strip_position(&err.to_string()))])
+        }
         // A number too large for a double is valid JSON of an unusable value: 422, not 400.
         Category::Syntax if err.to_string().starts_with("number out of range") => {
-            ApiError::invalid(vec![ItemError {
-                index: None,
-                id: None,
-                field: None,
-                message: strip_position(&err.to_string()),
-            }])
+            ApiError::invalid(vec![ItemError::whole(strip_position(&err.to_string()))])
         }
         Category::Syntax | Category::Eof | Category::Io => {
             ApiError::bad_request(format!("the body is not valid JSON: {err}"))
@@ -173,25 +169,46 @@ impl Fields {
 
     fn take(&mut self, name: &str) -> Option<Value> {
         let at = self.remaining.iter().position(|(key, _)| key == name)?;
-        Some(self.remaining.swap_remove(at).1)
+        // `remove`, not `swap_remove`: the unknown fields left behind keep their order, so
+        // the ones a 422 names are the first ones sent.
+        Some(self.remaining.remove(at).1)
     }
 
     pub fn error(&mut self, field: &'static str, message: impl Into<String>) {
         self.errors.push(ItemError::field(field, message));
     }
 
-    /// A string field; `None` when absent (reported if `required`) or of another type.
-    pub fn string(&mut self, name: &'static str, required: bool) -> Option<String> {
-        match self.take(name) {
-            Some(Value::String(text)) => Some(text),
-            Some(_) => {
+    /// A string field that must be present; `None` (reported) when absent or not a string.
+    pub fn required_string(&mut self, name: &'static str) -> Option<String> {
+        if self.remaining.iter().all(|(key, _)| key != name) {
+            self.error(name, "is required");
+            return None;
+        }
+        self.optional_string(name)
+    }
+
+    /// A string field that may be absent; `None` when absent or (reported) not a string.
+    pub fn optional_string(&mut self, name: &'static str) -> Option<String> {
+        match self.take(name)? {
+            Value::String(text) => Some(text),
+            _ => {
                 self.error(name, "must be a string");
                 None
             }
-            None => {
-                if required {
-                    self.error(name, "is required");
-                }
+        }
+    }
+
+    /// A string field checked by `parse`; a value that breaks its rule is reported.
+    pub fn parsed<T>(
+        &mut self,
+        name: &'static str,
+        text: Option<String>,
+        parse: impl FnOnce(String) -> Result<T, String>,
+    ) -> Option<T> {
+        match parse(text?) {
+            Ok(value) => Some(value),
+            Err(message) => {
+                self.error(name, message);
                 None
             }
         }
@@ -206,23 +223,38 @@ impl Fields {
     }
 
     /// Ends reading: every field not taken is an error, since unknown fields are refused.
+    /// At most `MAX_UNKNOWN_LISTED` of them are named, so the answer stays small whatever
+    /// the request held (a 429 KB body of unknown keys was answered with 1.47 MB).
     pub fn finish(mut self) -> Vec<ItemError> {
-        for (key, _) in std::mem::take(&mut self.remaining) {
-            self.errors.push(ItemError {
-                index: None,
-                id: None,
-                field: None,
-                message: format!("unknown field '{}'", truncate(&key, 64)),
-            });
+        let unknown = std::mem::take(&mut self.remaining);
+        for (key, _) in unknown.iter().take(MAX_UNKNOWN_LISTED) {
+            self.errors.push(ItemError::whole(format!(
+                "unknown field '{}'",
+                clip_marked(key, 64)
+            )));
         }
         self.errors
     }
 }
 
-fn truncate(text: &str, max_chars: usize) -> String {
+/// Unknown fields named per object (per bulk item) in a 422.
+pub const MAX_UNKNOWN_LISTED: usize = 20;
+
+/// `text` cut to at most `max_chars` characters.
+pub fn clip(text: &str, max_chars: usize) -> &str {
     match text.char_indices().nth(max_chars) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_string(),
+        Some((cut, _)) => &text[..cut],
+        None => text,
+    }
+}
+
+/// `clip` that marks a cut with `…`, for text quoted back to the client.
+fn clip_marked(text: &str, max_chars: usize) -> String {
+    let clipped = clip(text, max_chars);
+    if clipped.len() < text.len() {
+        format!("{clipped}…")
+    } else {
+        clipped.to_owned()
     }
 }
 
@@ -316,12 +348,10 @@ pub fn query_error(name: &'static str, message: &str) -> ApiError {
 }
 
 fn query_error_owned(name: &str, message: &str) -> ApiError {
-    ApiError::invalid(vec![ItemError {
-        index: None,
-        id: None,
-        field: None,
-        message: format!("query parameter '{}' {message}", truncate(name, 64)),
-    }])
+    ApiError::invalid(vec![ItemError::whole(format!(
+        "query parameter '{}' {message}",
+        clip_marked(name, 64)
+    ))])
 }
 
 fn percent_decode(text: &str) -> Option<String> {

@@ -1,7 +1,6 @@
 //! The HTTP edge: routing, authentication, input limits and problem+json. Handlers are
 //! thin: parse and check input, call the store, shape the answer.
 
-pub mod access_log;
 mod auth;
 mod bulk;
 mod comments;
@@ -14,12 +13,15 @@ mod throttle;
 
 use crate::auth::TokenKeys;
 use crate::config::ServeConfig;
+use crate::net::{self, Cidr};
 use crate::store::Store;
 use problem::ApiError;
 use rouille::{Request, Response, ResponseBody};
 use routes::Target;
 use serde::Serialize;
 use std::borrow::Cow;
+use std::cell::Cell;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,8 +33,9 @@ pub struct App {
     pub signup_open: bool,
     pub max_body: usize,
     pub max_bulk: usize,
-    log_format: access_log::LogFormat,
+    trusted_proxies: Vec<Cidr>,
     login_throttle: throttle::LoginThrottle,
+    register_throttle: throttle::RegisterThrottle,
     /// Requests being handled now; shutdown waits for this to reach zero.
     in_flight: AtomicUsize,
     /// Set on SIGTERM/SIGINT: new requests get 503 while in-flight ones finish.
@@ -44,14 +47,58 @@ impl App {
         App {
             store,
             keys,
-            signup_open: config.signup_open,
+            signup_open: config.signup_open(),
             max_body: config.max_body,
             max_bulk: config.max_bulk,
-            log_format: config.log_format,
+            trusted_proxies: config.trusted_proxies.clone(),
             login_throttle: throttle::LoginThrottle::default(),
+            register_throttle: throttle::RegisterThrottle::new(config.register_limit),
             in_flight: AtomicUsize::new(0),
             draining: AtomicBool::new(false),
         }
+    }
+}
+
+/// One request being answered: the app, the request, and who the caller turned out to be
+/// (authentication notes the user for the access log).
+pub struct Call<'a> {
+    pub app: &'a App,
+    pub request: &'a Request,
+    user_id: Cell<Option<i64>>,
+}
+
+impl<'a> Call<'a> {
+    fn new(app: &'a App, request: &'a Request) -> Call<'a> {
+        Call {
+            app,
+            request,
+            user_id: Cell::new(None),
+        }
+    }
+
+    /// The path without the query string.
+    pub fn path(&self) -> &'a str {
+        let url = self.request.raw_url();
+        url.split('?').next().unwrap_or(url)
+    }
+
+    /// The client's address: the peer, or what trusted proxies say it is.
+    pub fn client(&self) -> IpAddr {
+        let forwarded: Vec<&str> = self
+            .request
+            .headers()
+            .filter(|(name, _)| name.eq_ignore_ascii_case("X-Forwarded-For"))
+            .map(|(_, value)| value)
+            .collect();
+        net::client_address(
+            self.request.remote_addr().ip(),
+            &forwarded,
+            &self.app.trusted_proxies,
+        )
+    }
+
+    fn note_user(&self, user_id: i64) {
+        self.user_id.set(Some(user_id));
     }
 }
 
@@ -80,15 +127,20 @@ pub fn serve(config: &ServeConfig, app: App) -> Result<(), String> {
         server.server_addr(),
         app.store.path().display(),
         config.workers,
-        if config.signup_open { "open" } else { "closed" },
+        if config.signup_open() {
+            "open"
+        } else {
+            "closed"
+        },
     );
+    app.store.warn_if_readable_by_others();
     while !stop.load(Ordering::SeqCst) {
         server.poll_timeout(Duration::from_millis(100));
     }
 
     app.draining.store(true, Ordering::SeqCst);
-    eprintln!(
-        "postd: shutting down; waiting up to {}s for requests in flight",
+    log::info!(
+        "shutting down; waiting up to {}s for requests in flight",
         config.shutdown_grace.as_secs()
     );
     let deadline = Instant::now() + config.shutdown_grace;
@@ -103,8 +155,8 @@ pub fn serve(config: &ServeConfig, app: App) -> Result<(), String> {
     }
     drop(server);
     match app.store.checkpoint() {
-        Ok(()) => eprintln!("postd: stopped cleanly"),
-        Err(err) => eprintln!("postd: stopped; WAL checkpoint failed: {err}"),
+        Ok(()) => log::info!("stopped cleanly"),
+        Err(err) => log::error!("stopped; WAL checkpoint failed: {err}"),
     }
     if unfinished > 0 {
         return Err(format!(
@@ -131,81 +183,82 @@ pub fn handle(app: &App, request: &Request) -> Response {
     // count, so a request is either refused here or waited for.
     app.in_flight.fetch_add(1, Ordering::SeqCst);
     let _in_flight = InFlight(&app.in_flight);
-    access_log::take_user();
+    let call = Call::new(app, request);
     let response = if app.draining.load(Ordering::SeqCst) {
         ApiError::new(503, "the server is shutting down; try again shortly")
             .with_header("Retry-After", "1".into())
             .with_header("Connection", "close".into())
             .into_response()
     } else {
-        let outcome =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(app, request)));
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(&call)));
         match outcome {
             Ok(Ok(response)) => response,
             Ok(Err(err)) => err.into_response(),
             Err(_) => ApiError::internal().into_response(),
         }
     };
-    log_request(app, request, response, started)
+    log_request(&call, response, started)
 }
 
-fn log_request(app: &App, request: &Request, mut response: Response, started: Instant) -> Response {
-    let user_id = access_log::take_user();
-    if app.log_format == access_log::LogFormat::Off {
+fn log_request(call: &Call<'_>, mut response: Response, started: Instant) -> Response {
+    if !log::log_enabled!(target: crate::logging::ACCESS, log::Level::Info) {
         return response;
     }
     let (reader, size) = response.data.into_reader_and_size();
     let bytes = size.unwrap_or(0);
     response.data = ResponseBody::from_reader_and_size(reader, bytes);
-    let path = request.raw_url().split('?').next().unwrap_or_default();
-    let entry = access_log::Entry {
-        method: request.method(),
-        path: clip(path, 512),
-        status: response.status_code,
-        bytes,
-        duration: started.elapsed(),
-        user_id,
-    };
-    access_log::write(app.log_format, &entry);
+    log::info!(
+        target: crate::logging::ACCESS,
+        method = call.request.method(),
+        path = input::clip(call.path(), 512),
+        status = response.status_code,
+        bytes = bytes,
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        user_id = call.user_id.get();
+        ""
+    );
     response
 }
 
-fn dispatch(app: &App, request: &Request) -> Result<Response, ApiError> {
-    let path = request.raw_url().split('?').next().unwrap_or_default();
-    let Some((target, methods)) = routes::resolve(path) else {
+fn dispatch(call: &Call<'_>) -> Result<Response, ApiError> {
+    let Some((target, methods)) = routes::resolve(call.path()) else {
         return Err(ApiError::not_found("no resource at this path"));
     };
     // HEAD is GET without the body (tiny_http leaves the body out for HEAD).
-    let method = match request.method() {
+    let method = match call.request.method() {
         "HEAD" if methods.contains(&"GET") => "GET",
         other => other,
     };
     if !methods.contains(&method) {
-        return Err(
-            ApiError::new(405, format!("{} is not allowed here", clip(method, 32)))
-                .with_header("Allow", allow_header(methods)),
-        );
+        return Err(ApiError::new(
+            405,
+            format!("{} is not allowed here", input::clip(method, 32)),
+        )
+        .with_header("Allow", allow_header(methods)));
     }
     match (target, method) {
-        (Target::Register, _) => auth::register(app, request),
-        (Target::Login, _) => auth::login(app, request),
-        (Target::Me, _) => auth::me(app, request),
-        (Target::Posts, "GET") => posts::list(app, request),
-        (Target::Posts, _) => posts::create(app, request),
-        (Target::PostsBulk, "POST") => bulk::create(app, request),
-        (Target::PostsBulk, "PATCH") => bulk::update(app, request),
-        (Target::PostsBulk, _) => bulk::delete(app, request),
-        (Target::PostsBulkRestore, _) => bulk::restore(app, request),
-        (Target::PostBySlug(slug), _) => posts::get_by_slug(app, &slug),
-        (Target::Post(id), "GET") => posts::get(app, id),
-        (Target::Post(id), "PATCH") => posts::update(app, request, id),
-        (Target::Post(id), _) => posts::delete(app, request, id),
-        (Target::PostRestore(id), _) => posts::restore(app, request, id),
-        (Target::PostComments(id), "GET") => comments::list(app, request, id),
-        (Target::PostComments(id), _) => comments::create(app, request, id),
-        (Target::Comment(id), _) => comments::delete(app, request, id),
-        (Target::Trash, _) => posts::trash(app, request),
-        (Target::Healthz, _) => ops::healthz(app),
+        (Target::Register, _) => auth::register(call),
+        // Neither a token nor a refusal may be kept by a cache on the way.
+        (Target::Login, _) => Ok(auth::login(call)
+            .unwrap_or_else(ApiError::into_response)
+            .with_additional_header("Cache-Control", "no-store")),
+        (Target::Me, _) => auth::me(call),
+        (Target::Posts, "GET") => posts::list(call),
+        (Target::Posts, _) => posts::create(call),
+        (Target::PostsBulk, "POST") => bulk::create(call),
+        (Target::PostsBulk, "PATCH") => bulk::update(call),
+        (Target::PostsBulk, _) => bulk::delete(call),
+        (Target::PostsBulkRestore, _) => bulk::restore(call),
+        (Target::PostBySlug(slug), _) => posts::get_by_slug(call, &slug),
+        (Target::Post(id), "GET") => posts::get(call, id),
+        (Target::Post(id), "PATCH") => posts::update(call, id),
+        (Target::Post(id), _) => posts::delete(call, id),
+        (Target::PostRestore(id), _) => posts::restore(call, id),
+        (Target::PostComments(id), "GET") => comments::list(call, id),
+        (Target::PostComments(id), _) => comments::create(call, id),
+        (Target::Comment(id), _) => comments::delete(call, id),
+        (Target::Trash, _) => posts::trash(call),
+        (Target::Healthz, _) => ops::healthz(call),
         (Target::OpenApi, _) => Ok(ops::openapi()),
     }
 }
@@ -216,13 +269,6 @@ fn allow_header(methods: &[&str]) -> String {
         allowed.push_str(", HEAD");
     }
     allowed
-}
-
-fn clip(text: &str, max_chars: usize) -> &str {
-    match text.char_indices().nth(max_chars) {
-        Some((cut, _)) => &text[..cut],
-        None => text,
-    }
 }
 
 type Headers = Vec<(Cow<'static, str>, Cow<'static, str>)>;
@@ -238,15 +284,8 @@ pub fn json_bytes(status: u16, bytes: Vec<u8>) -> Response {
     }
 }
 
-pub fn to_json_bytes<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, ApiError> {
-    serde_json::to_vec(value).map_err(|err| {
-        eprintln!("postd: response serialization failed: {err}");
-        ApiError::internal()
-    })
-}
-
 pub fn json<T: Serialize + ?Sized>(status: u16, value: &T) -> Result<Response, ApiError> {
-    Ok(json_bytes(status, to_json_bytes(value)?))
+    Ok(json_bytes(status, serde_json::to_vec(value)?))
 }
 
 /// 204: no body and no Content-Type.

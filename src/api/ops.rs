@@ -1,17 +1,17 @@
 //! `/healthz` and `/openapi.json`.
 
 use super::problem::ApiError;
-use super::{json, json_bytes, App};
+use super::{json, json_bytes, Call};
 use rouille::Response;
 
 /// The checked-in OpenAPI document, served as is; a test keeps it equal to the routes.
 pub const OPENAPI: &str = include_str!("../../openapi.json");
 
-pub fn healthz(app: &App) -> Result<Response, ApiError> {
-    match app.store.ping() {
+pub fn healthz(call: &Call<'_>) -> Result<Response, ApiError> {
+    match call.app.store.ping() {
         Ok(()) => json(200, &serde_json::json!({"status": "ok"})),
         Err(err) => {
-            eprintln!("postd: health check failed: {err}");
+            log::error!("health check failed: {err}");
             Err(ApiError::new(503, "the database does not answer"))
         }
     }

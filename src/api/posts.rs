@@ -2,43 +2,35 @@
 
 use super::auth::{actor, admin};
 use super::input::{
-    decode_cursor, encode_cursor, id_cursor, parse_object, query_error, read_json_body, Fields,
-    JsonObject, Query,
+    decode_cursor, encode_cursor, id_cursor, parse_object, path_id, query_error, read_json_body,
+    Fields, JsonObject, Query,
 };
 use super::problem::ApiError;
-use super::{json, json_bytes, no_content, App, Page};
-use crate::clock;
-use crate::model::{
-    check_post_body, check_slug, normalize_title, ItemError, NewPost, Post, PostPatch,
+use super::{json, json_bytes, no_content, Call, Page};
+use crate::clock::Timestamp;
+use crate::model::{ItemError, NewPost, Post, PostBody, PostPatch, Slug, Title};
+use crate::store::{
+    IdempotencyKey, ListQuery, OnceKey, Recorded, StoreResult, TrashCursor, Written,
 };
-use crate::store::{idempotency, posts, StoreError};
-use rouille::{Request, Response};
-use rusqlite::Transaction;
+use rouille::Response;
 
 /// Takes `title`, `body` and `slug` out of `fields` and checks them against the field
 /// rules; a value that breaks its rule is reported in `fields` and comes back as `None`.
-fn post_fields(fields: &mut Fields, required: bool) -> PostPatch {
-    let title = fields.string("title", required);
-    let body = fields.string("body", required);
-    let slug = fields.string("slug", false);
-    let title = title.and_then(|t| {
-        normalize_title(&t)
-            .map_err(|m| fields.error("title", m))
-            .ok()
-    });
-    let body = body.filter(|b| {
-        check_post_body(b)
-            .map_err(|m| fields.error("body", m))
-            .is_ok()
-    });
-    let slug = slug.filter(|s| check_slug(s).map_err(|m| fields.error("slug", m)).is_ok());
-    PostPatch { title, body, slug }
+fn post_fields(fields: &mut Fields, title: Option<String>, body: Option<String>) -> PostPatch {
+    let slug = fields.optional_string("slug");
+    PostPatch {
+        title: fields.parsed("title", title, |t| Title::normalize(&t)),
+        body: fields.parsed("body", body, PostBody::parse),
+        slug: fields.parsed("slug", slug, Slug::parse),
+    }
 }
 
 /// Reads `{title, body, slug?}`; every problem is reported, not just the first.
 pub(super) fn new_post_from(object: JsonObject) -> Result<NewPost, Vec<ItemError>> {
     let mut fields = Fields::new(object);
-    let PostPatch { title, body, slug } = post_fields(&mut fields, true);
+    let title = fields.required_string("title");
+    let body = fields.required_string("body");
+    let PostPatch { title, body, slug } = post_fields(&mut fields, title, body);
     let errors = fields.finish();
     match (title, body) {
         (Some(title), Some(body)) if errors.is_empty() => Ok(NewPost { title, body, slug }),
@@ -49,121 +41,74 @@ pub(super) fn new_post_from(object: JsonObject) -> Result<NewPost, Vec<ItemError
 /// Reads the optional `title`, `body`, `slug` of a patch from `fields` (the caller may
 /// have taken an `id` first). An empty patch is an error.
 pub(super) fn patch_from(fields: &mut Fields) -> PostPatch {
-    let patch = post_fields(fields, false);
+    let title = fields.optional_string("title");
+    let body = fields.optional_string("body");
+    let patch = post_fields(fields, title, body);
     if patch.is_empty() && fields.errors.is_empty() {
-        fields.errors.push(ItemError {
-            index: None,
-            id: None,
-            field: None,
-            message: "a patch must change at least one of title, body, slug".into(),
-        });
+        fields.errors.push(ItemError::whole(
+            "a patch must change at least one of title, body, slug",
+        ));
     }
     patch
 }
 
-/// `Idempotency-Key`: 1..=255 visible ASCII characters, or absent.
-pub(super) fn idempotency_key(request: &Request) -> Result<Option<String>, ApiError> {
-    match request.header("Idempotency-Key") {
+/// The request's `Idempotency-Key`, if it sent one; a malformed one is a 400.
+pub(super) fn idempotency_key(call: &Call<'_>) -> Result<Option<IdempotencyKey>, ApiError> {
+    match call.request.header("Idempotency-Key") {
         None => Ok(None),
-        Some(key)
-            if (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) =>
-        {
-            Ok(Some(key.to_owned()))
-        }
-        Some(_) => Err(ApiError::bad_request(
-            "Idempotency-Key must be 1 to 255 visible ASCII characters",
-        )),
+        Some(text) => IdempotencyKey::parse(text).map(Some).ok_or_else(|| {
+            ApiError::bad_request("Idempotency-Key must be 1 to 255 visible ASCII characters")
+        }),
     }
 }
 
-/// The answer of an idempotent write: fresh, or replayed from its stored record.
-pub(super) struct Written {
-    pub status: u16,
-    pub body: Vec<u8>,
-    pub replayed: bool,
-}
-
-impl Written {
-    pub fn into_response(self) -> Response {
-        let response = json_bytes(self.status, self.body);
-        if self.replayed {
-            response.with_additional_header("Idempotent-Replayed", "true")
-        } else {
-            response
-        }
-    }
-}
-
-/// An Idempotency-Key with the fingerprint of the request it came with.
-pub(super) struct KeyedRequest {
-    key: String,
-    fingerprint: String,
-}
-
-impl KeyedRequest {
-    /// Fingerprints the request (method, path, exact body bytes) when a key was sent.
-    pub fn new(request: &Request, key: Option<String>, body: &[u8]) -> Option<KeyedRequest> {
-        let path = request.raw_url().split('?').next().unwrap_or_default();
-        key.map(|key| KeyedRequest {
-            key,
-            fingerprint: idempotency::request_fingerprint(request.method(), path, body),
-        })
-    }
-}
-
-/// Runs a creating write in one IMMEDIATE transaction, honouring an Idempotency-Key: a
-/// replay answers the stored status and body and writes nothing; a first use stores the
-/// answer in the same transaction as the writes. `write` returns the status and body.
-pub(super) fn idempotent_write(
-    app: &App,
+/// The key fingerprinted with the request it came with.
+pub(super) fn once_key(
+    call: &Call<'_>,
     user_id: i64,
-    keyed: Option<KeyedRequest>,
-    write: impl FnOnce(&Transaction) -> Result<(u16, Vec<u8>), StoreError>,
-) -> Result<Written, ApiError> {
-    let written = app.store.write(|tx| {
-        if let Some(k) = &keyed {
-            if let Some(stored) = idempotency::lookup(tx, user_id, &k.key, &k.fingerprint)? {
-                return Ok(Written {
-                    status: stored.status,
-                    body: stored.body,
-                    replayed: true,
-                });
-            }
-        }
-        let (status, body) = write(tx)?;
-        if let Some(k) = &keyed {
-            idempotency::save(tx, user_id, &k.key, &k.fingerprint, status, &body)?;
-        }
-        Ok(Written {
-            status,
-            body,
-            replayed: false,
-        })
-    })?;
-    Ok(written)
+    key: Option<IdempotencyKey>,
+    body: &[u8],
+) -> Option<OnceKey> {
+    key.map(|key| OnceKey::new(user_id, key, call.request.method(), call.path(), body))
 }
 
-pub(super) fn serialize<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value)
-        .map_err(|err| StoreError::Internal(format!("serializing a response: {err}")))
+/// The answer to record for a keyed request: `value` as JSON with `status`.
+pub(super) fn recorded<T: serde::Serialize + ?Sized>(
+    status: u16,
+    value: &T,
+) -> StoreResult<Recorded> {
+    Ok(Recorded {
+        status,
+        body: serde_json::to_vec(value)?,
+    })
 }
 
-pub fn create(app: &App, request: &Request) -> Result<Response, ApiError> {
-    let actor = actor(app, request)?;
-    let key = idempotency_key(request)?;
-    let body = read_json_body(request, app.max_body)?;
+/// A write's answer, fresh or replayed (then marked `Idempotent-Replayed: true`).
+pub(super) fn written_response(written: Written) -> Response {
+    let response = json_bytes(written.answer.status, written.answer.body);
+    if written.replayed {
+        response.with_additional_header("Idempotent-Replayed", "true")
+    } else {
+        response
+    }
+}
+
+pub fn create(call: &Call<'_>) -> Result<Response, ApiError> {
+    let actor = actor(call)?;
+    let key = idempotency_key(call)?;
+    let body = read_json_body(call.request, call.app.max_body)?;
     let new_post = new_post_from(parse_object(&body)?).map_err(ApiError::invalid)?;
-    let keyed = KeyedRequest::new(request, key, &body);
-    let written = idempotent_write(app, actor.user_id, keyed, |tx| {
-        let post = posts::create(tx, &actor, new_post)?;
-        Ok((201, serialize(&post)?))
-    })?;
+    let once = once_key(call, actor.user_id, key, &body);
+    let written = call
+        .app
+        .store
+        .create_post(&actor, new_post, once.as_ref(), |post| recorded(201, post))?;
     // Location comes from the body, so a replayed answer carries it too.
-    let location = serde_json::from_slice::<IdOnly>(&written.body)
+    let location = serde_json::from_slice::<IdOnly>(&written.answer.body)
         .ok()
-        .filter(|_| written.status == 201)
+        .filter(|_| written.answer.status == 201)
         .map(|post| format!("/posts/{}", post.id));
-    let response = written.into_response();
+    let response = written_response(written);
     Ok(match location {
         Some(location) => response.with_additional_header("Location", location),
         None => response,
@@ -175,13 +120,13 @@ struct IdOnly {
     id: i64,
 }
 
-pub fn list(app: &App, request: &Request) -> Result<Response, ApiError> {
-    let query = Query::parse(request)?;
+pub fn list(call: &Call<'_>) -> Result<Response, ApiError> {
+    let query = Query::parse(call.request)?;
     let limit = query.limit()?;
     let before_id = id_cursor(&query, 'p')?;
     let author_id = query.positive_id("author_id")?;
     let words = search_words(query.get("q")?)?;
-    let rows = app.store.list_posts(&posts::ListQuery {
+    let rows = call.app.store.list_posts(&ListQuery {
         limit,
         before_id,
         author_id,
@@ -216,60 +161,61 @@ fn search_words(q: Option<&str>) -> Result<Vec<String>, ApiError> {
     Ok(words)
 }
 
-pub fn get(app: &App, id: i64) -> Result<Response, ApiError> {
-    let post = app.store.post(id)?.ok_or_else(|| posts::not_found(id))?;
+fn post_not_found(id: i64) -> ApiError {
+    ApiError::not_found(format!("post {id} not found"))
+}
+
+pub fn get(call: &Call<'_>, id: i64) -> Result<Response, ApiError> {
+    let post = call.app.store.post(id)?.ok_or_else(|| post_not_found(id))?;
     json(200, &post)
 }
 
-pub fn get_by_slug(app: &App, slug: &str) -> Result<Response, ApiError> {
-    let post = app
+pub fn get_by_slug(call: &Call<'_>, slug: &str) -> Result<Response, ApiError> {
+    let post = call
+        .app
         .store
         .post_by_slug(slug)?
         .ok_or_else(|| ApiError::not_found("no post has this slug"))?;
     json(200, &post)
 }
 
-pub fn update(app: &App, request: &Request, id: i64) -> Result<Response, ApiError> {
-    let actor = actor(app, request)?;
-    let body = read_json_body(request, app.max_body)?;
+pub fn update(call: &Call<'_>, id: i64) -> Result<Response, ApiError> {
+    let actor = actor(call)?;
+    let body = read_json_body(call.request, call.app.max_body)?;
     let mut fields = Fields::new(parse_object(&body)?);
     let patch = patch_from(&mut fields);
     let errors = fields.finish();
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
-    json(200, &app.store.update_post(&actor, id, patch)?)
+    json(200, &call.app.store.update_post(&actor, id, patch)?)
 }
 
-pub fn delete(app: &App, request: &Request, id: i64) -> Result<Response, ApiError> {
-    let actor = actor(app, request)?;
-    if Query::parse(request)?.flag("permanent")? {
-        app.store.hard_delete_post(&actor, id)?;
+pub fn delete(call: &Call<'_>, id: i64) -> Result<Response, ApiError> {
+    let actor = actor(call)?;
+    if Query::parse(call.request)?.flag("permanent")? {
+        call.app.store.hard_delete_post(&actor, id)?;
     } else {
-        app.store.soft_delete_post(&actor, id)?;
+        call.app.store.soft_delete_post(&actor, id)?;
     }
     Ok(no_content())
 }
 
-pub fn restore(app: &App, request: &Request, id: i64) -> Result<Response, ApiError> {
-    admin(app, request)?;
-    json(200, &app.store.restore_post(id)?)
+pub fn restore(call: &Call<'_>, id: i64) -> Result<Response, ApiError> {
+    admin(call)?;
+    json(200, &call.app.store.restore_post(id)?)
 }
 
-pub fn trash(app: &App, request: &Request) -> Result<Response, ApiError> {
-    let actor = actor(app, request)?;
-    let query = Query::parse(request)?;
+pub fn trash(call: &Call<'_>) -> Result<Response, ApiError> {
+    let actor = actor(call)?;
+    let query = Query::parse(call.request)?;
     let limit = query.limit()?;
     let after = match query.get("cursor")? {
         None => None,
         Some(cursor) => {
             let fields = decode_cursor(cursor, 't', 2)?;
-            let id = super::input::path_id(&fields[1]);
-            match id {
-                Some(id) if clock::is_timestamp(&fields[0]) => Some(posts::TrashCursor {
-                    deleted_at: fields[0].clone(),
-                    id,
-                }),
+            match (Timestamp::parse(&fields[0]), path_id(&fields[1])) {
+                (Some(deleted_at), Some(id)) => Some(TrashCursor { deleted_at, id }),
                 _ => {
                     return Err(query_error(
                         "cursor",
@@ -279,7 +225,7 @@ pub fn trash(app: &App, request: &Request) -> Result<Response, ApiError> {
             }
         }
     };
-    let rows = app.store.trash(&actor, limit, after.as_ref())?;
+    let rows = call.app.store.trash(&actor, limit, after.as_ref())?;
     json(
         200,
         &Page::from_rows(rows, limit, |post: &Post| {

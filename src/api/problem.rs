@@ -119,6 +119,17 @@ pub fn status_title(status: u16) -> &'static str {
     }
 }
 
+/// The status a refusal of the store's rules is answered with.
+pub fn refusal_status(why: Refusal) -> u16 {
+    match why {
+        Refusal::Invalid | Refusal::Mismatch => 422,
+        Refusal::NotFound => 404,
+        Refusal::Forbidden => 403,
+        Refusal::Conflict => 409,
+        Refusal::BadState => 400,
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> ApiError {
         match err {
@@ -126,41 +137,32 @@ impl From<StoreError> for ApiError {
                 why,
                 detail,
                 errors,
-            } => {
-                let status = match why {
-                    Refusal::NotFound => 404,
-                    Refusal::Forbidden => 403,
-                    Refusal::Conflict => 409,
-                    Refusal::BadState => 400,
-                    Refusal::Mismatch => 422,
-                };
-                ApiError {
-                    errors,
-                    ..ApiError::new(status, detail)
-                }
+            } => ApiError {
+                errors,
+                ..ApiError::new(refusal_status(why), detail)
+            },
+            StoreError::Busy => {
+                log::warn!("the database stayed locked by another process; answered 503");
+                ApiError::new(503, "the database is busy; try again shortly")
+                    .with_header("Retry-After", "1".into())
             }
             StoreError::Unavailable(detail) => {
-                eprintln!("postd: database unavailable: {detail}");
+                log::error!("database unavailable: {detail}");
                 ApiError::new(503, "the database is unavailable; try again shortly")
                     .with_header("Retry-After", "1".into())
             }
             StoreError::Internal(detail) => {
-                eprintln!("postd: internal error: {detail}");
-                ApiError::internal()
-            }
-            StoreError::Sqlite(err) => {
-                eprintln!("postd: database error: {err}");
-                if let rusqlite::Error::SqliteFailure(e, _) = &err {
-                    if matches!(
-                        e.code,
-                        rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
-                    ) {
-                        return ApiError::new(503, "the database is busy; try again shortly")
-                            .with_header("Retry-After", "1".into());
-                    }
-                }
+                log::error!("internal error: {detail}");
                 ApiError::internal()
             }
         }
+    }
+}
+
+/// Our own values always serialize; should one ever not, it is our bug: a 500.
+impl From<serde_json::Error> for ApiError {
+    fn from(err: serde_json::Error) -> ApiError {
+        log::error!("response serialization failed: {err}");
+        ApiError::internal()
     }
 }

@@ -1,14 +1,15 @@
-//! Bulk operations. Each function runs inside the caller's single IMMEDIATE transaction
-//! and either applies every item or returns an error listing every failing item, checked
-//! by category (existence → ownership → conflicts; validation happened before).
+//! Bulk operations. Each runs in one IMMEDIATE transaction and either applies every item
+//! or returns an error listing every failing item, checked by category (existence →
+//! ownership → conflicts; validation happened before).
 //!
 //! Checks over N items are set-based: the ids or slugs go in as one JSON array bound to
 //! `json_each(?1)`, so a check is one statement, not N round trips.
 
-use super::posts::{apply_patch, insert, SlugAllocator};
-use super::{Refusal, StoreError, StoreResult};
-use crate::clock;
-use crate::model::{Actor, ItemError, NewPost, Post, PostPatch};
+use super::idempotency::{OnceKey, Recorded, Written};
+use super::posts::{apply_patch, insert, slug_taken_message, SlugAllocator};
+use super::{Refusal, Store, StoreError, StoreResult};
+use crate::clock::Timestamp;
+use crate::model::{Actor, ItemError, NewPost, Post, PostPatch, Slug};
 use rusqlite::{Connection, Transaction};
 use std::collections::{HashMap, HashSet};
 
@@ -17,9 +18,18 @@ fn json_array<T: serde::Serialize>(values: &[T]) -> StoreResult<String> {
         .map_err(|err| StoreError::Internal(format!("encoding ids: {err}")))
 }
 
-/// For every value used by more than one item: an error on each such item naming the
-/// first index that used it. Linear in the number of items, however they repeat.
-pub fn repeated<'a, I>(values: I, field: &'static str, what: &str) -> Vec<ItemError>
+/// Where an item's value stands among the items of one request that share it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Repeat {
+    /// The first of several items using the value.
+    First,
+    /// A later item; the first one to use the value is at this index.
+    Of(usize),
+}
+
+/// For every value used by more than one item: each such item with where it stands.
+/// Linear in the number of items, however they repeat.
+fn repeats<'a, I>(values: I) -> Vec<(usize, Option<i64>, &'a str, Repeat)>
 where
     I: IntoIterator<Item = (usize, Option<i64>, &'a str)>,
 {
@@ -32,31 +42,36 @@ where
             .or_insert((*index, 1));
     }
     entries
-        .iter()
+        .into_iter()
         .filter_map(|(index, id, value)| {
             let (first, uses) = first_use[value];
-            if uses < 2 {
-                return None;
-            }
-            let message = if first == *index {
-                format!("{what} '{value}' is used by more than one item of this request")
+            let repeat = if first == index {
+                Repeat::First
             } else {
-                format!("{what} '{value}' is also used by item {first}")
+                Repeat::Of(first)
             };
-            Some(ItemError {
-                index: Some(*index),
-                id: *id,
-                field: Some(field),
-                message,
-            })
+            (uses >= 2).then_some((index, id, value, repeat))
         })
         .collect()
 }
 
-/// The slugs among `slugs` held by active posts other than `except_id` (by index).
+/// The error entry of an item whose `what` (named `field`) repeats within the request.
+fn repeat_error(
+    (index, id, value, repeat): (usize, Option<i64>, &str, Repeat),
+    field: &'static str,
+    what: &str,
+) -> ItemError {
+    let message = match repeat {
+        Repeat::First => format!("{what} '{value}' is used by more than one item of this request"),
+        Repeat::Of(first) => format!("{what} '{value}' is also used by item {first}"),
+    };
+    ItemError::item(index, id, message).on(field)
+}
+
+/// The slugs among `claims` held by active posts other than the claiming post (by index).
 fn slugs_held_by_active_posts(
     conn: &Connection,
-    slugs: &[SlugClaim<'_>],
+    claims: &[SlugClaim<'_>],
 ) -> StoreResult<HashSet<usize>> {
     #[derive(serde::Serialize)]
     struct Wanted<'a> {
@@ -64,12 +79,12 @@ fn slugs_held_by_active_posts(
         id: i64,
         slug: &'a str,
     }
-    let wanted: Vec<Wanted> = slugs
+    let wanted: Vec<Wanted> = claims
         .iter()
-        .map(|(at, id, slug)| Wanted {
-            at: *at,
-            id: *id,
-            slug,
+        .map(|claim| Wanted {
+            at: claim.index,
+            id: claim.post_id.unwrap_or(0),
+            slug: claim.slug.as_str(),
         })
         .collect();
     let mut stmt = conn.prepare_cached(
@@ -100,36 +115,70 @@ fn items_phrase(n: usize) -> String {
     }
 }
 
-fn slug_taken_error(index: usize, id: Option<i64>, slug: &str) -> ItemError {
-    ItemError {
-        index: Some(index),
-        id,
-        field: Some("slug"),
-        message: format!("slug '{slug}' is already used by another post"),
+/// A slug an item of the request wants, with the post it is for (none for a new post).
+struct SlugClaim<'a> {
+    index: usize,
+    post_id: Option<i64>,
+    slug: &'a Slug,
+}
+
+/// Why a claimed slug can not be had.
+struct SlugClash {
+    index: usize,
+    post_id: Option<i64>,
+    slug: String,
+    repeat: Option<Repeat>,
+    held: bool,
+}
+
+impl SlugClash {
+    fn repeat_error(&self, repeat: Repeat) -> ItemError {
+        repeat_error(
+            (self.index, self.post_id, &self.slug, repeat),
+            "slug",
+            "slug",
+        )
+    }
+
+    fn taken_error(&self) -> ItemError {
+        ItemError::item(self.index, self.post_id, slug_taken_message(&self.slug)).on("slug")
     }
 }
 
-/// A slug an item of the request wants: (request index, the post's id or 0 for a new
-/// post, slug).
-type SlugClaim<'a> = (usize, i64, &'a str);
-
-/// Every item whose slug repeats within the request or is held by an active post other
-/// than the item's own; each item once.
-fn slug_conflicts(conn: &Connection, claims: &[SlugClaim<'_>]) -> StoreResult<Vec<ItemError>> {
-    let id_of = |id: i64| (id > 0).then_some(id);
-    let mut errors = repeated(
-        claims.iter().map(|(i, id, s)| (*i, id_of(*id), *s)),
-        "slug",
-        "slug",
-    );
+/// Every claim whose slug repeats within the request or is held by an active post other
+/// than the claim's own, in request order, each once.
+fn slug_clashes(conn: &Connection, claims: &[SlugClaim<'_>]) -> StoreResult<Vec<SlugClash>> {
     let held = slugs_held_by_active_posts(conn, claims)?;
-    let mut listed: HashSet<usize> = errors.iter().filter_map(|e| e.index).collect();
-    for (index, id, slug) in claims {
-        if held.contains(index) && listed.insert(*index) {
-            errors.push(slug_taken_error(*index, id_of(*id), slug));
-        }
-    }
-    Ok(errors)
+    let repeated: HashMap<usize, Repeat> =
+        repeats(claims.iter().map(|c| (c.index, c.post_id, c.slug.as_str())))
+            .into_iter()
+            .map(|(index, _, _, repeat)| (index, repeat))
+            .collect();
+    Ok(claims
+        .iter()
+        .filter_map(|claim| {
+            let repeat = repeated.get(&claim.index).copied();
+            let is_held = held.contains(&claim.index);
+            (repeat.is_some() || is_held).then(|| SlugClash {
+                index: claim.index,
+                post_id: claim.post_id,
+                slug: claim.slug.to_string(),
+                repeat,
+                held: is_held,
+            })
+        })
+        .collect())
+}
+
+/// All-or-nothing requests refuse every clash; a repeat is named before a held slug.
+fn slug_conflicts(conn: &Connection, claims: &[SlugClaim<'_>]) -> StoreResult<Vec<ItemError>> {
+    Ok(slug_clashes(conn, claims)?
+        .iter()
+        .map(|clash| match clash.repeat {
+            Some(repeat) => clash.repeat_error(repeat),
+            None => clash.taken_error(),
+        })
+        .collect())
 }
 
 /// 409 listing `errors` in request order, if there are any.
@@ -149,27 +198,36 @@ fn refuse_slug_conflicts(conn: &Connection, claims: &[SlugClaim<'_>]) -> StoreRe
     refuse_conflicts(slug_conflicts(conn, claims)?)
 }
 
+fn explicit_slugs<'a>(
+    items: impl Iterator<Item = (usize, Option<&'a NewPost>)>,
+) -> Vec<SlugClaim<'a>> {
+    items
+        .filter_map(|(index, item)| {
+            item.and_then(|post| post.slug.as_ref())
+                .map(|slug| SlugClaim {
+                    index,
+                    post_id: None,
+                    slug,
+                })
+        })
+        .collect()
+}
+
 /// Creates every post or none. Explicit slugs that an active post holds, or that repeat
 /// within the request, are conflicts; derived slugs avoid both.
-pub fn create_all(tx: &Transaction, actor: &Actor, items: Vec<NewPost>) -> StoreResult<Vec<Post>> {
-    let explicit: Vec<(usize, i64, &str)> = items
-        .iter()
-        .enumerate()
-        .filter_map(|(i, item)| item.slug.as_deref().map(|slug| (i, 0, slug)))
-        .collect();
+fn create_all(tx: &Transaction, actor: &Actor, items: Vec<NewPost>) -> StoreResult<Vec<Post>> {
+    let explicit = explicit_slugs(items.iter().enumerate().map(|(i, p)| (i, Some(p))));
     refuse_slug_conflicts(tx, &explicit)?;
 
     let mut slugs = SlugAllocator::default();
-    for (_, _, slug) in &explicit {
-        slugs.reserve(slug);
+    for claim in &explicit {
+        slugs.reserve(claim.slug);
     }
-    let now = clock::now();
+    drop(explicit);
+    let now = Timestamp::now();
     let mut created = Vec::with_capacity(items.len());
     for item in items {
-        let slug = match &item.slug {
-            Some(explicit) => explicit.clone(),
-            None => slugs.derive(tx, &item.title)?,
-        };
+        let slug = slugs.slug_for(tx, &item)?;
         created.push(insert(tx, actor.user_id, item, slug, &now)?);
     }
     Ok(created)
@@ -178,70 +236,53 @@ pub fn create_all(tx: &Transaction, actor: &Actor, items: Vec<NewPost>) -> Store
 /// One item's fate in a partial (non-atomic) bulk create.
 pub enum PartialOutcome {
     Created(Post),
-    Refused { status: u16, errors: Vec<ItemError> },
+    /// `why` is `Invalid` (a field rule) or `Conflict` (its slug is taken).
+    Refused {
+        why: Refusal,
+        errors: Vec<ItemError>,
+    },
 }
 
-/// Creates the items that can be created; the others are reported with the status they
-/// would have had alone (422 invalid, 409 slug taken). Still one transaction.
-pub fn create_partial(
+/// Creates the items that can be created; the others are reported with the reason they
+/// would have had alone (a field rule, or a slug taken). Still one transaction. The first
+/// item to claim an explicit slug wins it; later claimants conflict.
+fn create_partial(
     tx: &Transaction,
     actor: &Actor,
     items: Vec<Result<NewPost, Vec<ItemError>>>,
 ) -> StoreResult<Vec<PartialOutcome>> {
-    let explicit: Vec<(usize, i64, &str)> = items
-        .iter()
-        .enumerate()
-        .filter_map(|(i, item)| {
-            item.as_ref()
-                .ok()
-                .and_then(|p| p.slug.as_deref())
-                .map(|s| (i, 0, s))
-        })
-        .collect();
-    let held = slugs_held_by_active_posts(tx, &explicit)?;
-    // The first item to claim an explicit slug wins it; later claimants conflict.
-    let mut claimed: HashMap<String, usize> = HashMap::new();
+    let explicit = explicit_slugs(items.iter().enumerate().map(|(i, p)| (i, p.as_ref().ok())));
     let mut refused_slug: HashMap<usize, ItemError> = HashMap::new();
-    for (index, _, slug) in &explicit {
-        if held.contains(index) {
-            refused_slug.insert(*index, slug_taken_error(*index, None, slug));
-        } else if let Some(first) = claimed.get(*slug) {
-            refused_slug.insert(
-                *index,
-                ItemError {
-                    field: Some("slug"),
-                    ..ItemError::item(
-                        *index,
-                        None,
-                        format!("slug '{slug}' is also used by item {first}"),
-                    )
-                },
-            );
-        } else {
-            claimed.insert((*slug).to_string(), *index);
-        }
+    for clash in slug_clashes(tx, &explicit)? {
+        let error = match clash.repeat {
+            _ if clash.held => clash.taken_error(),
+            Some(later @ Repeat::Of(_)) => clash.repeat_error(later),
+            Some(Repeat::First) | None => continue,
+        };
+        refused_slug.insert(clash.index, error);
     }
     let mut slugs = SlugAllocator::default();
-    for slug in claimed.keys() {
-        slugs.reserve(slug);
+    for claim in explicit
+        .iter()
+        .filter(|c| !refused_slug.contains_key(&c.index))
+    {
+        slugs.reserve(claim.slug);
     }
-    let now = clock::now();
+    drop(explicit);
+    let now = Timestamp::now();
     let mut outcomes = Vec::with_capacity(items.len());
     for (index, item) in items.into_iter().enumerate() {
         let outcome = match item {
             Err(errors) => PartialOutcome::Refused {
-                status: 422,
+                why: Refusal::Invalid,
                 errors: errors.into_iter().map(|e| e.at(index)).collect(),
             },
             Ok(_) if refused_slug.contains_key(&index) => PartialOutcome::Refused {
-                status: 409,
+                why: Refusal::Conflict,
                 errors: refused_slug.remove(&index).into_iter().collect(),
             },
             Ok(post) => {
-                let slug = match &post.slug {
-                    Some(explicit) => explicit.clone(),
-                    None => slugs.derive(tx, &post.title)?,
-                };
+                let slug = slugs.slug_for(tx, &post)?;
                 PartialOutcome::Created(insert(tx, actor.user_id, post, slug, &now)?)
             }
         };
@@ -253,7 +294,7 @@ pub fn create_partial(
 /// Where each requested id stands: `(index, id, author if active, slug if active)`.
 struct ActiveLookup {
     author_id: Option<i64>,
-    slug: Option<String>,
+    slug: Option<Slug>,
 }
 
 fn lookup_active(tx: &Transaction, ids: &[i64]) -> StoreResult<Vec<ActiveLookup>> {
@@ -273,7 +314,7 @@ fn lookup_active(tx: &Transaction, ids: &[i64]) -> StoreResult<Vec<ActiveLookup>
 /// Applies every patch or none: 404 for ids not active, 403 for posts the actor may not
 /// manage, 409 for slugs another active post holds or two items both set, and for a post
 /// that two items both change.
-pub fn update_all(
+fn update_all(
     tx: &Transaction,
     actor: &Actor,
     items: Vec<(i64, PostPatch)>,
@@ -306,29 +347,34 @@ pub fn update_all(
         return Err(StoreError::items(Refusal::Forbidden, detail, foreign));
     }
 
-    let new_slugs: Vec<(usize, i64, &str)> = items
+    let new_slugs: Vec<SlugClaim> = items
         .iter()
         .zip(&found)
         .enumerate()
-        .filter_map(|(i, ((id, patch), f))| {
+        .filter_map(|(index, ((id, patch), f))| {
             patch
                 .slug
-                .as_deref()
-                .filter(|s| Some(*s) != f.slug.as_deref())
-                .map(|s| (i, *id, s))
+                .as_ref()
+                .filter(|s| Some(*s) != f.slug.as_ref())
+                .map(|slug| SlugClaim {
+                    index,
+                    post_id: Some(*id),
+                    slug,
+                })
         })
         .collect();
     // Two items changing the same post conflict like two items claiming one slug.
     let id_texts: Vec<String> = ids.iter().map(i64::to_string).collect();
-    let mut errors = repeated(
+    let mut errors: Vec<ItemError> = repeats(
         id_texts
             .iter()
             .zip(&ids)
             .enumerate()
             .map(|(i, (text, id))| (i, Some(*id), text.as_str())),
-        "id",
-        "post",
-    );
+    )
+    .into_iter()
+    .map(|repeat| repeat_error(repeat, "id", "post"))
+    .collect();
     let listed: HashSet<usize> = errors.iter().filter_map(|e| e.index).collect();
     errors.extend(
         slug_conflicts(tx, &new_slugs)?
@@ -337,7 +383,7 @@ pub fn update_all(
     );
     refuse_conflicts(errors)?;
 
-    let now = clock::now();
+    let now = Timestamp::now();
     let mut updated = Vec::with_capacity(items.len());
     for (id, patch) in &items {
         updated
@@ -354,7 +400,7 @@ pub struct DeleteOutcome {
 /// Deletes the listed posts (ids given once each). Soft: active posts get `deleted_at`;
 /// already-deleted ones keep their first and are skipped. Hard: active and soft-deleted
 /// rows go, comments by cascade. Unknown ids are skipped. The caller checked the role.
-pub fn delete_all(
+fn delete_all(
     tx: &Transaction,
     actor: &Actor,
     ids: &[i64],
@@ -376,7 +422,7 @@ pub fn delete_all(
             .collect::<Result<_, _>>()?
     } else {
         stmt.query_map(
-            rusqlite::params![ids_json, clock::now(), actor.user_id],
+            rusqlite::params![ids_json, Timestamp::now(), actor.user_id],
             |row| row.get(0),
         )?
         .collect::<Result<_, _>>()?
@@ -388,7 +434,7 @@ pub fn delete_all(
 /// Restores every listed post or none: 404 for ids that exist nowhere, 400 for posts that
 /// are not deleted, 409 for slugs an active post now holds or two restored posts share.
 /// `requested` pairs each id with its position in the request, for the error entries.
-pub fn restore_all(tx: &Transaction, requested: &[(usize, i64)]) -> StoreResult<Vec<Post>> {
+fn restore_all(tx: &Transaction, requested: &[(usize, i64)]) -> StoreResult<Vec<Post>> {
     let ids: Vec<i64> = requested.iter().map(|(_, id)| *id).collect();
     let ids = ids.as_slice();
     let mut find = tx.prepare_cached(
@@ -440,7 +486,11 @@ pub fn restore_all(tx: &Transaction, requested: &[(usize, i64)]) -> StoreResult<
     let claims: Vec<SlugClaim> = posts
         .iter()
         .zip(requested)
-        .map(|(p, (index, _))| (*index, p.id, p.slug.as_str()))
+        .map(|(p, (index, _))| SlugClaim {
+            index: *index,
+            post_id: Some(p.id),
+            slug: &p.slug,
+        })
         .collect();
     refuse_slug_conflicts(tx, &claims)?;
 
@@ -450,6 +500,69 @@ pub fn restore_all(tx: &Transaction, requested: &[(usize, i64)]) -> StoreResult<
     )?;
     restore.execute([json_array(ids)?])?;
     Ok(posts)
+}
+
+impl Store {
+    /// Creates every post or none, in one transaction.
+    pub fn create_posts(&self, actor: &Actor, items: Vec<NewPost>) -> StoreResult<Vec<Post>> {
+        self.write(|tx| create_all(tx, actor, items))
+    }
+
+    /// `create_posts` for a request that may carry an Idempotency-Key (see `create_post`).
+    pub fn create_posts_once(
+        &self,
+        actor: &Actor,
+        items: Vec<NewPost>,
+        once: Option<&OnceKey>,
+        record: impl FnOnce(&[Post]) -> StoreResult<Recorded>,
+    ) -> StoreResult<Written> {
+        self.write_once(
+            once,
+            |tx| create_all(tx, actor, items),
+            |posts| record(&posts),
+        )
+    }
+
+    /// Creates the items that can be created and reports the others, in one transaction;
+    /// keyed like `create_post`.
+    pub fn create_posts_partial_once(
+        &self,
+        actor: &Actor,
+        items: Vec<Result<NewPost, Vec<ItemError>>>,
+        once: Option<&OnceKey>,
+        record: impl FnOnce(&[PartialOutcome]) -> StoreResult<Recorded>,
+    ) -> StoreResult<Written> {
+        self.write_once(
+            once,
+            |tx| create_partial(tx, actor, items),
+            |outcomes| record(&outcomes),
+        )
+    }
+
+    /// Applies every `(id, patch)` or none.
+    pub fn update_posts(
+        &self,
+        actor: &Actor,
+        items: Vec<(i64, PostPatch)>,
+    ) -> StoreResult<Vec<Post>> {
+        self.write(|tx| update_all(tx, actor, items))
+    }
+
+    /// Soft or permanent delete of the listed posts (each id once); unknown ids skipped.
+    pub fn delete_posts(
+        &self,
+        actor: &Actor,
+        ids: &[i64],
+        hard: bool,
+    ) -> StoreResult<DeleteOutcome> {
+        self.write(|tx| delete_all(tx, actor, ids, hard))
+    }
+
+    /// Restores every listed post or none; `requested` pairs each id with its position in
+    /// the request, for the error entries.
+    pub fn restore_posts(&self, requested: &[(usize, i64)]) -> StoreResult<Vec<Post>> {
+        self.write(|tx| restore_all(tx, requested))
+    }
 }
 
 #[cfg(test)]
@@ -464,7 +577,10 @@ mod tests {
             (2, None, "a"),
             (3, None, "a"),
         ];
-        let errors = repeated(values, "slug", "slug");
+        let errors: Vec<ItemError> = repeats(values)
+            .into_iter()
+            .map(|r| repeat_error(r, "slug", "slug"))
+            .collect();
         let indexes: Vec<usize> = errors.iter().filter_map(|e| e.index).collect();
         assert_eq!(indexes, [0, 2, 3]);
         assert!(errors[2].message.contains("item 0"));

@@ -3,8 +3,8 @@
 
 use super::posts::{active_by_id, not_found};
 use super::{Store, StoreError, StoreResult};
-use crate::clock;
-use crate::model::{Actor, Comment};
+use crate::clock::Timestamp;
+use crate::model::{Actor, Comment, CommentBody};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 fn comment_from_row(row: &Row<'_>) -> rusqlite::Result<Comment> {
@@ -44,13 +44,13 @@ impl Store {
         &self,
         actor: &Actor,
         post_id: i64,
-        body: String,
+        body: CommentBody,
     ) -> StoreResult<Comment> {
         self.write(|tx| {
             if active_by_id(tx, post_id)?.is_none() {
                 return Err(not_found(post_id));
             }
-            let now = clock::now();
+            let now = Timestamp::now();
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO comments (post_id, author_id, body, created_at) VALUES (?1, ?2, ?3, ?4)",
             )?;

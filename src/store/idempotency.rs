@@ -1,55 +1,90 @@
 //! Idempotency-Key records. Looked up and written inside the same IMMEDIATE transaction
-//! as the writes they describe, so a replay can never see half of a request.
+//! as the writes they describe, so a replay can never see half of a request and a request
+//! that failed leaves no record (it may be retried with the same key).
 
-use super::{Refusal, StoreError, StoreResult};
-use crate::clock;
-use rusqlite::{params, Connection, OptionalExtension};
+use super::{Refusal, Store, StoreError, StoreResult};
+use crate::clock::Timestamp;
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use std::time::Duration;
 
 pub const KEY_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// A stored answer to replay.
-pub struct StoredResponse {
+/// An `Idempotency-Key` header value: 1..=255 visible ASCII characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub fn parse(text: &str) -> Option<IdempotencyKey> {
+        ((1..=255).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_graphic()))
+            .then(|| IdempotencyKey(text.to_owned()))
+    }
+}
+
+/// A key as one user sent it, with the fingerprint of the request it came with.
+pub struct OnceKey {
+    user_id: i64,
+    key: IdempotencyKey,
+    fingerprint: String,
+}
+
+impl OnceKey {
+    /// "The same request" is the same method, path and exact body bytes.
+    pub fn new(
+        user_id: i64,
+        key: IdempotencyKey,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> OnceKey {
+        let mut hasher = hmac_sha256::Hash::new();
+        for part in [method.as_bytes(), b"\n", path.as_bytes(), b"\n", body] {
+            hasher.update(part);
+        }
+        let fingerprint = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        OnceKey {
+            user_id,
+            key,
+            fingerprint,
+        }
+    }
+}
+
+/// The answer to a keyed request, as stored for replay. The store keeps it as given and
+/// never interprets it.
+#[derive(Clone, Debug)]
+pub struct Recorded {
     pub status: u16,
     pub body: Vec<u8>,
 }
 
-/// What identifies "the same request": method, path and the exact body bytes.
-pub fn request_fingerprint(method: &str, path: &str, body: &[u8]) -> String {
-    let mut hasher = hmac_sha256::Hash::new();
-    for part in [method.as_bytes(), b"\n", path.as_bytes(), b"\n", body] {
-        hasher.update(part);
-    }
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+/// The answer of a write that may be keyed: fresh, or replayed from its record.
+pub struct Written {
+    pub answer: Recorded,
+    pub replayed: bool,
 }
 
-/// The stored response for `(user, key)` if this exact request was answered within the
-/// key's lifetime; a refusal if the key was used for a different request. Expired keys
-/// are swept here, so no separate job is needed.
-pub fn lookup(
-    conn: &Connection,
-    user_id: i64,
-    key: &str,
-    fingerprint: &str,
-) -> StoreResult<Option<StoredResponse>> {
+/// The stored answer for the key if this exact request was answered within the key's
+/// lifetime; a refusal if the key was used for a different request. Expired keys are
+/// swept here, so no separate job is needed.
+fn lookup(conn: &Connection, once: &OnceKey) -> StoreResult<Option<Recorded>> {
     let mut sweep = conn.prepare_cached("DELETE FROM idempotency_keys WHERE created_at < ?1")?;
-    sweep.execute([clock::ago(KEY_LIFETIME)])?;
+    sweep.execute([Timestamp::ago(KEY_LIFETIME)])?;
     let mut find = conn.prepare_cached(
         "SELECT request_hash, status, body FROM idempotency_keys WHERE user_id = ?1 AND key = ?2",
     )?;
     let found: Option<(String, u16, Vec<u8>)> = find
-        .query_row(params![user_id, key], |row| {
+        .query_row(params![once.user_id, once.key.0], |row| {
             Ok((row.get(0)?, row.get(1)?, row.get(2)?))
         })
         .optional()?;
     match found {
         None => Ok(None),
-        Some((stored, status, body)) if stored == fingerprint => {
-            Ok(Some(StoredResponse { status, body }))
+        Some((stored, status, body)) if stored == once.fingerprint => {
+            Ok(Some(Recorded { status, body }))
         }
         Some(_) => Err(StoreError::refused(
             Refusal::Mismatch,
@@ -58,25 +93,49 @@ pub fn lookup(
     }
 }
 
-pub fn save(
-    conn: &Connection,
-    user_id: i64,
-    key: &str,
-    fingerprint: &str,
-    status: u16,
-    body: &[u8],
-) -> StoreResult<()> {
+fn save(conn: &Connection, once: &OnceKey, answer: &Recorded) -> StoreResult<()> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO idempotency_keys (user_id, key, request_hash, status, body, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
     stmt.execute(params![
-        user_id,
-        key,
-        fingerprint,
-        status,
-        body,
-        clock::now()
+        once.user_id,
+        once.key.0,
+        once.fingerprint,
+        answer.status,
+        answer.body,
+        Timestamp::now()
     ])?;
     Ok(())
+}
+
+impl Store {
+    /// Runs `write` in one IMMEDIATE transaction and turns its result into the answer with
+    /// `record`. With a key: a replay answers the stored record and writes nothing; a first
+    /// use stores the answer in the same transaction as the writes.
+    pub(super) fn write_once<T>(
+        &self,
+        once: Option<&OnceKey>,
+        write: impl FnOnce(&Transaction) -> StoreResult<T>,
+        record: impl FnOnce(T) -> StoreResult<Recorded>,
+    ) -> StoreResult<Written> {
+        self.write(|tx| {
+            if let Some(once) = once {
+                if let Some(answer) = lookup(tx, once)? {
+                    return Ok(Written {
+                        answer,
+                        replayed: true,
+                    });
+                }
+            }
+            let answer = record(write(tx)?)?;
+            if let Some(once) = once {
+                save(tx, once, &answer)?;
+            }
+            Ok(Written {
+                answer,
+                replayed: false,
+            })
+        })
+    }
 }

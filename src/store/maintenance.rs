@@ -2,9 +2,11 @@
 //! progress through a callback `(done, total)`; the CLI decides whether to show it.
 
 use super::{Store, StoreError, StoreResult};
+use crate::clock::Timestamp;
 use rusqlite::backup::{Backup, StepResult};
-use rusqlite::Connection;
-use std::path::Path;
+use rusqlite::{Connection, OpenFlags};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
 
 /// Rows deleted per statement by `purge`, all inside one transaction: small enough to
 /// report progress often, large enough to cost nothing extra.
@@ -14,12 +16,60 @@ const BACKUP_PAGES_PER_STEP: i32 = 1024;
 
 pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
 
+/// A directory only we can enter, beside `dest`, for a copy in progress: nobody else can
+/// plant a symbolic link where the copy is written. Removed on drop.
+struct PrivateDir(PathBuf);
+
+impl PrivateDir {
+    fn beside(dest: &Path) -> StoreResult<PrivateDir> {
+        let parent = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let mut last_error = None;
+        for attempt in 0..8u64 {
+            let dir = parent.join(format!(".postd-partial-{:016x}", unpredictable(attempt)));
+            // mkdir never follows a link and fails if the name exists: whatever it creates
+            // is ours, mode 0700.
+            match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+                Ok(()) => return Ok(PrivateDir(dir)),
+                Err(err) => last_error = Some(err),
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "cannot make a private directory beside {}: {}",
+            dest.display(),
+            last_error.map(|e| e.to_string()).unwrap_or_default()
+        )))
+    }
+}
+
+impl Drop for PrivateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A name nobody can guess ahead: std's per-process random hash keys, mixed with the time.
+fn unpredictable(salt: u64) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(salt);
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    hasher.finish()
+}
+
 impl Store {
-    /// Permanently deletes posts soft-deleted before `cutoff` (a stored timestamp), in one
-    /// transaction; comments go by cascade. With `dry_run`, only counts.
+    /// Permanently deletes posts soft-deleted before `cutoff`, in one transaction;
+    /// comments go by cascade. With `dry_run`, only counts.
     pub fn purge_deleted_before(
         &self,
-        cutoff: &str,
+        cutoff: &Timestamp,
         dry_run: bool,
         progress: Progress<'_>,
     ) -> StoreResult<u64> {
@@ -51,16 +101,21 @@ impl Store {
 
     /// A consistent copy of the live database through SQLite's online backup API. The copy
     /// runs in steps inside one read snapshot: writers (in WAL mode) are never blocked,
-    /// and their commits can not restart the copy. Writes to a temporary file beside `dest`
-    /// and renames it into place, so `dest` is either the old file or a complete new copy.
+    /// and their commits can not restart the copy. It is written in a private directory
+    /// beside `dest` (never through a symbolic link) and renamed into place, so `dest` is
+    /// either what it was or a complete new copy; a link at `dest` is replaced, not
+    /// followed.
     pub fn backup_to(&self, dest: &Path, progress: Progress<'_>) -> StoreResult<()> {
-        let file_name = dest
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let partial = dest.with_file_name(format!(".{file_name}.partial-{}", std::process::id()));
-        let result = self.snapshot(|conn| {
-            let mut target = Connection::open(&partial)?;
+        let dir = PrivateDir::beside(dest)?;
+        let partial = dir.0.join("copy.db");
+        self.snapshot(|conn| {
+            let mut target = Connection::open_with_flags(
+                &partial,
+                OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | OpenFlags::SQLITE_OPEN_CREATE
+                    | OpenFlags::SQLITE_OPEN_NOFOLLOW
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
             {
                 let backup = Backup::new(conn, &mut target)?;
                 loop {
@@ -80,15 +135,9 @@ impl Store {
             target.execute_batch("PRAGMA journal_mode = DELETE")?;
             target.close().map_err(|(_, err)| err)?;
             Ok(())
-        });
-        let renamed = result.and_then(|()| {
-            std::fs::rename(&partial, dest)
-                .map_err(|e| StoreError::Unavailable(format!("renaming the copy: {e}")))
-        });
-        if renamed.is_err() {
-            let _ = std::fs::remove_file(&partial);
-        }
-        renamed
+        })?;
+        std::fs::rename(&partial, dest)
+            .map_err(|e| StoreError::Unavailable(format!("renaming the copy: {e}")))
     }
 
     /// Runs SQLite's integrity and foreign-key checks and the full-text index's own check;
@@ -125,17 +174,15 @@ impl Store {
         progress(2, 3);
         // FTS5's check is a command written as an INSERT; it changes nothing, but SQLite
         // needs a write transaction for it. rank = 1 also compares against the posts table.
+        // Its failure is a finding, not an error of the check.
         let fts = self.write(|tx| {
-            tx.execute(
+            Ok(tx.execute(
                 "INSERT INTO posts_fts (posts_fts, rank) VALUES ('integrity-check', 1)",
                 [],
-            )?;
-            Ok(())
-        });
-        match fts {
-            Ok(()) => {}
-            Err(StoreError::Sqlite(err)) => problems.push(format!("full-text index: {err}")),
-            Err(other) => return Err(other),
+            ))
+        })?;
+        if let Err(err) = fts {
+            problems.push(format!("full-text index: {err}"));
         }
         progress(3, 3);
         Ok(problems)
@@ -144,6 +191,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use crate::clock::Timestamp;
     use crate::store::testing::TempStore;
 
     #[test]
@@ -185,7 +233,7 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-        let cutoff = crate::clock::now();
+        let cutoff = Timestamp::now();
         assert_eq!(
             t.store
                 .purge_deleted_before(&cutoff, true, &mut |_, _| {})

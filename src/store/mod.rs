@@ -2,13 +2,14 @@
 //! domain rules that need the database (existence → ownership → conflicts), and answers
 //! with domain types or a [`StoreError`].
 
-pub mod bulk;
-pub mod comments;
-pub mod idempotency;
-pub mod maintenance;
-pub mod posts;
+mod bulk;
+mod comments;
+mod idempotency;
+mod maintenance;
+mod posts;
 mod schema;
-pub mod users;
+mod users;
+mod values;
 
 use crate::model::ItemError;
 use r2d2_sqlite::SqliteConnectionManager;
@@ -17,7 +18,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
+pub use bulk::{DeleteOutcome, PartialOutcome};
+pub use idempotency::{IdempotencyKey, OnceKey, Recorded, Written};
 pub use maintenance::Progress;
+pub use posts::{ListQuery, TrashCursor};
 pub use schema::schema_version;
 
 /// How long a connection waits for another *process* (the CLI, a backup, Litestream)
@@ -25,9 +29,11 @@ pub use schema::schema_version;
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const STATEMENT_CACHE: usize = 64;
 
-/// Why a rule refused the request. Maps one-to-one onto an HTTP status at the edge.
+/// Why a rule refused the request. The HTTP edge maps each onto one status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
+    /// A value breaks a field rule (bulk partial mode reports these per item).
+    Invalid,
     NotFound,
     Forbidden,
     Conflict,
@@ -45,11 +51,13 @@ pub enum StoreError {
         detail: String,
         errors: Vec<ItemError>,
     },
-    /// No connection could be had in time (pool exhausted or the file unreadable).
+    /// Another process held the database's write lock for longer than `BUSY_TIMEOUT`;
+    /// trying again shortly is the cure.
+    Busy,
+    /// No connection could be had in time, or the file is not a usable postd database.
     Unavailable(String),
-    /// A bug of ours, not the database's (e.g. a response that would not serialize).
+    /// Anything else going wrong below us, or a bug of ours: logged where it is answered.
     Internal(String),
-    Sqlite(rusqlite::Error),
 }
 
 impl StoreError {
@@ -86,9 +94,9 @@ impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StoreError::Refused { detail, .. } => f.write_str(detail),
+            StoreError::Busy => f.write_str("the database is busy"),
             StoreError::Unavailable(detail) => write!(f, "database unavailable: {detail}"),
-            StoreError::Internal(detail) => write!(f, "internal error: {detail}"),
-            StoreError::Sqlite(err) => write!(f, "database error: {err}"),
+            StoreError::Internal(detail) => write!(f, "database error: {detail}"),
         }
     }
 }
@@ -97,7 +105,25 @@ impl std::error::Error for StoreError {}
 
 impl From<rusqlite::Error> for StoreError {
     fn from(err: rusqlite::Error) -> StoreError {
-        StoreError::Sqlite(err)
+        match &err {
+            rusqlite::Error::SqliteFailure(e, _)
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) =>
+            {
+                StoreError::Busy
+            }
+            _ => StoreError::Internal(err.to_string()),
+        }
+    }
+}
+
+/// For answers recorded with an Idempotency-Key: our own values always serialize, so a
+/// failure is a bug.
+impl From<serde_json::Error> for StoreError {
+    fn from(err: serde_json::Error) -> StoreError {
+        StoreError::Internal(format!("serializing an answer: {err}"))
     }
 }
 
@@ -141,7 +167,7 @@ fn prepare_connection(conn: &mut Connection, wal_autocheckpoint: u32) -> rusqlit
 
 /// Opens (creating if needed) the database file, applies or migrates the schema, and
 /// returns a single connection configured like the pool's. Used by the CLI and by `open`.
-pub fn open_connection(path: &Path) -> StoreResult<Connection> {
+fn open_connection(path: &Path) -> StoreResult<Connection> {
     let mut conn = Connection::open(path)?;
     prepare_connection(&mut conn, DEFAULT_WAL_AUTOCHECKPOINT)?;
     // WAL is a property of the file; set once here, every later connection inherits it.
@@ -189,15 +215,30 @@ impl Store {
         &self.path
     }
 
+    /// Says so when the database file, which holds the password hashes, can be read by
+    /// other users: postd creates its files 0600, but a file copied in may be 0644.
+    pub fn warn_if_readable_by_others(&self) {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(&self.path) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                log::warn!(
+                    "database {} has mode {mode:o}: other users can read the password hashes (chmod 600)",
+                    self.path.display()
+                );
+            }
+        }
+    }
+
     /// Runs `f` on a pooled connection, outside any explicit transaction: for single
     /// statements, which SQLite runs atomically on one snapshot anyway.
-    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
         let conn = self.pool.get()?;
         f(&conn)
     }
 
     /// Runs `f` in a read transaction, so several statements see one snapshot.
-    pub fn snapshot<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+    fn snapshot<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
         let mut conn = self.pool.get()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
         let out = f(&tx)?;
@@ -207,7 +248,7 @@ impl Store {
 
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction, committed only if `f` succeeds. A
     /// panic in `f` drops the transaction, which rolls it back.
-    pub fn write<T>(&self, f: impl FnOnce(&Transaction) -> StoreResult<T>) -> StoreResult<T> {
+    fn write<T>(&self, f: impl FnOnce(&Transaction) -> StoreResult<T>) -> StoreResult<T> {
         let mut conn = self.pool.get()?;
         // A writer that panicked leaves the lock poisoned; its transaction was already
         // rolled back by unwinding, so the protected state (none) is fine.
@@ -250,7 +291,7 @@ impl Store {
 
 /// `true` when the error is a UNIQUE constraint failure (a race lost to another writer
 /// outside this process, or a slug check the caller did not make).
-pub fn is_unique_violation(err: &rusqlite::Error) -> bool {
+fn is_unique_violation(err: &rusqlite::Error) -> bool {
     matches!(
         err,
         rusqlite::Error::SqliteFailure(e, _)

@@ -1,9 +1,12 @@
 //! Posts: reads through `active_posts` (ordinary) and `deleted_posts` (trash, restore);
 //! writes to the `posts` table.
 
+use super::idempotency::{OnceKey, Recorded, Written};
 use super::{is_unique_violation, Refusal, Store, StoreError, StoreResult};
-use crate::clock;
-use crate::model::{slug_base, slug_candidate, Actor, Deletion, NewPost, Post, PostPatch};
+use crate::clock::Timestamp;
+use crate::model::{
+    slug_base, slug_candidate, Actor, Deletion, NewPost, Post, PostPatch, Slug, Title,
+};
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use std::collections::{HashMap, HashSet};
 
@@ -14,7 +17,7 @@ fn post_from_row(row: &Row<'_>) -> rusqlite::Result<Post> {
 }
 
 /// Reads the seven post columns starting at column `at`.
-pub(crate) fn post_from_row_at(row: &Row<'_>, at: usize) -> rusqlite::Result<Post> {
+pub(super) fn post_from_row_at(row: &Row<'_>, at: usize) -> rusqlite::Result<Post> {
     Ok(Post {
         id: row.get(at)?,
         author_id: row.get(at + 1)?,
@@ -36,14 +39,14 @@ fn trashed_post_from_row(row: &Row<'_>) -> rusqlite::Result<Post> {
     Ok(post)
 }
 
-pub fn active_by_id(conn: &Connection, id: i64) -> StoreResult<Option<Post>> {
+pub(super) fn active_by_id(conn: &Connection, id: i64) -> StoreResult<Option<Post>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {POST_COLUMNS} FROM active_posts WHERE id = ?1"
     ))?;
     Ok(stmt.query_row([id], post_from_row).optional()?)
 }
 
-pub fn deleted_by_id(conn: &Connection, id: i64) -> StoreResult<Option<Post>> {
+fn deleted_by_id(conn: &Connection, id: i64) -> StoreResult<Option<Post>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {POST_COLUMNS}, deleted_at, deleted_by_id FROM deleted_posts WHERE id = ?1"
     ))?;
@@ -58,7 +61,7 @@ fn active_by_slug(conn: &Connection, slug: &str) -> StoreResult<Option<Post>> {
 }
 
 /// Is `slug` held by an active post? Soft-deleted posts hold no slug.
-pub fn slug_taken(conn: &Connection, slug: &str) -> StoreResult<bool> {
+fn slug_taken(conn: &Connection, slug: &Slug) -> StoreResult<bool> {
     let mut stmt =
         conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM active_posts WHERE slug = ?1)")?;
     Ok(stmt.query_row([slug], |row| row.get(0))?)
@@ -66,12 +69,12 @@ pub fn slug_taken(conn: &Connection, slug: &str) -> StoreResult<bool> {
 
 /// A post wherever it is, for the operations that work on both sides (permanent delete,
 /// restore).
-pub enum Located {
+enum Located {
     Active(Post),
     Deleted(Post),
 }
 
-pub fn locate(conn: &Connection, id: i64) -> StoreResult<Option<Located>> {
+fn locate(conn: &Connection, id: i64) -> StoreResult<Option<Located>> {
     if let Some(post) = active_by_id(conn, id)? {
         return Ok(Some(Located::Active(post)));
     }
@@ -82,26 +85,30 @@ pub fn not_found(id: i64) -> StoreError {
     StoreError::not_found(format!("post {id} not found"))
 }
 
+pub(super) fn slug_taken_message(slug: &str) -> String {
+    format!("slug '{slug}' is already used by another post")
+}
+
 fn slug_conflict(slug: &str) -> StoreError {
-    StoreError::conflict(format!("slug '{slug}' is already used by another post"))
+    StoreError::conflict(slug_taken_message(slug))
 }
 
 /// Hands out derived slugs: the first free of `base`, `base-2`, `base-3`… that neither an
 /// active post nor an earlier item of the same request holds. Remembers where each base
 /// got to, so a batch of N equal titles costs N lookups, not N².
 #[derive(Default)]
-pub struct SlugAllocator {
-    reserved: HashSet<String>,
-    next_suffix: HashMap<String, u64>,
+pub(super) struct SlugAllocator {
+    reserved: HashSet<Slug>,
+    next_suffix: HashMap<Slug, u64>,
 }
 
 impl SlugAllocator {
     /// Marks an explicit slug as used by this request.
-    pub fn reserve(&mut self, slug: &str) -> bool {
-        self.reserved.insert(slug.to_owned())
+    pub fn reserve(&mut self, slug: &Slug) {
+        self.reserved.insert(slug.clone());
     }
 
-    pub fn derive(&mut self, conn: &Connection, title: &str) -> StoreResult<String> {
+    pub fn derive(&mut self, conn: &Connection, title: &Title) -> StoreResult<Slug> {
         let base = slug_base(title);
         let mut n = self.next_suffix.get(&base).copied().unwrap_or(1);
         loop {
@@ -114,15 +121,23 @@ impl SlugAllocator {
             }
         }
     }
+
+    /// The explicit slug if the post has one, else a derived one.
+    pub fn slug_for(&mut self, conn: &Connection, post: &NewPost) -> StoreResult<Slug> {
+        match &post.slug {
+            Some(explicit) => Ok(explicit.clone()),
+            None => self.derive(conn, &post.title),
+        }
+    }
 }
 
 /// Inserts one post whose slug is already decided. Used by single and bulk create.
-pub fn insert(
+pub(super) fn insert(
     tx: &Transaction,
     author_id: i64,
     post: NewPost,
-    slug: String,
-    now: &str,
+    slug: Slug,
+    now: &Timestamp,
 ) -> StoreResult<Post> {
     let mut stmt = tx.prepare_cached(
         "INSERT INTO posts (author_id, title, slug, body, created_at, updated_at)
@@ -130,7 +145,7 @@ pub fn insert(
     )?;
     let id = match stmt.insert(params![author_id, post.title, slug, post.body, now]) {
         Ok(id) => id,
-        Err(err) if is_unique_violation(&err) => return Err(slug_conflict(&slug)),
+        Err(err) if is_unique_violation(&err) => return Err(slug_conflict(slug.as_str())),
         Err(err) => return Err(err.into()),
     };
     Ok(Post {
@@ -139,21 +154,20 @@ pub fn insert(
         title: post.title,
         slug,
         body: post.body,
-        created_at: now.to_owned(),
-        updated_at: now.to_owned(),
+        created_at: now.clone(),
+        updated_at: now.clone(),
         deletion: None,
     })
 }
 
-/// Creates one post inside the caller's transaction (the caller may add an idempotency
-/// record to the same transaction).
-pub fn create(tx: &Transaction, actor: &Actor, post: NewPost) -> StoreResult<Post> {
-    let slug = match &post.slug {
-        Some(explicit) if slug_taken(tx, explicit)? => return Err(slug_conflict(explicit)),
-        Some(explicit) => explicit.clone(),
-        None => SlugAllocator::default().derive(tx, &post.title)?,
-    };
-    insert(tx, actor.user_id, post, slug, &clock::now())
+fn create(tx: &Transaction, actor: &Actor, post: NewPost) -> StoreResult<Post> {
+    if let Some(explicit) = &post.slug {
+        if slug_taken(tx, explicit)? {
+            return Err(slug_conflict(explicit.as_str()));
+        }
+    }
+    let slug = SlugAllocator::default().slug_for(tx, &post)?;
+    insert(tx, actor.user_id, post, slug, &Timestamp::now())
 }
 
 /// Query for the public list. `words` are already split search words (AND-ed).
@@ -181,7 +195,7 @@ fn fts_query(words: &[String]) -> String {
 
 /// Up to `limit + 1` active posts, newest first: the extra row tells the caller whether a
 /// next page exists.
-pub fn list_active(conn: &Connection, query: &ListQuery<'_>) -> StoreResult<Vec<Post>> {
+fn list_active(conn: &Connection, query: &ListQuery<'_>) -> StoreResult<Vec<Post>> {
     // Four fixed statements rather than one with "?x IS NULL OR …" branches, which would
     // stop SQLite from using the author index or the FTS index.
     const BASE: &str = "SELECT id, author_id, title, slug, body, created_at, updated_at
@@ -213,13 +227,13 @@ pub fn list_active(conn: &Connection, query: &ListQuery<'_>) -> StoreResult<Vec<
 
 /// Where a trash page starts: after the post deleted at `deleted_at` with this `id`.
 pub struct TrashCursor {
-    pub deleted_at: String,
+    pub deleted_at: Timestamp,
     pub id: i64,
 }
 
 /// Up to `limit + 1` soft-deleted posts, most recently deleted first; only `author_id`'s
 /// when given.
-pub fn list_trash(
+fn list_trash(
     conn: &Connection,
     author_id: Option<i64>,
     limit: u32,
@@ -257,32 +271,34 @@ pub fn list_trash(
     Ok(rows)
 }
 
+fn belongs_to_another(id: i64) -> StoreError {
+    StoreError::forbidden(format!("post {id} belongs to another user"))
+}
+
 fn managed_active_post(tx: &Transaction, actor: &Actor, id: i64) -> StoreResult<Post> {
     let post = active_by_id(tx, id)?.ok_or_else(|| not_found(id))?;
     if !actor.may_manage(post.author_id) {
-        return Err(StoreError::forbidden(format!(
-            "post {id} belongs to another user"
-        )));
+        return Err(belongs_to_another(id));
     }
     Ok(post)
 }
 
-pub fn update(tx: &Transaction, actor: &Actor, id: i64, patch: PostPatch) -> StoreResult<Post> {
+fn update(tx: &Transaction, actor: &Actor, id: i64, patch: PostPatch) -> StoreResult<Post> {
     let post = managed_active_post(tx, actor, id)?;
     if let Some(slug) = &patch.slug {
         if *slug != post.slug && slug_taken(tx, slug)? {
-            return Err(slug_conflict(slug));
+            return Err(slug_conflict(slug.as_str()));
         }
     }
-    apply_patch(tx, id, &patch, &clock::now())?.ok_or_else(|| not_found(id))
+    apply_patch(tx, id, &patch, &Timestamp::now())?.ok_or_else(|| not_found(id))
 }
 
 /// Writes a checked patch; `None` if the post is not active.
-pub fn apply_patch(
+pub(super) fn apply_patch(
     tx: &Transaction,
     id: i64,
     patch: &PostPatch,
-    now: &str,
+    now: &Timestamp,
 ) -> StoreResult<Option<Post>> {
     let mut stmt = tx.prepare_cached(&format!(
         "UPDATE posts SET title = coalesce(?2, title), body = coalesce(?3, body),
@@ -297,31 +313,29 @@ pub fn apply_patch(
         .optional()
     {
         Ok(post) => Ok(post),
-        Err(err) if is_unique_violation(&err) => {
-            Err(slug_conflict(patch.slug.as_deref().unwrap_or_default()))
-        }
+        Err(err) if is_unique_violation(&err) => Err(slug_conflict(
+            patch.slug.as_ref().map(Slug::as_str).unwrap_or_default(),
+        )),
         Err(err) => Err(err.into()),
     }
 }
 
-pub fn soft_delete(tx: &Transaction, actor: &Actor, id: i64) -> StoreResult<()> {
+fn soft_delete(tx: &Transaction, actor: &Actor, id: i64) -> StoreResult<()> {
     managed_active_post(tx, actor, id)?;
     let mut stmt = tx.prepare_cached(
         "UPDATE posts SET deleted_at = ?2, deleted_by_id = ?3 WHERE id = ?1 AND deleted_at IS NULL",
     )?;
-    stmt.execute(params![id, clock::now(), actor.user_id])?;
+    stmt.execute(params![id, Timestamp::now(), actor.user_id])?;
     Ok(())
 }
 
-pub fn hard_delete(tx: &Transaction, actor: &Actor, id: i64) -> StoreResult<()> {
+fn hard_delete(tx: &Transaction, actor: &Actor, id: i64) -> StoreResult<()> {
     let author_id = match locate(tx, id)? {
         Some(Located::Active(post)) | Some(Located::Deleted(post)) => post.author_id,
         None => return Err(not_found(id)),
     };
     if !actor.may_manage(author_id) {
-        return Err(StoreError::forbidden(format!(
-            "post {id} belongs to another user"
-        )));
+        return Err(belongs_to_another(id));
     }
     let mut stmt = tx.prepare_cached("DELETE FROM posts WHERE id = ?1")?;
     stmt.execute([id])?;
@@ -329,7 +343,7 @@ pub fn hard_delete(tx: &Transaction, actor: &Actor, id: i64) -> StoreResult<()> 
 }
 
 /// Brings a soft-deleted post back. The caller has checked that the actor is an admin.
-pub fn restore(tx: &Transaction, id: i64) -> StoreResult<Post> {
+fn restore(tx: &Transaction, id: i64) -> StoreResult<Post> {
     let post = match locate(tx, id)? {
         None => return Err(not_found(id)),
         Some(Located::Active(_)) => {
@@ -383,6 +397,18 @@ impl Store {
         self.read(|conn| list_trash(conn, only_author, limit, after))
     }
 
+    /// Creates one post. With a key, the answer `record` makes is stored in the same
+    /// transaction, and a repeat of the request replays it instead of writing again.
+    pub fn create_post(
+        &self,
+        actor: &Actor,
+        post: NewPost,
+        once: Option<&OnceKey>,
+        record: impl FnOnce(&Post) -> StoreResult<Recorded>,
+    ) -> StoreResult<Written> {
+        self.write_once(once, |tx| create(tx, actor, post), |post| record(&post))
+    }
+
     pub fn update_post(&self, actor: &Actor, id: i64, patch: PostPatch) -> StoreResult<Post> {
         self.write(|tx| update(tx, actor, id, patch))
     }
@@ -403,14 +429,14 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Role;
+    use crate::model::{PostBody, Role, Username};
     use crate::store::testing::TempStore;
     use crate::store::users;
 
     fn author(t: &TempStore) -> Actor {
         let user = t
             .store
-            .write(|tx| users::insert(tx, "alice", "h", Role::User))
+            .write(|tx| users::insert(tx, &Username::parse("alice").unwrap(), "h", Role::User))
             .unwrap();
         Actor {
             user_id: user.id,
@@ -420,9 +446,9 @@ mod tests {
 
     fn new_post(title: &str, slug: Option<&str>) -> NewPost {
         NewPost {
-            title: title.into(),
-            body: "b".into(),
-            slug: slug.map(Into::into),
+            title: Title::normalize(title).unwrap(),
+            body: PostBody::parse("b").unwrap(),
+            slug: slug.map(|s| Slug::parse(s).unwrap()),
         }
     }
 
@@ -459,7 +485,7 @@ mod tests {
     fn derived_slugs_skip_taken_ones_in_order() {
         let t = TempStore::new("slugs");
         let actor = author(&t);
-        let slugs: Vec<String> = (0..3)
+        let slugs: Vec<Slug> = (0..3)
             .map(|_| {
                 t.store
                     .write(|tx| create(tx, &actor, new_post("Same Title", None)))

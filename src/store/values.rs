@@ -1,0 +1,38 @@
+//! How the domain's checked values go into and come out of SQLite. Reading parses again:
+//! a stored value that breaks its rule (a file edited by hand) is an error, never a value
+//! of the type that silently is not valid.
+
+use crate::clock::Timestamp;
+use crate::model::{CommentBody, PostBody, Slug, Title, Username};
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+
+macro_rules! stored_as_text {
+    ($($name:ty => $parse:expr),* $(,)?) => {$(
+        impl ToSql for $name {
+            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                Ok(ToSqlOutput::from(self.as_str()))
+            }
+        }
+
+        impl FromSql for $name {
+            fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+                let text = value.as_str()?;
+                let parse: fn(&str) -> Result<$name, String> = $parse;
+                parse(text).map_err(|why| {
+                    FromSqlError::Other(
+                        format!("stored {} '{text}' {why}", stringify!($name)).into(),
+                    )
+                })
+            }
+        }
+    )*};
+}
+
+stored_as_text! {
+    Title => |t| Title::parse(t),
+    Slug => |t| Slug::parse(t),
+    PostBody => |t| PostBody::parse(t),
+    CommentBody => |t| CommentBody::parse(t),
+    Username => |t| Username::parse(t),
+    Timestamp => |t| Timestamp::parse(t).ok_or_else(|| "is not a timestamp".to_string()),
+}
