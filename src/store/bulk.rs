@@ -107,6 +107,15 @@ fn posts_phrase(n: usize) -> String {
     }
 }
 
+/// Refuses with `why`, listing `errors` and saying what those posts are, if any.
+fn refuse_posts(why: Refusal, what: &str, errors: Vec<ItemError>) -> StoreResult<()> {
+    if errors.is_empty() {
+        return Ok(());
+    }
+    let detail = format!("{} {what}", posts_phrase(errors.len()));
+    Err(StoreError::items(why, detail, errors))
+}
+
 fn items_phrase(n: usize) -> String {
     if n == 1 {
         "1 item".into()
@@ -311,45 +320,17 @@ fn lookup_active(tx: &Transaction, ids: &[i64]) -> StoreResult<Vec<ActiveLookup>
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Applies every patch or none: 404 for ids not active, 403 for posts the actor may not
-/// manage, 409 for slugs another active post holds or two items both set, and for a post
-/// that two items both change.
-fn update_all(
+/// The items of a bulk update that conflict: two items changing one post (like two
+/// items claiming one slug), or a new slug that repeats or that another active post holds.
+fn update_conflicts(
     tx: &Transaction,
-    actor: &Actor,
-    items: Vec<(i64, PostPatch)>,
-) -> StoreResult<Vec<Post>> {
+    items: &[(i64, PostPatch)],
+    found: &[ActiveLookup],
+) -> StoreResult<Vec<ItemError>> {
     let ids: Vec<i64> = items.iter().map(|(id, _)| *id).collect();
-    let found = lookup_active(tx, &ids)?;
-
-    let missing: Vec<ItemError> = found
-        .iter()
-        .zip(&ids)
-        .enumerate()
-        .filter(|(_, (f, _))| f.author_id.is_none())
-        .map(|(i, (_, id))| ItemError::item(i, Some(*id), format!("post {id} not found")))
-        .collect();
-    if !missing.is_empty() {
-        let detail = format!("{} not found", posts_phrase(missing.len()));
-        return Err(StoreError::items(Refusal::NotFound, detail, missing));
-    }
-    let foreign: Vec<ItemError> = found
-        .iter()
-        .zip(&ids)
-        .enumerate()
-        .filter(|(_, (f, _))| !f.author_id.is_some_and(|author| actor.may_manage(author)))
-        .map(|(i, (_, id))| {
-            ItemError::item(i, Some(*id), format!("post {id} belongs to another user"))
-        })
-        .collect();
-    if !foreign.is_empty() {
-        let detail = format!("{} of other users", posts_phrase(foreign.len()));
-        return Err(StoreError::items(Refusal::Forbidden, detail, foreign));
-    }
-
     let new_slugs: Vec<SlugClaim> = items
         .iter()
-        .zip(&found)
+        .zip(found)
         .enumerate()
         .filter_map(|(index, ((id, patch), f))| {
             patch
@@ -363,7 +344,6 @@ fn update_all(
                 })
         })
         .collect();
-    // Two items changing the same post conflict like two items claiming one slug.
     let id_texts: Vec<String> = ids.iter().map(i64::to_string).collect();
     let mut errors: Vec<ItemError> = repeats(
         id_texts
@@ -381,7 +361,47 @@ fn update_all(
             .into_iter()
             .filter(|e| e.index.is_some_and(|i| !listed.contains(&i))),
     );
-    refuse_conflicts(errors)?;
+    Ok(errors)
+}
+
+/// Applies every patch or none: 404 for ids not active, 403 for posts the actor may not
+/// manage, 409 for slugs another active post holds or two items both set, and for a post
+/// that two items both change.
+fn update_all(
+    tx: &Transaction,
+    actor: &Actor,
+    items: Vec<(i64, PostPatch)>,
+) -> StoreResult<Vec<Post>> {
+    let ids: Vec<i64> = items.iter().map(|(id, _)| *id).collect();
+    let found = lookup_active(tx, &ids)?;
+
+    // Each item's error, for the items where `fails` holds.
+    let where_ = |fails: &dyn Fn(&ActiveLookup) -> bool, message: &dyn Fn(i64) -> String| {
+        found
+            .iter()
+            .zip(&ids)
+            .enumerate()
+            .filter(|(_, (f, _))| fails(f))
+            .map(|(i, (_, id))| ItemError::item(i, Some(*id), message(*id)))
+            .collect::<Vec<_>>()
+    };
+    refuse_posts(
+        Refusal::NotFound,
+        "not found",
+        where_(&|f| f.author_id.is_none(), &|id| {
+            format!("post {id} not found")
+        }),
+    )?;
+    refuse_posts(
+        Refusal::Forbidden,
+        "of other users",
+        where_(
+            &|f| !f.author_id.is_some_and(|author| actor.may_manage(author)),
+            &|id| format!("post {id} belongs to another user"),
+        ),
+    )?;
+
+    refuse_conflicts(update_conflicts(tx, &items, &found)?)?;
 
     let now = Timestamp::now();
     let mut updated = Vec::with_capacity(items.len());
@@ -473,14 +493,8 @@ fn restore_all(tx: &Transaction, requested: &[(usize, i64)]) -> StoreResult<Vec<
             ));
         }
     }
-    if !missing.is_empty() {
-        let detail = format!("{} not found", posts_phrase(missing.len()));
-        return Err(StoreError::items(Refusal::NotFound, detail, missing));
-    }
-    if !not_deleted.is_empty() {
-        let detail = format!("{} not deleted", posts_phrase(not_deleted.len()));
-        return Err(StoreError::items(Refusal::BadState, detail, not_deleted));
-    }
+    refuse_posts(Refusal::NotFound, "not found", missing)?;
+    refuse_posts(Refusal::BadState, "not deleted", not_deleted)?;
     let posts: Vec<Post> = found.into_iter().filter_map(|(_, post)| post).collect();
     // Each post keeps its position in the request for the error entries.
     let claims: Vec<SlugClaim> = posts
