@@ -84,10 +84,10 @@ cleanup() {
         kill -KILL "$SERVER_PID" 2>/dev/null || true
         wait "$SERVER_PID" 2>/dev/null || true
     fi
-    if [ -s "$WORK/stderr.log" ] && grep -v '^postd: \(shutting down\|stopped\)' "$WORK/stderr.log" \
-        | grep -q 'postd:'; then
-        echo "--- server stderr (errors only) ---"
-        grep 'postd:' "$WORK/stderr.log" | grep -v '^postd: \(shutting down\|stopped\)' | tail -n 20
+    # The server logs in logfmt: show its warnings and errors, if any.
+    if [ -s "$WORK/stderr.log" ] && grep -q 'level=\(warn\|error\)' "$WORK/stderr.log"; then
+        echo "--- server stderr (warnings and errors) ---"
+        grep 'level=\(warn\|error\)' "$WORK/stderr.log" | tail -n 20
     fi
     rm -rf "$WORK"
 }
