@@ -77,21 +77,39 @@ fn sql_lives_only_in_the_store() {
 #[test]
 fn writes_use_immediate_transactions_only() {
     let lines = code_lines();
-    let immediate: Vec<_> = lines
-        .iter()
-        .filter(|(_, l)| l.contains("TransactionBehavior::Immediate"))
-        .collect();
-    // Store::write and the schema migration.
-    assert_eq!(immediate.len(), 2, "{immediate:?}");
+    let matching = |needle: &str| -> Vec<(String, String)> {
+        lines
+            .iter()
+            .filter(|(_, l)| l.contains(needle))
+            .cloned()
+            .collect()
+    };
+    // Writes begin only in the writer (a group's transaction, or one of its own).
+    let begins = matching("BEGIN");
+    assert!(
+        begins
+            .iter()
+            .all(|(file, l)| file == "store/writer.rs" && l.contains("\"BEGIN IMMEDIATE\"")),
+        "{begins:?}"
+    );
+    assert_eq!(begins.len(), 2, "{begins:?}");
+    // ... and commit only there.
+    let commits = matching("\"COMMIT\"");
+    assert!(
+        commits.iter().all(|(file, _)| file == "store/writer.rs"),
+        "{commits:?}"
+    );
+    // The schema migration is the one other writer, also IMMEDIATE.
+    let immediate = matching("TransactionBehavior::Immediate");
+    assert_eq!(immediate.len(), 1, "{immediate:?}");
+    assert_eq!(immediate[0].0, "store/schema.rs");
+    // Only Store::snapshot, which is for reads, starts a deferred transaction.
     let deferred: Vec<_> = lines
         .iter()
         .filter(|(_, l)| {
-            l.contains(".transaction()")
-                || l.contains("TransactionBehavior::Deferred")
-                || l.contains("BEGIN")
+            l.contains(".transaction()") || l.contains("TransactionBehavior::Deferred")
         })
         .collect();
-    // Only Store::snapshot, which is for reads.
     assert_eq!(deferred.len(), 1, "{deferred:?}");
     assert!(
         deferred[0].1.contains("Deferred") && deferred[0].0 == "store/mod.rs",

@@ -5,12 +5,13 @@
 //! Checks over N items are set-based: the ids or slugs go in as one JSON array bound to
 //! `json_each(?1)`, so a check is one statement, not N round trips.
 
-use super::idempotency::{OnceKey, Recorded, Written};
+use super::idempotency::{Commit, OnceKey, Recorded, Written};
 use super::posts::{apply_patch, insert, slug_taken_message, SlugAllocator};
+use super::writer::Tx;
 use super::{Refusal, Store, StoreError, StoreResult};
 use crate::clock::Timestamp;
 use crate::model::{Actor, ItemError, NewPost, Post, PostPatch, Slug};
-use rusqlite::{Connection, Transaction};
+use rusqlite::Connection;
 use std::collections::{HashMap, HashSet};
 
 fn json_array<T: serde::Serialize>(values: &[T]) -> StoreResult<String> {
@@ -224,7 +225,7 @@ fn explicit_slugs<'a>(
 
 /// Creates every post or none. Explicit slugs that an active post holds, or that repeat
 /// within the request, are conflicts; derived slugs avoid both.
-fn create_all(tx: &Transaction, actor: &Actor, items: Vec<NewPost>) -> StoreResult<Vec<Post>> {
+fn create_all(tx: &Tx, actor: &Actor, items: Vec<NewPost>) -> StoreResult<Vec<Post>> {
     let explicit = explicit_slugs(items.iter().enumerate().map(|(i, p)| (i, Some(p))));
     refuse_slug_conflicts(tx, &explicit)?;
 
@@ -256,7 +257,7 @@ pub enum PartialOutcome {
 /// would have had alone (a field rule, or a slug taken). Still one transaction. The first
 /// item to claim an explicit slug wins it; later claimants conflict.
 fn create_partial(
-    tx: &Transaction,
+    tx: &Tx,
     actor: &Actor,
     items: Vec<Result<NewPost, Vec<ItemError>>>,
 ) -> StoreResult<Vec<PartialOutcome>> {
@@ -306,7 +307,7 @@ struct ActiveLookup {
     slug: Option<Slug>,
 }
 
-fn lookup_active(tx: &Transaction, ids: &[i64]) -> StoreResult<Vec<ActiveLookup>> {
+fn lookup_active(tx: &Tx, ids: &[i64]) -> StoreResult<Vec<ActiveLookup>> {
     let mut stmt = tx.prepare_cached(
         "SELECT p.author_id, p.slug FROM json_each(?1) AS j
          LEFT JOIN active_posts AS p ON p.id = j.value ORDER BY j.key",
@@ -323,7 +324,7 @@ fn lookup_active(tx: &Transaction, ids: &[i64]) -> StoreResult<Vec<ActiveLookup>
 /// The items of a bulk update that conflict: two items changing one post (like two
 /// items claiming one slug), or a new slug that repeats or that another active post holds.
 fn update_conflicts(
-    tx: &Transaction,
+    tx: &Tx,
     items: &[(i64, PostPatch)],
     found: &[ActiveLookup],
 ) -> StoreResult<Vec<ItemError>> {
@@ -367,11 +368,7 @@ fn update_conflicts(
 /// Applies every patch or none: 404 for ids not active, 403 for posts the actor may not
 /// manage, 409 for slugs another active post holds or two items both set, and for a post
 /// that two items both change.
-fn update_all(
-    tx: &Transaction,
-    actor: &Actor,
-    items: Vec<(i64, PostPatch)>,
-) -> StoreResult<Vec<Post>> {
+fn update_all(tx: &Tx, actor: &Actor, items: Vec<(i64, PostPatch)>) -> StoreResult<Vec<Post>> {
     let ids: Vec<i64> = items.iter().map(|(id, _)| *id).collect();
     let found = lookup_active(tx, &ids)?;
 
@@ -420,12 +417,7 @@ pub struct DeleteOutcome {
 /// Deletes the listed posts (ids given once each). Soft: active posts get `deleted_at`;
 /// already-deleted ones keep their first and are skipped. Hard: active and soft-deleted
 /// rows go, comments by cascade. Unknown ids are skipped. The caller checked the role.
-fn delete_all(
-    tx: &Transaction,
-    actor: &Actor,
-    ids: &[i64],
-    hard: bool,
-) -> StoreResult<DeleteOutcome> {
+fn delete_all(tx: &Tx, actor: &Actor, ids: &[i64], hard: bool) -> StoreResult<DeleteOutcome> {
     let mut stmt = if hard {
         tx.prepare_cached(
             "DELETE FROM posts WHERE id IN (SELECT value FROM json_each(?1)) RETURNING id",
@@ -454,7 +446,7 @@ fn delete_all(
 /// Restores every listed post or none: 404 for ids that exist nowhere, 400 for posts that
 /// are not deleted, 409 for slugs an active post now holds or two restored posts share.
 /// `requested` pairs each id with its position in the request, for the error entries.
-fn restore_all(tx: &Transaction, requested: &[(usize, i64)]) -> StoreResult<Vec<Post>> {
+fn restore_all(tx: &Tx, requested: &[(usize, i64)]) -> StoreResult<Vec<Post>> {
     let ids: Vec<i64> = requested.iter().map(|(_, id)| *id).collect();
     let ids = ids.as_slice();
     let mut find = tx.prepare_cached(
@@ -519,7 +511,7 @@ fn restore_all(tx: &Transaction, requested: &[(usize, i64)]) -> StoreResult<Vec<
 impl Store {
     /// Creates every post or none, in one transaction.
     pub fn create_posts(&self, actor: &Actor, items: Vec<NewPost>) -> StoreResult<Vec<Post>> {
-        self.write(|tx| create_all(tx, actor, items))
+        self.write_alone(|tx| create_all(tx, actor, items))
     }
 
     /// `create_posts` for a request that may carry an Idempotency-Key (see `create_post`).
@@ -531,6 +523,7 @@ impl Store {
         record: impl FnOnce(&[Post]) -> StoreResult<Recorded>,
     ) -> StoreResult<Written> {
         self.write_once(
+            Commit::Alone,
             once,
             |tx| create_all(tx, actor, items),
             |posts| record(&posts),
@@ -547,6 +540,7 @@ impl Store {
         record: impl FnOnce(&[PartialOutcome]) -> StoreResult<Recorded>,
     ) -> StoreResult<Written> {
         self.write_once(
+            Commit::Alone,
             once,
             |tx| create_partial(tx, actor, items),
             |outcomes| record(&outcomes),
@@ -559,7 +553,7 @@ impl Store {
         actor: &Actor,
         items: Vec<(i64, PostPatch)>,
     ) -> StoreResult<Vec<Post>> {
-        self.write(|tx| update_all(tx, actor, items))
+        self.write_alone(|tx| update_all(tx, actor, items))
     }
 
     /// Soft or permanent delete of the listed posts (each id once); unknown ids skipped.
@@ -569,13 +563,13 @@ impl Store {
         ids: &[i64],
         hard: bool,
     ) -> StoreResult<DeleteOutcome> {
-        self.write(|tx| delete_all(tx, actor, ids, hard))
+        self.write_alone(|tx| delete_all(tx, actor, ids, hard))
     }
 
     /// Restores every listed post or none; `requested` pairs each id with its position in
     /// the request, for the error entries.
     pub fn restore_posts(&self, requested: &[(usize, i64)]) -> StoreResult<Vec<Post>> {
-        self.write(|tx| restore_all(tx, requested))
+        self.write_alone(|tx| restore_all(tx, requested))
     }
 }
 

@@ -2,9 +2,10 @@
 //! as the writes they describe, so a replay can never see half of a request and a request
 //! that failed leaves no record (it may be retried with the same key).
 
+use super::writer::Tx;
 use super::{Refusal, Store, StoreError, StoreResult};
 use crate::clock::Timestamp;
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension};
 use std::time::Duration;
 
 pub const KEY_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
@@ -109,17 +110,25 @@ fn save(conn: &Connection, once: &OnceKey, answer: &Recorded) -> StoreResult<()>
     Ok(())
 }
 
+/// Whether a keyed write shares its transaction with others (a single create) or has one
+/// of its own (a bulk create).
+pub(super) enum Commit {
+    Grouped,
+    Alone,
+}
+
 impl Store {
     /// Runs `write` in one IMMEDIATE transaction and turns its result into the answer with
     /// `record`. With a key: a replay answers the stored record and writes nothing; a first
     /// use stores the answer in the same transaction as the writes.
     pub(super) fn write_once<T>(
         &self,
+        commit: Commit,
         once: Option<&OnceKey>,
-        write: impl FnOnce(&Transaction) -> StoreResult<T>,
+        write: impl FnOnce(&Tx) -> StoreResult<T>,
         record: impl FnOnce(T) -> StoreResult<Recorded>,
     ) -> StoreResult<Written> {
-        self.write(|tx| {
+        let keyed = |tx: &Tx| {
             if let Some(once) = once {
                 if let Some(answer) = lookup(tx, once)? {
                     return Ok(Written {
@@ -136,6 +145,10 @@ impl Store {
                 answer,
                 replayed: false,
             })
-        })
+        };
+        match commit {
+            Commit::Grouped => self.write(keyed),
+            Commit::Alone => self.write_alone(keyed),
+        }
     }
 }

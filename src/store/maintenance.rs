@@ -73,7 +73,7 @@ impl Store {
         dry_run: bool,
         progress: Progress<'_>,
     ) -> StoreResult<u64> {
-        self.write(|tx| {
+        self.write_alone(|tx| {
             let mut count =
                 tx.prepare_cached("SELECT count(*) FROM deleted_posts WHERE deleted_at < ?1")?;
             let total: i64 = count.query_row([cutoff], |row| row.get(0))?;
@@ -175,7 +175,7 @@ impl Store {
         // FTS5's check is a command written as an INSERT; it changes nothing, but SQLite
         // needs a write transaction for it. rank = 1 also compares against the posts table.
         // Its failure is a finding, not an error of the check.
-        let fts = self.write(|tx| {
+        let fts = self.write_alone(|tx| {
             Ok(tx.execute(
                 "INSERT INTO posts_fts (posts_fts, rank) VALUES ('integrity-check', 1)",
                 [],

@@ -10,12 +10,12 @@ mod posts;
 mod schema;
 mod users;
 mod values;
+mod writer;
 
 use crate::model::ItemError;
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite::{Connection, TransactionBehavior};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::Duration;
 
 pub use bulk::{DeleteOutcome, PartialOutcome};
@@ -23,9 +23,11 @@ pub use idempotency::{IdempotencyKey, OnceKey, Recorded, Written};
 pub use maintenance::Progress;
 pub use posts::{ListQuery, TrashCursor};
 pub use schema::schema_version;
+use writer::Tx;
 
 /// How long a connection waits for another *process* (the CLI, a backup, Litestream)
-/// holding the write lock. Writers inside the server queue on `write_lock` instead.
+/// holding the write lock. Writers inside the server queue on the one writer connection
+/// instead (store/writer.rs).
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const STATEMENT_CACHE: usize = 64;
 
@@ -143,7 +145,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// waits for *other* processes (bounded by `busy_timeout`).
 pub struct Store {
     pool: r2d2::Pool<SqliteConnectionManager>,
-    write_lock: Mutex<()>,
+    writer: writer::Writer,
     path: PathBuf,
     wal_autocheckpoint: u32,
 }
@@ -167,9 +169,9 @@ fn prepare_connection(conn: &mut Connection, wal_autocheckpoint: u32) -> rusqlit
 
 /// Opens (creating if needed) the database file, applies or migrates the schema, and
 /// returns a single connection configured like the pool's. Used by the CLI and by `open`.
-fn open_connection(path: &Path) -> StoreResult<Connection> {
+fn open_connection(path: &Path, wal_autocheckpoint: u32) -> StoreResult<Connection> {
     let mut conn = Connection::open(path)?;
-    prepare_connection(&mut conn, DEFAULT_WAL_AUTOCHECKPOINT)?;
+    prepare_connection(&mut conn, wal_autocheckpoint)?;
     // WAL is a property of the file; set once here, every later connection inherits it.
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
@@ -190,9 +192,9 @@ impl Store {
     /// `open` with a WAL auto-checkpoint threshold in pages (0: never checkpoint by
     /// ourselves, for running under Litestream).
     pub fn open_with(path: &Path, pool_size: u32, wal_autocheckpoint: u32) -> StoreResult<Store> {
-        // Schema and WAL first, on a connection of our own, so pool connections never race
-        // to create tables.
-        drop(open_connection(path)?);
+        // Schema and WAL first, on the writer's own connection, so pool connections never
+        // race to create tables. The writer commits, so it runs the auto-checkpoints.
+        let writer = writer::Writer::new(open_connection(path, wal_autocheckpoint)?);
         let manager = SqliteConnectionManager::file(path)
             .with_init(move |conn| prepare_connection(conn, wal_autocheckpoint));
         let pool = r2d2::Pool::builder()
@@ -205,7 +207,7 @@ impl Store {
             .build(manager)?;
         Ok(Store {
             pool,
-            write_lock: Mutex::new(()),
+            writer,
             path: path.to_owned(),
             wal_autocheckpoint,
         })
@@ -246,20 +248,22 @@ impl Store {
         Ok(out)
     }
 
-    /// Runs `f` in one `BEGIN IMMEDIATE` transaction, committed only if `f` succeeds. A
-    /// panic in `f` drops the transaction, which rolls it back.
-    fn write<T>(&self, f: impl FnOnce(&Transaction) -> StoreResult<T>) -> StoreResult<T> {
-        let mut conn = self.pool.get()?;
-        // A writer that panicked leaves the lock poisoned; its transaction was already
-        // rolled back by unwinding, so the protected state (none) is fine.
-        let _writer = self
-            .write_lock
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let out = f(&tx)?;
-        tx.commit()?;
-        Ok(out)
+    /// Runs `f` as one write of a group that shares a `BEGIN IMMEDIATE` transaction
+    /// (store/writer.rs): for single-row writes. `f`'s result is returned once the group
+    /// committed; if `f` fails or panics, only its own work is rolled back.
+    fn write<T>(&self, f: impl FnOnce(&Tx) -> StoreResult<T>) -> StoreResult<T> {
+        self.writer.write_grouped(f)
+    }
+
+    /// Runs `f` in a `BEGIN IMMEDIATE` transaction of its own: for bulk requests and
+    /// maintenance, each exactly one transaction.
+    fn write_alone<T>(&self, f: impl FnOnce(&Tx) -> StoreResult<T>) -> StoreResult<T> {
+        self.writer.write_alone(f)
+    }
+
+    /// Tells `observer` how long each write waited for the writer connection.
+    pub fn observe_writer_waits(&self, observer: impl Fn(Duration) + Send + Sync + 'static) {
+        self.writer.observe_waits(Box::new(observer));
     }
 
     /// Copies the WAL into the database file and truncates it, so a stopped server leaves

@@ -1,13 +1,14 @@
 //! Posts: reads through `active_posts` (ordinary) and `deleted_posts` (trash, restore);
 //! writes to the `posts` table.
 
-use super::idempotency::{OnceKey, Recorded, Written};
+use super::idempotency::{Commit, OnceKey, Recorded, Written};
+use super::writer::Tx;
 use super::{is_unique_violation, Refusal, Store, StoreError, StoreResult};
 use crate::clock::Timestamp;
 use crate::model::{
     slug_base, slug_candidate, Actor, Deletion, NewPost, Post, PostPatch, Slug, Title,
 };
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::collections::{HashMap, HashSet};
 
 const POST_COLUMNS: &str = "id, author_id, title, slug, body, created_at, updated_at";
@@ -133,7 +134,7 @@ impl SlugAllocator {
 
 /// Inserts one post whose slug is already decided. Used by single and bulk create.
 pub(super) fn insert(
-    tx: &Transaction,
+    tx: &Tx,
     author_id: i64,
     post: NewPost,
     slug: Slug,
@@ -160,7 +161,7 @@ pub(super) fn insert(
     })
 }
 
-fn create(tx: &Transaction, actor: &Actor, post: NewPost) -> StoreResult<Post> {
+fn create(tx: &Tx, actor: &Actor, post: NewPost) -> StoreResult<Post> {
     if let Some(explicit) = &post.slug {
         if slug_taken(tx, explicit)? {
             return Err(slug_conflict(explicit.as_str()));
@@ -275,7 +276,7 @@ fn belongs_to_another(id: i64) -> StoreError {
     StoreError::forbidden(format!("post {id} belongs to another user"))
 }
 
-fn managed_active_post(tx: &Transaction, actor: &Actor, id: i64) -> StoreResult<Post> {
+fn managed_active_post(tx: &Tx, actor: &Actor, id: i64) -> StoreResult<Post> {
     let post = active_by_id(tx, id)?.ok_or_else(|| not_found(id))?;
     if !actor.may_manage(post.author_id) {
         return Err(belongs_to_another(id));
@@ -283,7 +284,7 @@ fn managed_active_post(tx: &Transaction, actor: &Actor, id: i64) -> StoreResult<
     Ok(post)
 }
 
-fn update(tx: &Transaction, actor: &Actor, id: i64, patch: PostPatch) -> StoreResult<Post> {
+fn update(tx: &Tx, actor: &Actor, id: i64, patch: PostPatch) -> StoreResult<Post> {
     let post = managed_active_post(tx, actor, id)?;
     if let Some(slug) = &patch.slug {
         if *slug != post.slug && slug_taken(tx, slug)? {
@@ -295,7 +296,7 @@ fn update(tx: &Transaction, actor: &Actor, id: i64, patch: PostPatch) -> StoreRe
 
 /// Writes a checked patch; `None` if the post is not active.
 pub(super) fn apply_patch(
-    tx: &Transaction,
+    tx: &Tx,
     id: i64,
     patch: &PostPatch,
     now: &Timestamp,
@@ -320,7 +321,7 @@ pub(super) fn apply_patch(
     }
 }
 
-fn soft_delete(tx: &Transaction, actor: &Actor, id: i64) -> StoreResult<()> {
+fn soft_delete(tx: &Tx, actor: &Actor, id: i64) -> StoreResult<()> {
     managed_active_post(tx, actor, id)?;
     let mut stmt = tx.prepare_cached(
         "UPDATE posts SET deleted_at = ?2, deleted_by_id = ?3 WHERE id = ?1 AND deleted_at IS NULL",
@@ -329,7 +330,7 @@ fn soft_delete(tx: &Transaction, actor: &Actor, id: i64) -> StoreResult<()> {
     Ok(())
 }
 
-fn hard_delete(tx: &Transaction, actor: &Actor, id: i64) -> StoreResult<()> {
+fn hard_delete(tx: &Tx, actor: &Actor, id: i64) -> StoreResult<()> {
     let author_id = match locate(tx, id)? {
         Some(Located::Active(post)) | Some(Located::Deleted(post)) => post.author_id,
         None => return Err(not_found(id)),
@@ -343,7 +344,7 @@ fn hard_delete(tx: &Transaction, actor: &Actor, id: i64) -> StoreResult<()> {
 }
 
 /// Brings a soft-deleted post back. The caller has checked that the actor is an admin.
-fn restore(tx: &Transaction, id: i64) -> StoreResult<Post> {
+fn restore(tx: &Tx, id: i64) -> StoreResult<Post> {
     let post = match locate(tx, id)? {
         None => return Err(not_found(id)),
         Some(Located::Active(_)) => {
@@ -406,7 +407,12 @@ impl Store {
         once: Option<&OnceKey>,
         record: impl FnOnce(&Post) -> StoreResult<Recorded>,
     ) -> StoreResult<Written> {
-        self.write_once(once, |tx| create(tx, actor, post), |post| record(&post))
+        self.write_once(
+            Commit::Grouped,
+            once,
+            |tx| create(tx, actor, post),
+            |post| record(&post),
+        )
     }
 
     pub fn update_post(&self, actor: &Actor, id: i64, patch: PostPatch) -> StoreResult<Post> {

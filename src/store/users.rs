@@ -81,7 +81,7 @@ impl Store {
     }
 
     pub fn set_role(&self, username: &Username, role: Role) -> StoreResult<User> {
-        self.write(|tx| {
+        self.write_alone(|tx| {
             let mut stmt = tx.prepare_cached(&format!(
                 "UPDATE users SET role = ?2 WHERE username = ?1 COLLATE NOCASE RETURNING {USER_COLUMNS}"
             ))?;
@@ -93,7 +93,7 @@ impl Store {
 
     /// Removes a user; their posts and comments go with them (ON DELETE CASCADE).
     pub fn delete_user(&self, username: &Username) -> StoreResult<()> {
-        self.write(|tx| {
+        self.write_alone(|tx| {
             let mut stmt =
                 tx.prepare_cached("DELETE FROM users WHERE username = ?1 COLLATE NOCASE")?;
             match stmt.execute([username])? {
