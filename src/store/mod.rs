@@ -261,6 +261,12 @@ impl Store {
         self.writer.write_alone(f)
     }
 
+    /// Write transactions committed since the store was opened (each one sync of the WAL):
+    /// with group commit, fewer than the writes.
+    pub fn commits(&self) -> u64 {
+        self.writer.commits()
+    }
+
     /// Tells `observer` how long each write waited for the writer connection.
     pub fn observe_writer_waits(&self, observer: impl Fn(Duration) + Send + Sync + 'static) {
         self.writer.observe_waits(Box::new(observer));
