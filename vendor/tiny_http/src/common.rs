@@ -394,6 +394,8 @@ impl From<(u8, u8)> for HTTPVersion {
 }
 
 #[cfg(test)]
+// postd patch: upstream's tests pass `&"name"` to `equiv`; clippy in the workspace objects.
+#[allow(clippy::needless_borrow)]
 mod test {
     use super::Header;
     use httpdate::HttpDate;

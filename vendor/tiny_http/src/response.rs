@@ -404,8 +404,7 @@ where
                 .push(Header::from_bytes(&b"Transfer-Encoding"[..], &b"chunked"[..]).unwrap()),
 
             // postd patch: RFC 9110 8.6 forbids Content-Length on 1xx and 204 answers.
-            Some(TransferEncoding::Identity)
-                if matches!(self.status_code.0, 100..=199 | 204) => {}
+            Some(TransferEncoding::Identity) if matches!(self.status_code.0, 100..=199 | 204) => {}
 
             Some(TransferEncoding::Identity) => {
                 assert!(data_length.is_some());
