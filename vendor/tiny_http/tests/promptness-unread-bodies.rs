@@ -75,7 +75,9 @@ mod prompt_responses {
         // response should arrive quickly (before timeout expires)
         client.set_read_timeout(Some(timeout)).unwrap();
         let resp = client.deref().read(&mut [0u8; 4096]);
-        client.shutdown(Shutdown::Both).unwrap();
+        // postd patch: the server closes after answering (the body is left unread), so
+        // the connection may be gone already.
+        client.shutdown(Shutdown::Both).ok();
         assert!(resp.is_ok(), "Server response was not sent promptly");
     }
 

@@ -140,3 +140,40 @@ impl Drop for TaskPool {
         self.sharing.condvar.notify_all();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    // postd patch: each task of a burst gets a thread of its own at once, rather than
+    // queueing behind a thread that was woken for an earlier task.
+    #[test]
+    fn every_task_of_a_burst_starts_at_once() {
+        let pool = TaskPool::new();
+        // Let the pool's own threads reach their wait.
+        thread::sleep(Duration::from_millis(100));
+        let (started, starts) = mpsc::channel();
+        let (release, released) = mpsc::channel::<()>();
+        let released = Arc::new(Mutex::new(released));
+        const BURST: usize = 20;
+        for _ in 0..BURST {
+            let started = started.clone();
+            let released = released.clone();
+            pool.spawn(Box::new(move || {
+                started.send(()).ok();
+                // Held until the test ends, as a long connection would be.
+                let _ = released.lock().map(|r| r.recv());
+            }));
+        }
+        for n in 0..BURST {
+            assert!(
+                starts.recv_timeout(Duration::from_secs(10)).is_ok(),
+                "only {} of {} tasks started",
+                n,
+                BURST
+            );
+        }
+        drop(release);
+    }
+}
