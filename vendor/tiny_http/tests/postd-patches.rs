@@ -6,7 +6,7 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
-use tiny_http::{Request, Response, Server};
+use tiny_http::{ConfigListenAddr, Header, Request, Response, Server, ServerConfig, Settings};
 
 /// A server whose every request is handled by `handle` on the server's own thread.
 fn serve(handle: impl Fn(Request) + Send + 'static) -> SocketAddr {
@@ -388,4 +388,472 @@ fn a_declared_body_over_the_limit_is_left_unread_and_the_connection_closes() {
     let (answer, end) = read_all(&mut stream);
     assert_eq!(status(&answer), 413, "{answer}");
     assert_ne!(end, End::StillOpen);
+}
+
+// ---------------------------------------------------------------------------------------
+// settings.rs and response.rs: the application's Server name and headers on every answer
+// ---------------------------------------------------------------------------------------
+
+/// A server with `settings` whose every request is handled by `handle`.
+fn serve_with(
+    settings: Settings,
+    handle: impl Fn(Request) + Send + 'static,
+) -> (Arc<Server>, SocketAddr) {
+    let config = ServerConfig {
+        addr: ConfigListenAddr::from_socket_addrs("127.0.0.1:0").unwrap(),
+        ssl: None,
+    };
+    let server = Arc::new(Server::with_settings(config, settings).unwrap());
+    let addr = server.server_addr().to_ip().unwrap();
+    let handler = server.clone();
+    thread::spawn(move || {
+        for rq in handler.incoming_requests() {
+            handle(rq);
+        }
+    });
+    (server, addr)
+}
+
+fn named() -> Settings {
+    Settings {
+        server_name: "postd-test/1.0".to_owned(),
+        default_headers: vec!["X-Content-Type-Options: nosniff".parse().unwrap()],
+        ..Settings::default()
+    }
+}
+
+fn hello(rq: Request) {
+    let _ = rq.respond(Response::from_string("hello"));
+}
+
+#[test]
+fn every_answer_carries_the_applications_server_name_and_headers() {
+    let (_server, addr) = serve_with(named(), |rq| {
+        let response = if rq.url() == "/own" {
+            Response::from_string("own")
+                .with_header("X-Content-Type-Options: other".parse::<Header>().unwrap())
+                .with_header("Server: its-own".parse::<Header>().unwrap())
+        } else {
+            Response::from_string("hello")
+        };
+        let _ = rq.respond(response);
+    });
+    let long_line = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(17 * 1024));
+    for request in [
+        &b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n"[..],
+        b"GET / HTTP/1.0\r\n\r\n",
+        long_line.as_bytes(),
+        b"GET / HTTP/1.1\r\nExpect: bogus\r\n\r\n",
+    ] {
+        let (answer, _) = exchange(addr, request);
+        assert_eq!(
+            header(&answer, "Server"),
+            Some("postd-test/1.0"),
+            "{}",
+            answer
+        );
+        assert_eq!(
+            header(&answer, "X-Content-Type-Options"),
+            Some("nosniff"),
+            "{}",
+            answer
+        );
+    }
+    // A response's own header wins, and is not repeated.
+    let (answer, _) = exchange(addr, b"GET /own HTTP/1.1\r\nConnection: close\r\n\r\n");
+    assert_eq!(header(&answer, "Server"), Some("its-own"), "{}", answer);
+    assert_eq!(header(&answer, "X-Content-Type-Options"), Some("other"));
+    assert_eq!(
+        answer.matches("X-Content-Type-Options").count(),
+        1,
+        "{}",
+        answer
+    );
+    // The interim 100 too.
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream
+        .write_all(b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
+        .unwrap();
+    let mut interim = Vec::new();
+    let mut byte = [0u8; 1];
+    while !interim.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).unwrap();
+        interim.push(byte[0]);
+    }
+    let interim = String::from_utf8(interim).unwrap();
+    assert_eq!(
+        header(&interim, "Server"),
+        Some("postd-test/1.0"),
+        "{}",
+        interim
+    );
+    assert_eq!(header(&interim, "Connection"), None, "{}", interim);
+}
+
+// ---------------------------------------------------------------------------------------
+// response.rs, request.rs, client.rs: a connection that closes says so, and closes cleanly
+// ---------------------------------------------------------------------------------------
+
+/// A request pipelined behind the one under test, longer than the server's 1 KiB read
+/// buffer, so that its bytes are still unread in the kernel when the server closes.
+fn pipelined() -> Vec<u8> {
+    format!(
+        "GET /second HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n\r\n",
+        "p".repeat(4000)
+    )
+    .into_bytes()
+}
+
+/// Status lines in what was received.
+fn answers(text: &str) -> usize {
+    text.match_indices("HTTP/1.")
+        .filter(|(at, _)| {
+            let rest = &text.as_bytes()[at + 8..];
+            rest.len() >= 4 && rest[0] == b' ' && rest[1..4].iter().all(u8::is_ascii_digit)
+        })
+        .count()
+}
+
+#[test]
+fn an_application_answer_with_connection_close_is_the_last_on_its_connection() {
+    let (_server, addr) = serve_with(named(), |rq| {
+        let response = Response::from_string("shutting down")
+            .with_status_code(503)
+            .with_header("Connection: close".parse::<Header>().unwrap());
+        let _ = rq.respond(response);
+    });
+    let mut request = b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+    request.extend(pipelined());
+    let (answer, end) = exchange(addr, &request);
+    assert_eq!(status(&answer), 503, "{}", answer);
+    assert_eq!(header(&answer, "Connection"), Some("close"), "{}", answer);
+    assert_eq!(answers(&answer), 1, "{}", answer);
+    assert_eq!(end, End::Eof, "{}", answer);
+}
+
+#[test]
+fn the_last_answer_of_a_connection_says_connection_close() {
+    let (_server, addr) = serve_with(named(), hello);
+    for request in [
+        &b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Keep-Alive, Close\r\n\r\n",
+        b"GET / HTTP/1.0\r\nHost: x\r\n\r\n",
+        // A body over the limit is left unread: nothing after it can be parsed.
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 17000000\r\n\r\nstart",
+    ] {
+        let mut request = request.to_vec();
+        request.extend(pipelined());
+        let (answer, end) = exchange(addr, &request);
+        let shown = String::from_utf8_lossy(&request[..40]).into_owned();
+        assert_eq!(status(&answer), 200, "{}: {}", shown, answer);
+        assert_eq!(
+            header(&answer, "Connection"),
+            Some("close"),
+            "{}: {}",
+            shown,
+            answer
+        );
+        assert_eq!(answers(&answer), 1, "{}: {}", shown, answer);
+        assert_eq!(end, End::Eof, "{}", shown);
+    }
+}
+
+#[test]
+fn an_http_1_0_client_that_asks_for_keep_alive_is_told_and_kept() {
+    let (_server, addr) = serve_with(named(), hello);
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        .unwrap();
+    let mut first = [0u8; 1024];
+    let n = stream.read(&mut first).unwrap();
+    let first = String::from_utf8_lossy(&first[..n]).into_owned();
+    assert_eq!(
+        header(&first, "Connection"),
+        Some("keep-alive"),
+        "{}",
+        first
+    );
+    stream.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let (second, end) = read_all(&mut stream);
+    assert_eq!(status(&second), 200, "{}", second);
+    assert_eq!(header(&second, "Connection"), Some("close"), "{}", second);
+    assert_eq!(end, End::Eof);
+}
+
+#[test]
+fn every_refusal_says_connection_close_and_ends_cleanly_after_one_answer() {
+    let (_server, addr) = serve_with(named(), hello);
+    let long_line = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(17 * 1024));
+    let many_headers = format!(
+        "GET / HTTP/1.1\r\n{}\r\n",
+        (0..150)
+            .map(|i| format!("X-H{}: v\r\n", i))
+            .collect::<String>()
+    );
+    let cases: Vec<(&str, u16, Vec<u8>)> =
+        vec![
+        ("non-ASCII header", 400, "GET / HTTP/1.1\r\nX-Name: café\r\n\r\n".into()),
+        ("malformed request line", 400, b"GARBAGE\r\n\r\n".to_vec()),
+        ("request line too long", 431, long_line.into_bytes()),
+        ("too many headers", 431, many_headers.into_bytes()),
+        ("HTTP/2.0", 400, b"GET / HTTP/2.0\r\n\r\n".to_vec()),
+        (
+            "Content-Length with Transfer-Encoding",
+            400,
+            b"POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+                .to_vec(),
+        ),
+        ("header name with a space", 400, b"GET / HTTP/1.1\r\nBad Name: v\r\n\r\n".to_vec()),
+        ("header name not a token", 400, b"GET / HTTP/1.1\r\nBad(Name): v\r\n\r\n".to_vec()),
+        ("folded header line", 400, b"GET / HTTP/1.1\r\nX-A: v\r\n  folded\r\n\r\n".to_vec()),
+        ("unknown Expect", 417, b"GET / HTTP/1.1\r\nExpect: bogus\r\n\r\n".to_vec()),
+        (
+            "malformed chunk",
+            400,
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n".to_vec(),
+        ),
+    ];
+    for (name, expected, mut request) in cases {
+        request.extend(pipelined());
+        let (answer, end) = exchange(addr, &request);
+        assert_refusal(&answer, expected);
+        assert_eq!(
+            header(&answer, "Connection"),
+            Some("close"),
+            "{}: {}",
+            name,
+            answer
+        );
+        assert_eq!(answers(&answer), 1, "{}: {}", name, answer);
+        assert_eq!(end, End::Eof, "{}", name);
+    }
+}
+
+/// Closing with unread data makes the kernel reset the connection: a client still
+/// writing (the rest of a body, pipelined requests) fails before it reads the answer.
+/// The server reads and discards what arrives for a while before it closes.
+#[test]
+fn a_client_still_sending_after_a_refusal_is_not_reset() {
+    let (_server, addr) = serve_with(named(), hello);
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream
+        .write_all(b"POST / HTTP/1.1\r\nExpect: bogus\r\nContent-Length: 524288\r\n\r\n")
+        .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let sender = thread::spawn(move || writer.write_all(&vec![b'x'; 512 * 1024]));
+    let (answer, end) = read_all(&mut stream);
+    assert_refusal(&answer, 417);
+    assert_eq!(end, End::Eof);
+    let sent = sender.join().unwrap();
+    assert!(sent.is_ok(), "the client's writes failed: {:?}", sent);
+}
+
+// ---------------------------------------------------------------------------------------
+// accept.rs: the connection cap
+// ---------------------------------------------------------------------------------------
+
+#[cfg(target_os = "linux")]
+fn threads_of_this_process() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap()
+}
+
+fn wait_for(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "gave up waiting for {}", what);
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn past_the_connection_cap_a_connection_is_answered_503_without_a_thread_of_its_own() {
+    let settings = Settings {
+        max_connections: 3,
+        ..named()
+    };
+    let (server, addr) = serve_with(settings, hello);
+    let mut under_cap: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    wait_for("3 open connections", || server.num_connections() == 3);
+
+    #[cfg(target_os = "linux")]
+    let threads_before = threads_of_this_process();
+    for _ in 0..30 {
+        let (answer, end) = exchange(addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_refusal(&answer, 503);
+        assert_eq!(header(&answer, "Retry-After"), Some("1"), "{}", answer);
+        assert_eq!(header(&answer, "Connection"), Some("close"), "{}", answer);
+        assert_eq!(
+            header(&answer, "Server"),
+            Some("postd-test/1.0"),
+            "{}",
+            answer
+        );
+        assert_eq!(end, End::Eof);
+    }
+    #[cfg(target_os = "linux")]
+    {
+        let threads_after = threads_of_this_process();
+        assert!(
+            threads_after < threads_before + 5,
+            "threads went from {} to {} for 30 refused connections",
+            threads_before,
+            threads_after
+        );
+    }
+    assert_eq!(server.num_connections(), 3);
+
+    // The connections under the cap are served as ever.
+    for stream in &mut under_cap {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut buf = [0u8; 1024];
+        let n = stream.read(&mut buf).unwrap();
+        assert_eq!(status(&String::from_utf8_lossy(&buf[..n])), 200);
+    }
+    // One closes: a new connection is served.
+    drop(under_cap.pop());
+    wait_for("2 open connections", || server.num_connections() == 2);
+    let (answer, _) = exchange(addr, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n");
+    assert_eq!(status(&answer), 200, "{}", answer);
+}
+
+// ---------------------------------------------------------------------------------------
+// request.rs (preread): the read-ahead budget
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_body_that_does_not_fit_the_read_ahead_budget_is_503() {
+    let settings = Settings {
+        read_ahead_budget: 1000,
+        body_limit: 100_000,
+        ..named()
+    };
+    let config = ServerConfig {
+        addr: ConfigListenAddr::from_socket_addrs("127.0.0.1:0").unwrap(),
+        ssl: None,
+    };
+    let server = Server::with_settings(config, settings).unwrap();
+    let addr = server.server_addr().to_ip().unwrap();
+
+    // Larger than the whole budget: refused before a byte of it is read.
+    let (answer, end) = exchange(
+        addr,
+        b"POST / HTTP/1.1\r\nContent-Length: 1500\r\n\r\nfirst bytes",
+    );
+    assert_refusal(&answer, 503);
+    assert_eq!(header(&answer, "Retry-After"), Some("1"), "{}", answer);
+    assert_eq!(header(&answer, "Connection"), Some("close"), "{}", answer);
+    assert_eq!(end, End::Eof);
+    let chunked = format!(
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5dc\r\n{}\r\n0\r\n\r\n",
+        "c".repeat(1500)
+    );
+    let (answer, _) = exchange(addr, chunked.as_bytes());
+    assert_refusal(&answer, 503);
+
+    // A chunked body that fits is read (it reserves what arrives, not a whole buffer).
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let chunked = format!(
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1f4\r\n{}\r\n0\r\n\r\n",
+        "d".repeat(500)
+    );
+    stream.write_all(chunked.as_bytes()).unwrap();
+    let mut rq = server.recv().unwrap();
+    let mut text = String::new();
+    rq.as_reader().read_to_string(&mut text).unwrap();
+    assert_eq!(text.len(), 500);
+    drop(rq);
+
+    // 800 bytes held by a request the application has not answered yet...
+    let mut first = TcpStream::connect(addr).unwrap();
+    first
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut body = b"POST / HTTP/1.1\r\nContent-Length: 800\r\n\r\n".to_vec();
+    body.extend(vec![b'a'; 800]);
+    first.write_all(&body).unwrap();
+    let held = server.recv().unwrap();
+    // ...leave no room for 300 more.
+    let (answer, _) = exchange(
+        addr,
+        format!(
+            "POST / HTTP/1.1\r\nContent-Length: 300\r\n\r\n{}",
+            "b".repeat(300)
+        )
+        .as_bytes(),
+    );
+    assert_refusal(&answer, 503);
+    assert!(
+        server.try_recv().unwrap().is_none(),
+        "the application saw the refused body"
+    );
+
+    // Answered, the request gives its bytes back.
+    held.respond(Response::from_string("ok")).unwrap();
+    let mut second = TcpStream::connect(addr).unwrap();
+    second
+        .write_all(
+            format!(
+                "POST / HTTP/1.1\r\nContent-Length: 300\r\n\r\n{}",
+                "b".repeat(300)
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+    let mut rq = server
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap()
+        .expect("the second body");
+    let mut text = String::new();
+    rq.as_reader().read_to_string(&mut text).unwrap();
+    assert_eq!(text.len(), 300);
+}
+
+/// A `Connection: upgrade` request that can not be a WebSocket handshake (not a GET
+/// without a body) has its body framed and read ahead like any other: it used to get
+/// the raw stream as its body, which an application then read until the socket timed
+/// out, holding a worker.
+#[test]
+fn an_upgrade_request_with_a_body_is_framed_like_any_other() {
+    let server = Server::http("127.0.0.1:0").unwrap();
+    let addr = server.server_addr().to_ip().unwrap();
+    for (request, body) in [
+        (
+            &b"POST / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nContent-Length: 5\r\n\r\nhello"[..],
+            "hello",
+        ),
+        (b"POST / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n", ""),
+    ] {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        stream.write_all(request).unwrap();
+        let mut rq = server.recv().unwrap();
+        let mut text = String::new();
+        rq.as_reader().read_to_string(&mut text).unwrap();
+        assert_eq!(text, body);
+        rq.respond(Response::from_string("not upgraded")).unwrap();
+        let (answer, end) = read_all(&mut stream);
+        assert_eq!(status(&answer), 200, "{}", answer);
+        assert_eq!(header(&answer, "Connection"), Some("close"), "{}", answer);
+        assert_eq!(end, End::Eof);
+    }
 }
