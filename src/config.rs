@@ -11,6 +11,8 @@ pub const DEFAULT_TOKEN_TTL_SECS: u64 = 3600;
 pub const DEFAULT_MAX_BODY: usize = 16 * 1024 * 1024;
 pub const DEFAULT_MAX_BULK: usize = 10_000;
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 30;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+pub const DEFAULT_READ_AHEAD_BUDGET: usize = 256 * 1024 * 1024;
 
 #[derive(Clone, Debug)]
 pub struct ServeConfig {
@@ -25,6 +27,8 @@ pub struct ServeConfig {
     pub log_format: LogFormat,
     pub shutdown_grace: Duration,
     pub wal_autocheckpoint: u32,
+    pub max_connections: usize,
+    pub read_ahead_budget: usize,
 }
 
 #[derive(Debug)]
@@ -94,6 +98,12 @@ Options:
   --shutdown-grace SECS    wait for requests in flight on SIGTERM [POSTD_SHUTDOWN_GRACE, default 30]
   --wal-autocheckpoint N   checkpoint the WAL at N pages; 0 leaves it to Litestream
                            [POSTD_WAL_AUTOCHECKPOINT, default 1000]
+  --max-connections N      open connections at once; more are answered 503
+                           [POSTD_MAX_CONNECTIONS, default 1024]
+  --read-ahead-budget BYTES
+                           memory for request bodies being received (all connections
+                           together); past it a new body is answered 503
+                           [POSTD_READ_AHEAD_BUDGET, default 268435456]
 The token signing key is POSTD_JWT_SECRET (>= 32 bytes) or the file postd.key beside the database.";
 
 pub const USER_USAGE: &str = "\
@@ -269,6 +279,8 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
                     "log-format",
                     "shutdown-grace",
                     "wal-autocheckpoint",
+                    "max-connections",
+                    "read-ahead-budget",
                 ],
                 &[],
             )?;
@@ -327,6 +339,18 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
                     p.option("wal-autocheckpoint", "POSTD_WAL_AUTOCHECKPOINT", env),
                     "WAL auto-checkpoint",
                     crate::store::DEFAULT_WAL_AUTOCHECKPOINT,
+                    0,
+                )?,
+                max_connections: number(
+                    p.option("max-connections", "POSTD_MAX_CONNECTIONS", env),
+                    "max connections",
+                    DEFAULT_MAX_CONNECTIONS,
+                    1,
+                )?,
+                read_ahead_budget: number(
+                    p.option("read-ahead-budget", "POSTD_READ_AHEAD_BUDGET", env),
+                    "read-ahead budget",
+                    DEFAULT_READ_AHEAD_BUDGET,
                     0,
                 )?,
             }))
@@ -434,6 +458,19 @@ mod tests {
             panic!()
         };
         assert_eq!((c.addr.as_str(), c.signup_open), ("127.0.0.1:9", false));
+        assert_eq!(
+            (c.max_connections, c.read_ahead_budget),
+            (DEFAULT_MAX_CONNECTIONS, DEFAULT_READ_AHEAD_BUDGET)
+        );
+        let env = |name: &str| match name {
+            "POSTD_MAX_CONNECTIONS" => Some("64".to_string()),
+            "POSTD_READ_AHEAD_BUDGET" => Some("1000".to_string()),
+            _ => None,
+        };
+        let Command::Serve(c) = parse(&args("--read-ahead-budget 4096"), &env).unwrap() else {
+            panic!()
+        };
+        assert_eq!((c.max_connections, c.read_ahead_budget), (64, 4096));
     }
 
     #[test]
@@ -483,6 +520,8 @@ mod tests {
             "user",
             "frobnicate",
             "--signup maybe",
+            "--max-connections 0",
+            "--read-ahead-budget lots",
         ] {
             let err = parse(&args(bad), &no_env).unwrap_err();
             assert!(!err.contains('\n'), "{bad}: {err}");
