@@ -112,8 +112,18 @@ pub fn serve(config: &ServeConfig, app: App) -> Result<(), String> {
             .map_err(|e| format!("cannot handle signals: {e}"))?;
     }
     // Bodies up to our limit are read on the connection's own thread before a worker sees
-    // the request (vendor/README.md); larger ones are refused unread.
-    tiny_http::preread::set_limit(config.max_body);
+    // the request (vendor/README.md); larger ones are refused unread. rouille builds its
+    // tiny_http server itself, from these defaults.
+    let nosniff = "X-Content-Type-Options: nosniff"
+        .parse()
+        .map_err(|()| "invalid default header".to_string())?;
+    tiny_http::settings::set_default(tiny_http::Settings {
+        server_name: format!("postd/{}", env!("CARGO_PKG_VERSION")),
+        default_headers: vec![nosniff],
+        max_connections: config.max_connections,
+        body_limit: config.max_body,
+        read_ahead_budget: config.read_ahead_budget,
+    });
     let app = Arc::new(app);
     let handler_app = app.clone();
     let server = rouille::Server::new(config.addr.as_str(), move |request| {

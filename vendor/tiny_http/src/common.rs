@@ -227,12 +227,19 @@ impl FromStr for HeaderField {
     type Err = ();
 
     fn from_str(s: &str) -> Result<HeaderField, ()> {
-        if s.contains(char::is_whitespace) {
+        // postd patch: a field name is an RFC 9110 token (section 5.1); stock tiny_http
+        // refused only whitespace, and passed names such as `Bad(Name)` or `a@b` on.
+        if s.is_empty() || !s.bytes().all(is_token_byte) {
             Err(())
         } else {
             AsciiString::from_ascii(s).map(HeaderField).map_err(|_| ())
         }
     }
+}
+
+/// postd patch: `tchar` of RFC 9110 section 5.6.2.
+fn is_token_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
 }
 
 impl Display for HeaderField {
@@ -394,6 +401,8 @@ impl From<(u8, u8)> for HTTPVersion {
 }
 
 #[cfg(test)]
+// postd patch: upstream's tests pass `&"name"` to `equiv`; clippy in the workspace objects.
+#[allow(clippy::needless_borrow)]
 mod test {
     use super::Header;
     use httpdate::HttpDate;
@@ -427,6 +436,25 @@ mod test {
     // This tests reslstance to RUSTSEC-2020-0031: "HTTP Request smuggling
     // through malformed Transfer Encoding headers"
     // (https://rustsec.org/advisories/RUSTSEC-2020-0031.html).
+    // postd patch: field names must be tokens.
+    #[test]
+    fn header_names_must_be_tokens() {
+        for bad in [
+            "Bad(Name): v",
+            "a@b: v",
+            "X\"Q: v",
+            ": v",
+            "X\u{7f}: v",
+            "Na/me: v",
+            "[x]: v",
+        ] {
+            assert!(bad.parse::<Header>().is_err(), "{:?}", bad);
+        }
+        for good in ["X-Custom_1: v", "!#$%&'*+-.^_`|~09AZaz: v"] {
+            assert!(good.parse::<Header>().is_ok(), "{:?}", good);
+        }
+    }
+
     #[test]
     fn test_strict_headers() {
         assert!("Transfer-Encoding : chunked".parse::<Header>().is_err());

@@ -31,6 +31,16 @@ impl Listener {
             Self::Unix(l) => l.accept().map(|(conn, _)| (Connection::from(conn), None)),
         }
     }
+
+    /// postd patch: a second descriptor of the listening socket, held in reserve so
+    /// that one descriptor can be freed when the process runs out of them.
+    pub(crate) fn try_clone(&self) -> std::io::Result<Listener> {
+        match self {
+            Self::Tcp(l) => l.try_clone().map(Self::Tcp),
+            #[cfg(unix)]
+            Self::Unix(l) => l.try_clone().map(Self::Unix),
+        }
+    }
 }
 impl From<TcpListener> for Listener {
     fn from(s: TcpListener) -> Self {
@@ -100,6 +110,26 @@ impl Connection {
             Self::Tcp(s) => s.try_clone().map(Self::from),
             #[cfg(unix)]
             Self::Unix(s) => s.try_clone().map(Self::from),
+        }
+    }
+
+    // postd patch: for answering and lingering without a thread, and for a bounded drain.
+    pub(crate) fn set_nonblocking(&self, nonblocking: bool) -> std::io::Result<()> {
+        match self {
+            Self::Tcp(s) => s.set_nonblocking(nonblocking),
+            #[cfg(unix)]
+            Self::Unix(s) => s.set_nonblocking(nonblocking),
+        }
+    }
+
+    pub(crate) fn set_read_timeout(
+        &self,
+        timeout: Option<std::time::Duration>,
+    ) -> std::io::Result<()> {
+        match self {
+            Self::Tcp(s) => s.set_read_timeout(timeout),
+            #[cfg(unix)]
+            Self::Unix(s) => s.set_read_timeout(timeout),
         }
     }
 }

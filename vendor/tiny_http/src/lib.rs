@@ -111,24 +111,35 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use client::ClientConnection;
 use connection::Connection;
+use settings::Transport;
 use util::MessagesQueue;
 
 pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
 pub use connection::{ConfigListenAddr, ListenAddr, Listener};
 pub use request::{preread, ReadWrite, Request};
 pub use response::{Response, ResponseBox};
+pub use settings::Settings;
 pub use test::TestRequest;
 
+mod accept;
 mod client;
 mod common;
 mod connection;
 mod request;
 mod response;
+pub mod settings;
 mod ssl;
 mod test;
 mod util;
+
+// postd patch: at module level (was local to `from_listener`), for accept.rs.
+#[cfg(all(feature = "ssl-openssl", feature = "ssl-rustls"))]
+compile_error!("Features 'ssl-openssl' and 'ssl-rustls' must not be enabled at the same time");
+#[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
+pub(crate) type SslContext = ();
+#[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+pub(crate) type SslContext = crate::ssl::SslContextImpl;
 
 /// The main class of this library.
 ///
@@ -145,9 +156,12 @@ pub struct Server {
 
     // result of TcpListener::local_addr()
     listening_addr: ListenAddr,
+
+    // postd patch: the settings and counters the server's connections share.
+    transport: Arc<Transport>,
 }
 
-enum Message {
+pub(crate) enum Message {
     Error(IoError),
     NewRequest(Request),
 }
@@ -235,9 +249,19 @@ impl Server {
     }
 
     /// Builds a new server that listens on the specified address.
+    ///
+    /// postd patch: with the default [`Settings`] (see [`settings::set_default`]).
     pub fn new(config: ServerConfig) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::with_settings(config, settings::get_default())
+    }
+
+    /// postd patch: builds a new server with the given settings.
+    pub fn with_settings(
+        config: ServerConfig,
+        settings: Settings,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let listener = config.addr.bind()?;
-        Self::from_listener(listener, config.ssl)
+        Self::from_listener_with_settings(listener, config.ssl, settings)
     }
 
     /// Builds a new server using the specified TCP listener.
@@ -247,6 +271,15 @@ impl Server {
     pub fn from_listener<L: Into<Listener>>(
         listener: L,
         ssl_config: Option<SslConfig>,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::from_listener_with_settings(listener, ssl_config, settings::get_default())
+    }
+
+    /// postd patch: `from_listener` with the given settings.
+    pub fn from_listener_with_settings<L: Into<Listener>>(
+        listener: L,
+        ssl_config: Option<SslConfig>,
+        settings: Settings,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let listener = listener.into();
         // building the "close" variable
@@ -260,14 +293,6 @@ impl Server {
         };
 
         // building the SSL capabilities
-        #[cfg(all(feature = "ssl-openssl", feature = "ssl-rustls"))]
-        compile_error!(
-            "Features 'ssl-openssl' and 'ssl-rustls' must not be enabled at the same time"
-        );
-        #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-        type SslContext = ();
-        #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-        type SslContext = crate::ssl::SslContextImpl;
         let ssl: Option<SslContext> = {
             match ssl_config {
                 #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
@@ -288,88 +313,25 @@ impl Server {
         // and ClientConnection objects are pushed in the messages queue
         let messages = MessagesQueue::with_capacity(8);
 
-        let inside_close_trigger = close_trigger.clone();
-        let inside_messages = messages.clone();
-        thread::spawn(move || {
-            // a tasks pool is used to dispatch the connections into threads
-            let tasks_pool = util::TaskPool::new();
-
-            log::debug!("Running accept thread");
-            while !inside_close_trigger.load(Relaxed) {
-                let new_client = match server.accept() {
-                    Ok((sock, _)) => {
-                        use util::RefinedTcpStream;
-                        // postd patch: responses are written in several pieces (headers
-                        // through a 1 KiB buffer, then the body); with Nagle's algorithm on,
-                        // the second piece waits for the peer's delayed ACK, ~40 ms per
-                        // response on keep-alive connections.
-                        //
-                        // postd patch: a socket that stays silent this long is given up,
-                        // so idle and stalled clients cannot pin threads forever.
-                        if let Connection::Tcp(tcp) = &sock {
-                            let _ = tcp.set_nodelay(true);
-                            let _ = tcp.set_read_timeout(Some(SOCKET_TIMEOUT));
-                            let _ = tcp.set_write_timeout(Some(SOCKET_TIMEOUT));
-                        }
-                        let (read_closable, write_closable) = match ssl {
-                            None => RefinedTcpStream::new(sock),
-                            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-                            Some(ref ssl) => {
-                                // trying to apply SSL over the connection
-                                // if an error occurs, we just close the socket and resume listening
-                                let sock = match ssl.accept(sock) {
-                                    Ok(s) => s,
-                                    Err(_) => continue,
-                                };
-
-                                RefinedTcpStream::new(sock)
-                            }
-                            #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-                            Some(ref _ssl) => unreachable!(),
-                        };
-
-                        Ok(ClientConnection::new(write_closable, read_closable))
-                    }
-                    Err(e) => Err(e),
-                };
-
-                match new_client {
-                    Ok(client) => {
-                        let messages = inside_messages.clone();
-                        let mut client = Some(client);
-                        tasks_pool.spawn(Box::new(move || {
-                            if let Some(client) = client.take() {
-                                // Synchronization is needed for HTTPS requests to avoid a deadlock
-                                if client.secure() {
-                                    let (sender, receiver) = mpsc::channel();
-                                    for rq in client {
-                                        messages.push(rq.with_notify_sender(sender.clone()).into());
-                                        receiver.recv().unwrap();
-                                    }
-                                } else {
-                                    for rq in client {
-                                        messages.push(rq.into());
-                                    }
-                                }
-                            }
-                        }));
-                    }
-
-                    Err(e) => {
-                        log::error!("Error accepting new client: {}", e);
-                        inside_messages.push(e.into());
-                        break;
-                    }
-                }
-            }
-            log::debug!("Terminating accept thread");
-        });
+        // postd patch: the loop lives in accept.rs; nothing but the server's end stops it.
+        let transport = Transport::new(settings);
+        let acceptor = accept::Acceptor {
+            listener: server,
+            ssl,
+            transport: transport.clone(),
+            messages: messages.clone(),
+            close: close_trigger.clone(),
+        };
+        thread::Builder::new()
+            .name("tiny-http-accept".to_owned())
+            .spawn(move || acceptor.run())?;
 
         // result
         Ok(Server {
             messages,
             close: close_trigger,
             listening_addr: local_addr,
+            transport,
         })
     }
 
@@ -388,12 +350,14 @@ impl Server {
     }
 
     /// Returns the number of clients currently connected to the server.
+    // postd patch: was `unimplemented!()`; the connection cap counts them now.
     pub fn num_connections(&self) -> usize {
-        unimplemented!()
-        //self.requests_receiver.lock().len()
+        self.transport.open_connections()
     }
 
     /// Blocks until an HTTP request has been submitted and returns it.
+    // postd patch: errors of `accept()` no longer come out here (they ended the accept
+    // loop); the accept thread logs them and goes on.
     pub fn recv(&self) -> IoResult<Request> {
         match self.messages.pop() {
             Some(Message::Error(err)) => Err(err),

@@ -7,9 +7,13 @@ use std::str::FromStr;
 
 use std::sync::mpsc::Sender;
 
+use crate::client::ConnState;
+use crate::response::Framing;
+use crate::settings::Transport;
 use crate::util::{EqualReader, FusedReader};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
 use chunked_transfer::Decoder;
+use std::sync::Arc;
 
 /// Represents an HTTP request made by a client.
 ///
@@ -76,6 +80,19 @@ pub struct Request {
     // on this connection can be parsed; the connection closes after the response.
     pub(crate) abandons_body: bool,
 
+    // postd patch: the server's settings (the headers every response carries).
+    transport: Arc<Transport>,
+
+    // postd patch: the connection closes after this request's response (the client asked
+    // for it, or its body was left unread), so the response says `Connection: close`.
+    pub(crate) closes_connection: bool,
+
+    // postd patch: an HTTP/1.0 client asked to keep the connection open and it stays open.
+    pub(crate) keep_alive: bool,
+
+    // postd patch: the connection this request came on (None for a `TestRequest`).
+    pub(crate) conn: Option<Arc<ConnState>>,
+
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
 }
@@ -118,6 +135,9 @@ pub enum RequestCreationError {
 
     /// postd patch: the message framing is refused. (status, title, detail)
     Refused(u16, &'static str, &'static str),
+
+    /// postd patch: the read-ahead budget has no room for this body (503, retry later).
+    Busy,
 }
 
 impl From<IoError> for RequestCreationError {
@@ -127,47 +147,50 @@ impl From<IoError> for RequestCreationError {
 }
 
 /// postd patch: answers `Expect: 100-continue` before the body is read ahead.
-fn send_continue<W: Write>(writer: &mut W, version: &HTTPVersion, headers: &[Header]) {
+fn send_continue<W: Write>(
+    writer: &mut W,
+    version: &HTTPVersion,
+    headers: &[Header],
+    transport: &Transport,
+) {
     let msg = Response::new_empty(StatusCode(100));
-    msg.raw_print(writer.by_ref(), version.clone(), headers, true, None).ok();
+    msg.raw_print_framed(
+        writer.by_ref(),
+        version.clone(),
+        headers,
+        true,
+        None,
+        &transport.framing(false),
+    )
+    .ok();
     writer.flush().ok();
 }
 
 /// postd patch: reading request bodies ahead of the application, bounded in size, time
 /// and total memory.
 pub mod preread {
+    use crate::settings::Transport;
     use std::io::{self, Cursor, ErrorKind, Read};
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
     use std::time::{Duration, Instant};
 
-    /// Largest body read ahead; set by the application to its own body limit.
-    static LIMIT: AtomicUsize = AtomicUsize::new(16 * 1024 * 1024);
-    /// Bytes of bodies all connections together may hold while read ahead. Past it,
-    /// bodies stream to the application as they arrive (correct, just not isolated).
-    static BUDGET: AtomicUsize = AtomicUsize::new(256 * 1024 * 1024);
     /// Time any body gets before the minimum rate applies.
     const GRACE: Duration = Duration::from_secs(10);
     /// Slowest acceptable body after the grace period, bytes per second.
     const MIN_RATE: f64 = 64.0 * 1024.0;
     const STEP: usize = 16 * 1024;
 
-    /// The application's body limit: larger bodies are not read (nor drained).
+    /// The application's body limit: larger bodies are not read (nor drained). Sets
+    /// `body_limit` of the default [`crate::Settings`] (servers created afterwards).
     pub fn set_limit(bytes: usize) {
-        LIMIT.store(bytes, Ordering::Relaxed);
-    }
-
-    pub(crate) fn limit() -> usize {
-        LIMIT.load(Ordering::Relaxed)
-    }
-
-    fn reserve(bytes: usize) -> bool {
-        BUDGET.fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| left.checked_sub(bytes)).is_ok()
+        crate::settings::update_default(|settings| settings.body_limit = bytes);
     }
 
     /// A body read ahead; gives its bytes back to the budget when dropped.
     struct Held {
         data: Cursor<Vec<u8>>,
         reserved: usize,
+        transport: Arc<Transport>,
     }
 
     impl Read for Held {
@@ -178,22 +201,34 @@ pub mod preread {
 
     impl Drop for Held {
         fn drop(&mut self) {
-            BUDGET.fetch_add(self.reserved, Ordering::AcqRel);
+            self.transport.release(self.reserved);
         }
     }
 
     /// Reads up to `max` bytes of `source` now (exactly `max` when `exact`: a declared
     /// Content-Length, where an early end is an error). Returns the body as a reader, and
     /// whether all of it was read here (false: `max` bytes were read and more may follow,
-    /// or the memory budget ran out and the rest streams from `source` behind what was
-    /// read; either way the connection can not be reused after this request).
+    /// so the connection can not be reused after this request).
+    ///
+    /// A declared length is reserved from the budget whole before anything is read; an
+    /// undeclared (chunked) body reserves as it arrives. A body that does not fit is
+    /// refused (`Busy`): it used to stream to the application's worker instead, where a
+    /// slow client could hold the worker.
     pub(crate) fn read_ahead<R: Read + Send + 'static>(
         mut source: R,
         max: usize,
         exact: bool,
+        transport: &Arc<Transport>,
     ) -> Result<(Box<dyn Read + Send + 'static>, bool), super::RequestCreationError> {
         let started = Instant::now();
-        let mut held = Held { data: Cursor::new(Vec::new()), reserved: 0 };
+        if exact && !transport.reserve(max) {
+            return Err(super::RequestCreationError::Busy);
+        }
+        let mut held = Held {
+            data: Cursor::new(Vec::new()),
+            reserved: if exact { max } else { 0 },
+            transport: transport.clone(),
+        };
         let mut chunk = [0u8; STEP];
         loop {
             let want = (max - held.data.get_ref().len()).min(STEP);
@@ -202,37 +237,31 @@ pub mod preread {
                 // reached `max` may go on.
                 return Ok((Box::new(held), exact));
             }
-            if !reserve(want) {
-                return Ok((Box::new(held.chain(source)), false));
-            }
             let read = match source.read(&mut chunk[..want]) {
                 Ok(0) if exact => {
-                    BUDGET.fetch_add(want, Ordering::AcqRel);
                     let info = "Connection has been closed before we received enough data";
-                    return Err(super::RequestCreationError::CreationIoError(io::Error::new(
-                        ErrorKind::ConnectionAborted,
-                        info,
-                    )));
+                    return Err(super::RequestCreationError::CreationIoError(
+                        io::Error::new(ErrorKind::ConnectionAborted, info),
+                    ));
                 }
-                Ok(0) => {
-                    BUDGET.fetch_add(want, Ordering::AcqRel);
-                    return Ok((Box::new(held), true));
-                }
+                Ok(0) => return Ok((Box::new(held), true)),
                 Ok(n) => n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => 0,
-                Err(e) => {
-                    BUDGET.fetch_add(want, Ordering::AcqRel);
-                    if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) {
-                        return Err(super::RequestCreationError::BodyTooSlow);
-                    }
-                    return Err(super::RequestCreationError::CreationIoError(e));
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    return Err(super::RequestCreationError::BodyTooSlow);
                 }
+                Err(e) => return Err(super::RequestCreationError::CreationIoError(e)),
             };
-            // Only what arrived stays reserved.
-            BUDGET.fetch_add(want - read, Ordering::AcqRel);
-            held.reserved += read;
+            // A chunked body takes from the budget what it is about to keep.
+            if !exact {
+                if !transport.reserve(read) {
+                    return Err(super::RequestCreationError::Busy);
+                }
+                held.reserved += read;
+            }
             held.data.get_mut().extend_from_slice(&chunk[..read]);
-            let allowed = GRACE + Duration::from_secs_f64(held.data.get_ref().len() as f64 / MIN_RATE);
+            let allowed =
+                GRACE + Duration::from_secs_f64(held.data.get_ref().len() as f64 / MIN_RATE);
             if started.elapsed() > allowed {
                 return Err(super::RequestCreationError::BodyTooSlow);
             }
@@ -259,6 +288,7 @@ pub fn new_request<R, W>(
     remote_addr: Option<SocketAddr>,
     source_data: R,
     writer: W,
+    transport: &Arc<Transport>,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
@@ -273,7 +303,9 @@ where
     // postd patch: framing that two parties could read differently (the root of request
     // smuggling) is refused: a transfer coding other than chunked, Transfer-Encoding with
     // Content-Length, and Content-Length values that do not parse or disagree.
-    let mut declared_lengths = headers.iter().filter(|h: &&Header| h.field.equiv("Content-Length"));
+    let mut declared_lengths = headers
+        .iter()
+        .filter(|h: &&Header| h.field.equiv("Content-Length"));
     if let Some(te) = &transfer_encoding {
         if !te.as_str().trim().eq_ignore_ascii_case("chunked") {
             // 400 rather than RFC 9112's suggested 501: a client's mistake is a 4xx here.
@@ -338,6 +370,16 @@ where
             _ => false,
         }
     };
+    // postd patch: the raw stream is handed over only for a request that can really be
+    // upgraded, a GET without a body (a WebSocket handshake). Any other request with
+    // `Connection: upgrade` was given the raw stream as its body, with no length: an
+    // application reading that body (e.g. a POST) waited on the client, in a worker,
+    // until the socket timed out. Such requests now have their body framed and read
+    // ahead like any other.
+    let connection_upgrade = connection_upgrade
+        && method == Method::Get
+        && content_length.is_none()
+        && transfer_encoding.is_none();
 
     // postd patch: the body is read here, on the connection's own thread, before the
     // request is handed to the application's bounded worker pool. A client that sends its
@@ -347,7 +389,7 @@ where
     let mut writer = writer;
     let mut must_send_continue = expects_continue;
     let mut abandons_body = false;
-    let preread_limit = preread::limit();
+    let preread_limit = transport.settings.body_limit;
     let reader = if connection_upgrade {
         // if we have a `Connection: upgrade`, always keeping the whole reader
         Box::new(source_data) as Box<dyn Read + Send + 'static>
@@ -360,14 +402,18 @@ where
             Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
         } else {
             if must_send_continue {
-                send_continue(&mut writer, &version, &headers);
+                send_continue(&mut writer, &version, &headers, transport);
                 must_send_continue = false;
             }
             // Never drained: on a timeout the rest may be trickling in for minutes. The
             // connection closes instead whenever the body was not read to its end here.
             let (data_reader, _) = EqualReader::new_undrained(source_data, content_length);
-            let (reader, complete) =
-                preread::read_ahead(FusedReader::new(data_reader), content_length, true)?;
+            let (reader, complete) = preread::read_ahead(
+                FusedReader::new(data_reader),
+                content_length,
+                true,
+                transport,
+            )?;
             if !complete {
                 abandons_body = true;
             }
@@ -377,12 +423,13 @@ where
         // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
         // over the message (RFC2616 #3.6)
         if must_send_continue {
-            send_continue(&mut writer, &version, &headers);
+            send_continue(&mut writer, &version, &headers, transport);
             must_send_continue = false;
         }
         let decoder = FusedReader::new(Decoder::new(source_data));
         // One byte past the limit tells the application the body is too large.
-        let (reader, complete) = preread::read_ahead(decoder, preread_limit + 1, false)?;
+        let (reader, complete) =
+            preread::read_ahead(decoder, preread_limit.saturating_add(1), false, transport)?;
         if !complete {
             abandons_body = true;
         }
@@ -407,6 +454,10 @@ where
         must_send_continue,
         notify_when_responded: None,
         abandons_body,
+        transport: transport.clone(),
+        closes_connection: false,
+        keep_alive: false,
+        conn: None,
     })
 }
 
@@ -479,12 +530,13 @@ impl Request {
         use crate::util::CustomStream;
 
         response
-            .raw_print(
+            .raw_print_framed(
                 self.response_writer.as_mut().unwrap().by_ref(),
                 self.http_version.clone(),
                 &self.headers,
                 false,
                 Some(protocol),
+                &self.transport.framing(false),
             )
             .ok(); // TODO: unused result
 
@@ -507,9 +559,9 @@ impl Request {
     /// # Example
     ///
     /// ```no_run
-    /// # extern crate rustc_serialize;
+    // postd patch: the example parsed JSON with rustc_serialize, an upstream
+    // dev-dependency that is not vendored; it now stops at the text.
     /// # extern crate tiny_http;
-    /// # use rustc_serialize::json::Json;
     /// # use std::io::Read;
     /// # fn get_content_type(_: &tiny_http::Request) -> &'static str { "" }
     /// # fn main() {
@@ -519,7 +571,7 @@ impl Request {
     /// if get_content_type(&request) == "application/json" {
     ///     let mut content = String::new();
     ///     request.as_reader().read_to_string(&mut content).unwrap();
-    ///     let json: Json = content.parse().unwrap();
+    ///     // `content` is the JSON text
     /// }
     /// # }
     /// ```
@@ -530,12 +582,13 @@ impl Request {
     pub fn as_reader(&mut self) -> &mut dyn Read {
         if self.must_send_continue {
             let msg = Response::new_empty(StatusCode(100));
-            msg.raw_print(
+            msg.raw_print_framed(
                 self.response_writer.as_mut().unwrap().by_ref(),
                 self.http_version.clone(),
                 &self.headers,
                 true,
                 None,
+                &self.transport.framing(false),
             )
             .ok();
             self.response_writer.as_mut().unwrap().flush().ok();
@@ -615,17 +668,51 @@ impl Request {
     {
         let mut writer = self.extract_writer_impl();
 
+        // postd patch: an earlier response on this connection closed it (it said so);
+        // nothing more reaches this client.
+        if self.conn.as_ref().is_some_and(|conn| conn.is_closing()) {
+            return Ok(());
+        }
+
         let do_not_send_body = self.method == Method::Head;
 
-        Self::ignore_client_closing_errors(response.raw_print(
+        // postd patch: a response after which the connection closes says so, whether the
+        // connection decided it (the client asked, a body left unread) or the application
+        // did (`Connection: close` on its response). The sending direction is then ended
+        // while this response still holds the connection's writer, so no pipelined
+        // response can follow it, and the connection's thread drains what the client
+        // still sends before closing (a close with unread data would be a reset).
+        let mut framing = self
+            .transport
+            .framing(self.closes_connection || response.closes_connection());
+        framing.keep_alive = self.keep_alive && !framing.close;
+        let close = framing.close;
+
+        let written = Self::ignore_client_closing_errors(response.raw_print_framed(
             writer.by_ref(),
             self.http_version.clone(),
             &self.headers,
             do_not_send_body,
             None,
-        ))?;
+            &framing,
+        ))
+        .and_then(|()| Self::ignore_client_closing_errors(writer.flush()));
 
-        Self::ignore_client_closing_errors(writer.flush())
+        if close {
+            if let Some(conn) = &self.conn {
+                conn.close_write();
+            }
+        }
+        written
+    }
+
+    /// postd patch: drops a request that will not be answered because the connection is
+    /// closing (an earlier response said so), without the automatic 500.
+    pub(crate) fn discard(mut self) {
+        self.response_writer = None;
+        if let Some(sender) = self.notify_when_responded.take() {
+            sender.send(()).ok();
+        }
     }
 
     fn ignore_client_closing_errors(result: io::Result<()>) -> io::Result<()> {

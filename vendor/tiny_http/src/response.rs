@@ -16,7 +16,8 @@ use std::time::SystemTime;
 /// Some headers cannot be changed. Trying to define the value
 /// of one of these will have no effect:
 ///
-///  - `Connection`
+///  - `Connection`, except `Connection: close` (postd patch): the response is sent with
+///    it and the connection is closed after it
 ///  - `Trailer`
 ///  - `Transfer-Encoding`
 ///  - `Upgrade`
@@ -43,6 +44,37 @@ pub struct Response<R> {
     headers: Vec<Header>,
     data_length: Option<usize>,
     chunked_threshold: Option<usize>,
+    // postd patch: the application asked (`Connection: close`) for the connection to be
+    // closed after this response.
+    close_connection: bool,
+}
+
+/// postd patch: what the connection adds to a response on the wire.
+pub(crate) struct Framing<'a> {
+    /// `Server` header, unless the response has one.
+    pub(crate) server_name: &'a str,
+    /// Added unless the response has a header of the same name.
+    pub(crate) default_headers: &'a [Header],
+    /// The connection closes after this response, so it says `Connection: close`.
+    pub(crate) close: bool,
+    /// An HTTP/1.0 client asked for keep-alive and the connection stays open.
+    pub(crate) keep_alive: bool,
+}
+
+impl Framing<'static> {
+    /// What stock tiny_http sent.
+    pub(crate) fn stock() -> Framing<'static> {
+        Framing {
+            server_name: "tiny-http (Rust)",
+            default_headers: &[],
+            close: false,
+            keep_alive: false,
+        }
+    }
+}
+
+fn header(field: &str, value: &str) -> Option<Header> {
+    Header::from_bytes(field.as_bytes(), value.as_bytes()).ok()
 }
 
 /// A `Response` without a template parameter.
@@ -206,6 +238,7 @@ where
             headers: Vec::with_capacity(16),
             data_length,
             chunked_threshold: None,
+            close_connection: false,
         };
 
         for h in headers {
@@ -254,9 +287,23 @@ where
     {
         let header = header.into();
 
+        // postd patch: `Connection: close` from the application is honoured (the 503 of a
+        // shutting-down server, a 408 for a slow body): stock tiny_http dropped it here, so
+        // the client was never told before the connection closed.
+        if header.field.equiv("Connection") {
+            if header
+                .value
+                .as_str()
+                .split(',')
+                .any(|token| token.trim().eq_ignore_ascii_case("close"))
+            {
+                self.close_connection = true;
+            }
+            return;
+        }
+
         // ignoring forbidden headers
-        if header.field.equiv("Connection")
-            || header.field.equiv("Trailer")
+        if header.field.equiv("Trailer")
             || header.field.equiv("Transfer-Encoding")
             || header.field.equiv("Upgrade")
         {
@@ -319,7 +366,13 @@ where
             status_code: self.status_code,
             data_length,
             chunked_threshold: self.chunked_threshold,
+            close_connection: self.close_connection,
         }
+    }
+
+    /// postd patch: true when the response asks for the connection to be closed after it.
+    pub fn closes_connection(&self) -> bool {
+        self.close_connection
     }
 
     /// Prints the HTTP response to a writer.
@@ -332,12 +385,36 @@ where
     ///
     /// Note: does not flush the writer.
     pub fn raw_print<W: Write>(
+        self,
+        writer: W,
+        http_version: HTTPVersion,
+        request_headers: &[Header],
+        do_not_send_body: bool,
+        upgrade: Option<&str>,
+    ) -> IoResult<()> {
+        let framing = Framing {
+            close: self.close_connection,
+            ..Framing::stock()
+        };
+        self.raw_print_framed(
+            writer,
+            http_version,
+            request_headers,
+            do_not_send_body,
+            upgrade,
+            &framing,
+        )
+    }
+
+    /// postd patch: `raw_print` with the connection's own headers.
+    pub(crate) fn raw_print_framed<W: Write>(
         mut self,
         mut writer: W,
         http_version: HTTPVersion,
         request_headers: &[Header],
         do_not_send_body: bool,
         upgrade: Option<&str>,
+        framing: &Framing<'_>,
     ) -> IoResult<()> {
         let mut transfer_encoding = Some(choose_transfer_encoding(
             self.status_code,
@@ -355,10 +432,17 @@ where
 
         // add `Server` if not in the headers
         if !self.headers.iter().any(|h| h.field.equiv("Server")) {
-            self.headers.insert(
-                0,
-                Header::from_bytes(&b"Server"[..], &b"tiny-http (Rust)"[..]).unwrap(),
-            );
+            // postd patch: the application's name rather than the library's.
+            if let Some(server) = header("Server", framing.server_name) {
+                self.headers.insert(0, server);
+            }
+        }
+
+        // postd patch: the application's headers for every response (e.g. nosniff).
+        for default in framing.default_headers {
+            if !self.headers.iter().any(|h| h.field == default.field) {
+                self.headers.push(default.clone());
+            }
         }
 
         // handling upgrade
@@ -372,6 +456,11 @@ where
                 Header::from_bytes(&b"Connection"[..], &b"upgrade"[..]).unwrap(),
             );
             transfer_encoding = None;
+        } else if framing.close || self.close_connection {
+            // postd patch: a client that reuses the connection must know it will close.
+            self.headers.extend(header("Connection", "close"));
+        } else if framing.keep_alive {
+            self.headers.extend(header("Connection", "keep-alive"));
         }
 
         // if the transfer encoding is identity, the content length must be known ; therefore if
@@ -404,8 +493,7 @@ where
                 .push(Header::from_bytes(&b"Transfer-Encoding"[..], &b"chunked"[..]).unwrap()),
 
             // postd patch: RFC 9110 8.6 forbids Content-Length on 1xx and 204 answers.
-            Some(TransferEncoding::Identity)
-                if matches!(self.status_code.0, 100..=199 | 204) => {}
+            Some(TransferEncoding::Identity) if matches!(self.status_code.0, 100..=199 | 204) => {}
 
             Some(TransferEncoding::Identity) => {
                 assert!(data_length.is_some());
@@ -485,6 +573,7 @@ where
             headers: self.headers,
             data_length: self.data_length,
             chunked_threshold: self.chunked_threshold,
+            close_connection: self.close_connection,
         }
     }
 }
@@ -573,6 +662,7 @@ impl Clone for Response<io::Empty> {
             headers: self.headers.clone(),
             data_length: self.data_length,
             chunked_threshold: self.chunked_threshold,
+            close_connection: self.close_connection,
         }
     }
 }

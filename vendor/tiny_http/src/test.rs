@@ -73,6 +73,8 @@ impl From<TestRequest> for Request {
             Some(mock.remote_addr),
             mock.body.as_bytes(),
             std::io::sink(),
+            // postd patch: a fake request reads with the default limits.
+            &crate::settings::Transport::new(crate::settings::Settings::default()),
         )
         .unwrap()
     }

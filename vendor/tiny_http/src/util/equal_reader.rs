@@ -129,6 +129,54 @@ mod tests {
         assert_eq!(string, " world");
     }
 
+    /// A reader that counts what is read from it.
+    struct Counted<'a> {
+        left: usize,
+        read: &'a mut usize,
+        largest_read: &'a mut usize,
+    }
+
+    impl Read for Counted<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.left);
+            self.left -= n;
+            *self.read += n;
+            *self.largest_read = (*self.largest_read).max(buf.len());
+            Ok(n)
+        }
+    }
+
+    // postd patch: the unread rest is drained through a fixed buffer, at most 1 MiB of it.
+    #[test]
+    fn dropping_drains_at_most_1_mib_through_a_small_buffer() {
+        let (mut read, mut largest) = (0, 0);
+        {
+            let source = Counted {
+                left: 100 * 1024 * 1024,
+                read: &mut read,
+                largest_read: &mut largest,
+            };
+            let _ = EqualReader::new(source, 100 * 1024 * 1024);
+        }
+        assert_eq!(read, 1024 * 1024);
+        assert!(largest <= 16 * 1024, "read {} bytes at once", largest);
+    }
+
+    // postd patch: a body the connection gives up on is not drained at all.
+    #[test]
+    fn an_undrained_reader_reads_nothing_when_dropped() {
+        let (mut read, mut largest) = (0, 0);
+        {
+            let source = Counted {
+                left: 1000,
+                read: &mut read,
+                largest_read: &mut largest,
+            };
+            let _ = EqualReader::new_undrained(source, 1000);
+        }
+        assert_eq!(read, 0);
+    }
+
     #[test]
     fn test_not_enough() {
         use std::io::Cursor;

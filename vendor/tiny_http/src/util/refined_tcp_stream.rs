@@ -12,12 +12,14 @@ pub(crate) enum Stream {
     Https(SslStream),
 }
 
-impl Clone for Stream {
-    fn clone(&self) -> Self {
+impl Stream {
+    /// postd patch: was `Clone`, unwrapping `try_clone`; out of descriptors (EMFILE) that
+    /// panicked the accept thread and stopped the server for good.
+    fn try_clone(&self) -> IoResult<Self> {
         match self {
-            Stream::Http(tcp_stream) => Stream::Http(tcp_stream.try_clone().unwrap()),
+            Stream::Http(tcp_stream) => tcp_stream.try_clone().map(Stream::Http),
             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-            Stream::Https(ssl_stream) => Stream::Https(ssl_stream.clone()),
+            Stream::Https(ssl_stream) => Ok(Stream::Https(ssl_stream.clone())),
         }
     }
 }
@@ -29,6 +31,15 @@ impl From<Connection> for Stream {
 }
 
 impl Stream {
+    /// postd patch: the plain socket, for answering without a thread.
+    pub(crate) fn into_connection(self) -> Option<Connection> {
+        match self {
+            Stream::Http(conn) => Some(conn),
+            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+            Stream::Https(_) => None,
+        }
+    }
+
     fn secure(&self) -> bool {
         match self {
             Stream::Http(_) => false,
@@ -89,13 +100,21 @@ pub struct RefinedTcpStream {
 }
 
 impl RefinedTcpStream {
-    pub(crate) fn new<S>(stream: S) -> (RefinedTcpStream, RefinedTcpStream)
+    /// postd patch: fallible (the second half costs a descriptor); on failure the stream
+    /// is handed back so that the caller can still answer on it.
+    pub(crate) fn new<S>(
+        stream: S,
+    ) -> Result<(RefinedTcpStream, RefinedTcpStream), (Stream, std::io::Error)>
     where
         S: Into<Stream>,
     {
         let stream: Stream = stream.into();
 
-        let (read, write) = (stream.clone(), stream);
+        let read = match stream.try_clone() {
+            Ok(read) => read,
+            Err(e) => return Err((stream, e)),
+        };
+        let write = stream;
 
         let read = RefinedTcpStream {
             stream: read,
@@ -109,7 +128,7 @@ impl RefinedTcpStream {
             close_write: true,
         };
 
-        (read, write)
+        Ok((read, write))
     }
 
     /// Returns true if this struct wraps around a secure connection.
@@ -120,6 +139,23 @@ impl RefinedTcpStream {
 
     pub(crate) fn peer_addr(&mut self) -> IoResult<Option<SocketAddr>> {
         self.stream.peer_addr()
+    }
+
+    /// postd patch: ends the sending direction (the peer reads EOF after what was sent)
+    /// while the receiving one stays open for a bounded drain.
+    pub(crate) fn shutdown_write(&mut self) {
+        self.stream.shutdown(Shutdown::Write).ok();
+    }
+
+    /// postd patch: the socket's receive timeout (shared by both halves: it is one socket).
+    pub(crate) fn set_read_timeout(&self, timeout: Option<std::time::Duration>) {
+        match &self.stream {
+            Stream::Http(conn) => {
+                conn.set_read_timeout(timeout).ok();
+            }
+            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+            Stream::Https(_) => {}
+        }
     }
 }
 

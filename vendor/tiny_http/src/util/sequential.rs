@@ -73,6 +73,14 @@ impl<W: Write + Send> SequentialWriterBuilder<W> {
     }
 }
 
+impl<W: Write + Send> SequentialWriterBuilder<W> {
+    /// postd patch: the writer all responses of the connection share, for ending the
+    /// sending direction after the last one.
+    pub(crate) fn shared(&self) -> Arc<Mutex<W>> {
+        self.writer.clone()
+    }
+}
+
 impl<R: Read + Send> Iterator for SequentialReaderBuilder<R> {
     type Item = SequentialReader<R>;
 
