@@ -6,8 +6,7 @@
 //!
 //! `POSTD_CRASH_SEED=<n>` replays a run; `POSTD_CRASH_ITERATIONS=<n>` changes the count.
 
-mod common;
-use common::*;
+use crate::support::*;
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::TcpStream;

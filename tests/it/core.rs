@@ -1,10 +1,8 @@
 //! Integration tests for everything in API.md except "Bulk operations": auth, posts,
 //! comments, trash, search, pagination, input errors, operations endpoints and the CLI.
-//! Every test starts its own real `postd` process (see tests/common/mod.rs).
+//! Every test starts its own real `postd` process (see tests/it/support.rs).
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use jwt_simple::prelude::{Claims, Clock, HS256Key, HS512Key, MACLike, NoCustomClaims};
 use serde_json::{json, Value};
 use std::collections::HashSet;

@@ -1,7 +1,6 @@
 //! Test harness: starts the real `postd` binary on a free loopback port with a fresh
 //! temporary directory, and talks HTTP/1.1 to it over a plain socket (so tests can also
 //! send bytes no HTTP library would).
-#![allow(dead_code)]
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -1,7 +1,6 @@
 //! Running postd for real: graceful shutdown, the access log, CLI progress.
 
-mod common;
-use common::*;
+use crate::support::*;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;

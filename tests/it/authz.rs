@@ -14,8 +14,7 @@
 //! carry `WWW-Authenticate: Bearer`, and listings must show or hide the target as the
 //! contract says. The whole matrix is printed; a failure names every wrong cell.
 
-mod common;
-use common::*;
+use crate::support::*;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 

@@ -12,8 +12,7 @@
 //! `POSTD_SOAK_CLIENTS` (default 8) and `POSTD_SOAK_SECS` (default 8) scale it;
 //! `POSTD_SOAK_SEED` replays the choice of operations.
 
-mod common;
-use common::*;
+use crate::support::*;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,8 +1,7 @@
 //! Integration tests for the bulk endpoints (`/posts/bulk`, `/posts/bulk/restore`) and
 //! `Idempotency-Key`, written from the contract in API.md ("Bulk operations").
 
-mod common;
-use common::*;
+use crate::support::*;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

@@ -12,8 +12,7 @@
 //! up to 1 KiB it reads the body itself before the application sees the request, above
 //! that a request worker reads it under the application's minimum-rate rule.
 
-mod common;
-use common::*;
+use crate::support::*;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};

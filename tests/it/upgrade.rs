@@ -1,11 +1,10 @@
 //! Upgrading the binary upgrades an older database file in place.
 
-mod common;
-use common::*;
+use crate::support::*;
 use serde_json::json;
 use std::process::Command;
 
-const V1_DUMP: &str = include_str!("fixtures/postd-v1.sql");
+const V1_DUMP: &str = include_str!("../fixtures/postd-v1.sql");
 
 fn user_version(db: &std::path::Path) -> i64 {
     let conn = rusqlite::Connection::open(db).unwrap();

@@ -8,9 +8,7 @@
 //!
 //! `PROPTEST_CASES` sets the number of cases per property (default 256).
 
-mod common;
-
-use common::{Resp, Server};
+use crate::support::{Resp, Server, TempDir};
 use postd::api::App;
 use postd::auth::TokenKeys;
 use postd::config::{Command, ServeConfig};
@@ -32,12 +30,12 @@ struct Fixture {
     app: App,
     user_token: String,
     admin_token: String,
-    _dir: common::TempDir,
+    _dir: TempDir,
 }
 
 impl Fixture {
     fn new(max_body: usize) -> Fixture {
-        let dir = common::TempDir::new("hostile");
+        let dir = TempDir::new("hostile");
         let db = dir.0.join("postd.db");
         let args = [
             "--db".to_string(),

@@ -1,8 +1,7 @@
 //! Keeps the README honest: runs its ```bash blocks, as written, against a live server
 //! started with the embedded defaults (only the port differs).
 
-mod common;
-use common::{TempDir, BIN};
+use crate::support::{TempDir, BIN};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
