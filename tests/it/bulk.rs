@@ -20,7 +20,7 @@ type RejectedCase<'a> = (
     u16,
 );
 
-fn bulk_create(srv: &Server, user: &TestUser, items: Value) -> Resp {
+fn bulk_create(srv: &Server, user: &TestUser, items: Value) -> Response {
     srv.call(
         "POST",
         "/posts/bulk",
@@ -29,7 +29,7 @@ fn bulk_create(srv: &Server, user: &TestUser, items: Value) -> Resp {
     )
 }
 
-fn bulk_patch(srv: &Server, user: &TestUser, items: Value) -> Resp {
+fn bulk_patch(srv: &Server, user: &TestUser, items: Value) -> Response {
     srv.call(
         "PATCH",
         "/posts/bulk",
@@ -38,11 +38,11 @@ fn bulk_patch(srv: &Server, user: &TestUser, items: Value) -> Resp {
     )
 }
 
-fn bulk_delete(srv: &Server, user: &TestUser, body: Value) -> Resp {
+fn bulk_delete(srv: &Server, user: &TestUser, body: Value) -> Response {
     srv.call("DELETE", "/posts/bulk", Some(&user.token), Some(&body))
 }
 
-fn bulk_delete_repr(srv: &Server, user: &TestUser, body: Value) -> Resp {
+fn bulk_delete_repr(srv: &Server, user: &TestUser, body: Value) -> Response {
     srv.call_with(
         "DELETE",
         "/posts/bulk",
@@ -52,7 +52,7 @@ fn bulk_delete_repr(srv: &Server, user: &TestUser, body: Value) -> Resp {
     )
 }
 
-fn bulk_restore(srv: &Server, user: &TestUser, ids: Value) -> Resp {
+fn bulk_restore(srv: &Server, user: &TestUser, ids: Value) -> Response {
     srv.call(
         "POST",
         "/posts/bulk/restore",
@@ -99,7 +99,7 @@ fn ids_of(posts: &[Value]) -> Vec<i64> {
 
 /// The `errors` array of a problem body (must be present and non-empty).
 #[track_caller]
-fn errors_of(resp: &Resp) -> Vec<Value> {
+fn errors_of(resp: &Response) -> Vec<Value> {
     let body = resp.json();
     let errors = body["errors"]
         .as_array()
@@ -114,7 +114,7 @@ fn errors_of(resp: &Resp) -> Vec<Value> {
 
 /// Every `index` of the errors, sorted, duplicates kept.
 #[track_caller]
-fn error_indexes(resp: &Resp) -> Vec<u64> {
+fn error_indexes(resp: &Response) -> Vec<u64> {
     let mut out: Vec<u64> = errors_of(resp)
         .iter()
         .map(|e| {
@@ -129,13 +129,13 @@ fn error_indexes(resp: &Resp) -> Vec<u64> {
 
 /// The distinct indexes named by the errors.
 #[track_caller]
-fn error_index_set(resp: &Resp) -> BTreeSet<u64> {
+fn error_index_set(resp: &Response) -> BTreeSet<u64> {
     error_indexes(resp).into_iter().collect()
 }
 
 /// The distinct `(index, id)` pairs named by the errors (both required).
 #[track_caller]
-fn error_index_ids(resp: &Resp) -> BTreeSet<(u64, i64)> {
+fn error_index_ids(resp: &Response) -> BTreeSet<(u64, i64)> {
     errors_of(resp)
         .iter()
         .map(|e| {
@@ -233,7 +233,7 @@ fn snapshot(srv: &Server, admin: &TestUser) -> Snapshot {
     }
 }
 
-fn get_post(srv: &Server, id: i64) -> Resp {
+fn get_post(srv: &Server, id: i64) -> Response {
     srv.get(&format!("/posts/{id}"), None)
 }
 
@@ -1385,7 +1385,7 @@ fn bulk_restore_rejects_bad_bodies_with_422() {
     assert_eq!(ids_of(&all_trash(&srv, &admin)), vec![p]);
 }
 
-fn admin_restore_raw(srv: &Server, admin: &TestUser, body: &Value) -> Resp {
+fn admin_restore_raw(srv: &Server, admin: &TestUser, body: &Value) -> Response {
     srv.call(
         "POST",
         "/posts/bulk/restore",
@@ -1777,7 +1777,7 @@ struct Ledger {
 }
 
 #[track_caller]
-fn acknowledged(resp: &Resp, status: u16, what: &str) -> Value {
+fn acknowledged(resp: &Response, status: u16, what: &str) -> Value {
     assert!(
         resp.status < 500,
         "{what}: 5xx {}: {}",
@@ -1999,7 +1999,7 @@ fn concurrent_requests_with_one_idempotency_key_create_once() {
     let srv = Server::start();
     let alice = srv.register("alice");
     let body = json!({"items": [{"title": "Race", "body": "1"}, {"title": "Race", "body": "2"}]});
-    let answers: Vec<Resp> = std::thread::scope(|scope| {
+    let answers: Vec<Response> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..8)
             .map(|_| {
                 let (srv, alice, body) = (&srv, &alice, &body);

@@ -82,7 +82,7 @@ fn assert_trashed_shape(p: &Value) {
 }
 
 #[track_caller]
-fn assert_204(r: &Resp) {
+fn assert_204(r: &Response) {
     assert_eq!(r.status, 204, "body: {}", r.text());
     assert!(
         r.body.is_empty(),
@@ -97,7 +97,7 @@ fn assert_204(r: &Resp) {
 }
 
 #[track_caller]
-fn assert_401(r: &Resp) {
+fn assert_401(r: &Response) {
     r.expect(401);
     let www = r
         .header("WWW-Authenticate")
@@ -107,7 +107,7 @@ fn assert_401(r: &Resp) {
 
 /// `field` names of a 422's `errors` list.
 #[track_caller]
-fn error_fields(r: &Resp) -> Vec<String> {
+fn error_fields(r: &Response) -> Vec<String> {
     let p = r.json();
     let errors = p["errors"]
         .as_array()
@@ -123,7 +123,7 @@ fn error_fields(r: &Resp) -> Vec<String> {
 }
 
 #[track_caller]
-fn expect_422_field(r: &Resp, field: &str) {
+fn expect_422_field(r: &Response, field: &str) {
     r.expect(422);
     let fields = error_fields(r);
     assert!(
@@ -133,7 +133,7 @@ fn expect_422_field(r: &Resp, field: &str) {
     );
 }
 
-fn allow_set(r: &Resp) -> HashSet<String> {
+fn allow_set(r: &Response) -> HashSet<String> {
     r.header("Allow")
         .unwrap_or_else(|| panic!("405 without Allow: {r:?}"))
         .split(',')
@@ -151,7 +151,7 @@ fn set(list: &[&str]) -> HashSet<String> {
     methods
 }
 
-fn post(s: &Server, token: &str, body: Value) -> Resp {
+fn post(s: &Server, token: &str, body: Value) -> Response {
     s.call("POST", "/posts", Some(token), Some(&body))
 }
 
@@ -205,7 +205,7 @@ fn raw_post(
     token: Option<&str>,
     content_type: Option<&str>,
     body: &[u8],
-) -> Resp {
+) -> Response {
     let auth = token.map(|t| format!("Bearer {t}"));
     let mut headers: Vec<(&str, &str)> = Vec::new();
     if let Some(a) = &auth {
@@ -2758,7 +2758,7 @@ fn idempotency_key_on_single_create() {
 fn concurrent_writers_get_distinct_slugs_and_one_username() {
     let s = Server::start();
     let alice = s.register("alice");
-    let results: Vec<Resp> = std::thread::scope(|scope| {
+    let results: Vec<Response> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..12)
             .map(|_| {
                 scope.spawn(|| post(&s, &alice.token, json!({"title": "Same Title", "body": ""})))
@@ -2975,7 +2975,7 @@ fn cli_user_add_from_env_and_stdin() {
 #[test]
 fn cli_bad_options_exit_with_one_line() {
     let dir = TempDir::new("cli");
-    let db = dir.0.join("x.db");
+    let db = dir.path().join("x.db");
     let db = db.to_str().unwrap();
     let d = Duration::from_secs(15);
     for args in [
@@ -3005,14 +3005,14 @@ fn cli_bad_options_exit_with_one_line() {
         assert_one_line_failure(&format!("{args:?}"), &outcome);
     }
     // Unusable database files.
-    let not_db = dir.0.join("not-a-db.txt");
+    let not_db = dir.path().join("not-a-db.txt");
     std::fs::write(
         &not_db,
         "this is not an SQLite database, just some text that is long enough to matter\n"
             .repeat(100),
     )
     .unwrap();
-    let a_dir = dir.0.join("a-directory");
+    let a_dir = dir.path().join("a-directory");
     std::fs::create_dir_all(&a_dir).unwrap();
     let under_file = not_db.join("x.db");
     for bad_db in [&not_db, &a_dir, &under_file] {
@@ -3042,7 +3042,7 @@ fn cli_bad_options_exit_with_one_line() {
     );
     assert_one_line_failure("POSTD_WORKERS=0", &outcome);
     // Backing up a database that does not exist.
-    let target = dir.0.join("copy.db");
+    let target = dir.path().join("copy.db");
     let outcome = run_bin(
         &[
             "backup",
@@ -3153,7 +3153,7 @@ fn cli_backup_of_a_live_server() {
         let p = s.create_post(&alice, &format!("Backed up {i}"), "body");
         comment_ok(&s, &alice.token, id(&p), "c");
     }
-    let target = s.dir.0.join("backup.db");
+    let target = s.dir.path().join("backup.db");
     let target_str = target.to_str().unwrap().to_string();
 
     // While the server keeps writing.
@@ -3203,7 +3203,7 @@ fn cli_backup_of_a_live_server() {
     drop(conn);
 
     // Quiet server: the copy has exactly the same count.
-    let quiet = s.dir.0.join("quiet.db");
+    let quiet = s.dir.path().join("quiet.db");
     let out = s.cli(&["backup", quiet.to_str().unwrap()], &[]);
     assert!(
         out.status.success(),
@@ -3226,7 +3226,7 @@ fn cli_backup_of_a_live_server() {
     // A server started on the copy serves the same posts.
     drop(conn);
     let copy_dir = TempDir::new("restore");
-    let copy_db = copy_dir.0.join("postd.db");
+    let copy_db = copy_dir.path().join("postd.db");
     std::fs::copy(&quiet, &copy_db).unwrap();
     let (code, _, err) = run_bin(
         &["user", "add", "checker", "--db", copy_db.to_str().unwrap()],

@@ -7,9 +7,9 @@
 //! `POSTD_CRASH_SEED=<n>` replays a run; `POSTD_CRASH_ITERATIONS=<n>` changes the count.
 
 use crate::support::*;
+use postd_testkit::client::Client;
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -67,55 +67,17 @@ fn iterations() -> usize {
 /// One request on its own connection that tolerates the server dying under it: `None`
 /// when the connection failed or the answer is incomplete.
 fn try_request(
-    addr: &str,
+    addr: SocketAddr,
     method: &str,
     path: &str,
     token: &str,
     body: Option<&[u8]>,
 ) -> Option<(u16, Vec<u8>)> {
-    let mut stream = TcpStream::connect(addr).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
+    let auth = format!("Bearer {token}");
+    let resp = Client::with_timeout(addr, Duration::from_secs(60))
+        .request(method, path, &[("Authorization", &auth)], body)
         .ok()?;
-    stream
-        .set_write_timeout(Some(Duration::from_secs(60)))
-        .ok()?;
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-         Authorization: Bearer {token}\r\n"
-    );
-    if let Some(body) = body {
-        head.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).ok()?;
-    if let Some(body) = body {
-        stream.write_all(body).ok()?;
-    }
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).ok()?;
-    let split = answer.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(&answer[..split]).ok()?;
-    let status: u16 = head.split(' ').nth(1)?.parse().ok()?;
-    let length = head
-        .split("\r\n")
-        .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("Content-Length"))
-        .and_then(|(_, v)| v.trim().parse::<usize>().ok());
-    let body = &answer[split + 4..];
-    let chunked = head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked");
-    if chunked {
-        return dechunk(body).map(|body| (status, body));
-    }
-    match length {
-        Some(n) if body.len() != n => None,
-        _ => Some((status, body.to_vec())),
-    }
+    Some((resp.status, resp.body))
 }
 
 fn check_database(srv: &Server, context: &str) {
@@ -163,7 +125,7 @@ fn check_database(srv: &Server, context: &str) {
 /// Single `POST /posts` in a loop until told to stop or the server dies; every 201 is
 /// recorded as acknowledged (id, title).
 fn single_writer(
-    addr: &str,
+    addr: SocketAddr,
     token: &str,
     tag: &str,
     stop: &AtomicBool,
@@ -220,17 +182,17 @@ fn race<F>(
     kill_after: Option<Duration>,
 ) -> (Option<(u16, Vec<u8>)>, Duration)
 where
-    F: FnOnce(&str) -> Option<(u16, Vec<u8>)> + Send,
+    F: FnOnce(SocketAddr) -> Option<(u16, Vec<u8>)> + Send,
 {
     let stop = AtomicBool::new(false);
-    let addr = srv.addr.clone();
+    let addr = srv.addr;
     let started = Instant::now();
     let result = std::thread::scope(|scope| {
         let op_thread = scope.spawn(|| {
-            let answer = op(&addr);
+            let answer = op(addr);
             (answer, started.elapsed())
         });
-        let singles = scope.spawn(|| single_writer(&addr, &single.token, tag, &stop, acked));
+        let singles = scope.spawn(|| single_writer(addr, &single.token, tag, &stop, acked));
         let result = match kill_after {
             Some(delay) => {
                 std::thread::sleep(delay);
@@ -268,7 +230,8 @@ fn sigkill_during_bulk_create_is_all_or_nothing() {
     let body = serde_json::to_vec(&serde_json::json!({ "items": items })).expect("json");
     let count_sql = format!("SELECT count(*) FROM posts WHERE author_id = {}", bulker.id);
     let acked: Mutex<Vec<(i64, String)>> = Mutex::new(Vec::new());
-    let bulk = |addr: &str| try_request(addr, "POST", "/posts/bulk", &bulker.token, Some(&body));
+    let bulk =
+        |addr: SocketAddr| try_request(addr, "POST", "/posts/bulk", &bulker.token, Some(&body));
 
     // One undisturbed run, under the same conditions as the others (a freshly started
     // server, a single writer racing), tells how long a bulk takes; the kills land within.
@@ -354,7 +317,7 @@ fn make_batch(
     create_body: &[u8],
 ) -> (Vec<u8>, i64) {
     let (status, bytes) = try_request(
-        &srv.addr,
+        srv.addr,
         "POST",
         "/posts/bulk",
         &author.token,
@@ -411,7 +374,7 @@ fn sigkill_during_bulk_hard_delete_is_all_or_nothing() {
         commenter.id
     );
     let acked: Mutex<Vec<(i64, String)>> = Mutex::new(Vec::new());
-    let delete = |body: &[u8], addr: &str| {
+    let delete = |body: &[u8], addr: SocketAddr| {
         try_request(addr, "DELETE", "/posts/bulk", &admin.token, Some(body))
     };
 

@@ -132,7 +132,7 @@ struct Soak<'a> {
 impl Soak<'_> {
     /// Counts the answer and checks it: a 5xx, "database is locked" anywhere, or a status
     /// outside `allowed` is a failure. Returns whether it was a 2xx.
-    fn check(&self, op: &'static str, resp: &Resp, allowed: &[u16]) -> bool {
+    fn check(&self, op: &'static str, resp: &Response, allowed: &[u16]) -> bool {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let text = resp.text();
         let mut stats = self.stats.lock().expect("stats");

@@ -1,102 +1,33 @@
-//! Test harness: starts the real `postd` binary on a free loopback port with a fresh
-//! temporary directory, and talks HTTP/1.1 to it over a plain socket (so tests can also
-//! send bytes no HTTP library would).
+//! What postd's integration tests share, on top of the test kit (tests/testkit): the real
+//! `postd` binary started on a free loopback port with a fresh temporary directory, HTTP
+//! requests to it (one connection each, read until the server closes it, so a test can
+//! also send bytes no HTTP library would), users and tokens, and the command line.
 
+pub use postd_testkit::http::Response;
+pub use postd_testkit::TempDir;
+use postd_testkit::{client, http, ServerProcess};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::{Command, ExitStatus, Output, Stdio};
 use std::time::Duration;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_postd");
 pub const PASSWORD: &str = "correct-horse-battery";
 
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-/// A fresh temporary directory, removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("postd-test-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+/// How long a server may take to print its start-up line (a loaded 2-core machine, a
+/// database recovering after SIGKILL).
+pub const START_WITHIN: Duration = Duration::from_secs(60);
+/// How long a request may wait for its answer.
+const ANSWER_WITHIN: Duration = Duration::from_secs(60);
 
 pub struct Server {
-    child: Option<Child>,
-    pub addr: String,
+    process: Option<ServerProcess>,
+    pub addr: SocketAddr,
     pub db: PathBuf,
     env: Vec<(String, String)>,
     args: Vec<String>,
     pub dir: TempDir,
-}
-
-#[derive(Debug, Clone)]
-pub struct Resp {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Resp {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "body is not JSON ({e}): {}",
-                String::from_utf8_lossy(&self.body)
-            )
-        })
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    /// Asserts the status, printing the body when it differs.
-    #[track_caller]
-    pub fn expect(&self, status: u16) -> &Resp {
-        assert_eq!(
-            self.status,
-            status,
-            "unexpected status; body: {}",
-            self.text()
-        );
-        if status >= 400 {
-            assert_eq!(
-                self.header("Content-Type"),
-                Some("application/problem+json"),
-                "{}",
-                self.text()
-            );
-            let problem = self.json();
-            assert_eq!(problem["status"], status, "{problem}");
-            assert_eq!(problem["type"], "about:blank", "{problem}");
-            assert!(
-                problem["title"].is_string() && problem["detail"].is_string(),
-                "{problem}"
-            );
-        }
-        self
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -114,7 +45,7 @@ impl Server {
     /// Starts with extra environment variables and command-line arguments.
     pub fn start_with(env: &[(&str, &str)], args: &[&str]) -> Server {
         let dir = TempDir::new("srv");
-        let db = dir.0.join("postd.db");
+        let db = dir.path().join("postd.db");
         Server::start_on(dir, db, env, args)
     }
 
@@ -125,8 +56,8 @@ impl Server {
 
     fn start_on(dir: TempDir, db: PathBuf, env: &[(&str, &str)], args: &[&str]) -> Server {
         let mut server = Server {
-            child: None,
-            addr: String::new(),
+            process: None,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             db,
             env: env
                 .iter()
@@ -143,7 +74,7 @@ impl Server {
         let stderr = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.dir.0.join("stderr.log"))
+            .open(self.dir.path().join("stderr.log"))
             .expect("stderr log");
         let mut cmd = Command::new(BIN);
         cmd.arg("serve")
@@ -155,43 +86,18 @@ impl Server {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("start postd");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut reader = BufReader::new(stdout);
-        let mut line = String::new();
-        reader.read_line(&mut line).expect("read start-up line");
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| {
-                panic!(
-                    "no address in start-up line {line:?}; stderr: {}",
-                    self.stderr()
-                )
-            })
-            .to_string();
-        std::thread::spawn(move || {
-            let mut sink = Vec::new();
-            let _ = reader.read_to_end(&mut sink);
-        });
-        self.addr = addr;
-        self.child = Some(child);
+        let process = ServerProcess::start(cmd.stderr(stderr), START_WITHIN)
+            .unwrap_or_else(|err| panic!("{err}; stderr: {}", self.stderr()));
+        self.addr = process.addr();
+        self.process = Some(process);
     }
 
     pub fn stderr(&self) -> String {
-        std::fs::read_to_string(self.dir.0.join("stderr.log")).unwrap_or_default()
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
     }
 
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process = None;
     }
 
     /// Kills and starts again on the same database (a new port).
@@ -201,18 +107,21 @@ impl Server {
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+        self.process.as_ref().map_or(0, ServerProcess::pid)
+    }
+
+    /// Waits up to `within` for the server to exit by itself (after SIGTERM).
+    pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        self.process
+            .as_mut()
+            .and_then(|process| process.wait_exit(within))
+            .unwrap_or_else(|| panic!("server did not stop within {within:?}"))
     }
 
     /// Sends raw bytes as one request and reads the whole answer (the connection closes).
-    pub fn raw(&self, bytes: &[u8]) -> Resp {
-        let mut stream = TcpStream::connect(&self.addr).expect("connect");
-        stream.set_read_timeout(Some(Duration::from_secs(60))).ok();
-        // The server may answer (e.g. 413) and close before reading everything.
-        let _ = stream.write_all(bytes);
-        let mut answer = Vec::new();
-        let _ = stream.read_to_end(&mut answer);
-        parse_response(&answer).unwrap_or_else(|| {
+    pub fn raw(&self, bytes: &[u8]) -> Response {
+        let answer = client::send_until_close(self.addr, bytes, ANSWER_WITHIN).expect("connect");
+        Response::parse(&answer).unwrap_or_else(|| {
             panic!(
                 "unparseable response: {:?}",
                 String::from_utf8_lossy(&answer)
@@ -226,26 +135,13 @@ impl Server {
         path: &str,
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
-    ) -> Resp {
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
-            self.addr
-        );
-        for (k, v) in headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        if let Some(body) = body {
-            head.push_str(&format!("Content-Length: {}\r\n", body.len()));
-        }
-        head.push_str("\r\n");
-        let mut bytes = head.into_bytes();
-        if let Some(body) = body {
-            bytes.extend_from_slice(body);
-        }
-        self.raw(&bytes)
+    ) -> Response {
+        let mut all_headers = vec![("Connection", "close")];
+        all_headers.extend_from_slice(headers);
+        self.raw(&http::request(method, path, self.addr, &all_headers, body))
     }
 
-    pub fn get(&self, path: &str, token: Option<&str>) -> Resp {
+    pub fn get(&self, path: &str, token: Option<&str>) -> Response {
         let auth = token.map(|t| format!("Bearer {t}"));
         let mut headers = Vec::new();
         if let Some(auth) = &auth {
@@ -261,7 +157,7 @@ impl Server {
         path: &str,
         token: Option<&str>,
         body: Option<&Value>,
-    ) -> Resp {
+    ) -> Response {
         self.call_with(method, path, token, body, &[])
     }
 
@@ -272,7 +168,7 @@ impl Server {
         token: Option<&str>,
         body: Option<&Value>,
         extra: &[(&str, &str)],
-    ) -> Resp {
+    ) -> Response {
         let auth = token.map(|t| format!("Bearer {t}"));
         let mut headers: Vec<(&str, &str)> = extra.to_vec();
         if let Some(auth) = &auth {
@@ -381,12 +277,6 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 pub fn cli(db: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(BIN);
     cmd.args(args).arg("--db").arg(db).stdin(Stdio::null());
@@ -394,45 +284,4 @@ pub fn cli(db: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         cmd.env(k, v);
     }
     cmd.output().expect("run postd")
-}
-
-fn parse_response(bytes: &[u8]) -> Option<Resp> {
-    let split = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(&bytes[..split]).ok()?;
-    let mut lines = head.split("\r\n");
-    let status: u16 = lines.next()?.split(' ').nth(1)?.parse().ok()?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let raw_body = &bytes[split + 4..];
-    let chunked = headers.iter().any(|(k, v)| {
-        k.eq_ignore_ascii_case("Transfer-Encoding") && v.eq_ignore_ascii_case("chunked")
-    });
-    let body = if chunked {
-        dechunk(raw_body)?
-    } else {
-        raw_body.to_vec()
-    };
-    Some(Resp {
-        status,
-        headers,
-        body,
-    })
-}
-
-/// A chunked body, decoded; `None` when it was cut short.
-pub fn dechunk(mut bytes: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = bytes.windows(2).position(|w| w == b"\r\n")?;
-        let size =
-            usize::from_str_radix(std::str::from_utf8(&bytes[..line_end]).ok()?.trim(), 16).ok()?;
-        bytes = &bytes[line_end + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        out.extend_from_slice(bytes.get(..size)?);
-        bytes = bytes.get(size + 2..)?;
-    }
 }

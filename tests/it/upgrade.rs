@@ -15,7 +15,7 @@ fn user_version(db: &std::path::Path) -> i64 {
 #[test]
 fn a_version_1_file_is_upgraded_in_place_with_its_data() {
     let dir = TempDir::new("upgrade");
-    let db = dir.0.join("postd.db");
+    let db = dir.path().join("postd.db");
     rusqlite::Connection::open(&db)
         .unwrap()
         .execute_batch(V1_DUMP)
@@ -81,7 +81,7 @@ fn a_version_1_file_is_upgraded_in_place_with_its_data() {
 #[test]
 fn a_file_from_a_newer_postd_is_refused_with_one_clear_line() {
     let dir = TempDir::new("newer");
-    let db = dir.0.join("postd.db");
+    let db = dir.path().join("postd.db");
     rusqlite::Connection::open(&db)
         .unwrap()
         .execute_batch("PRAGMA user_version = 99")
