@@ -4,7 +4,7 @@
 //! `invariants`, which reads the source tree.
 //!
 //! One module per area; run one with `cargo test --test it core::`. A new area is a file
-//! here plus its `mod` line below.
+//! here plus its `mod` line below (`invariants::integration_tests_are_one_binary` checks).
 
 mod support;
 
