@@ -217,6 +217,7 @@ where
 
 #[test]
 fn sigkill_during_bulk_create_is_all_or_nothing() {
+    let _turn = heavy_load();
     let started = Instant::now();
     let mut rng = Rng::seeded("bulk create");
     let mut srv = Server::start();
@@ -357,6 +358,7 @@ fn make_batch(
 
 #[test]
 fn sigkill_during_bulk_hard_delete_is_all_or_nothing() {
+    let _turn = heavy_load();
     let started = Instant::now();
     let mut rng = Rng::seeded("bulk hard delete");
     let mut srv = Server::start();

@@ -364,6 +364,7 @@ fn assert_no_problems(problems: &[String]) {
 /// than the 8 request workers of a 2-CPU machine).
 #[test]
 fn fresh_clients_are_served_while_hundreds_idle_and_trickle() {
+    let _turn = timing_sensitive();
     let srv = Server::start_with(&[], &["--workers", "8"]);
     let user = srv.register("patient");
     let started = Instant::now();
@@ -440,6 +441,7 @@ fn fresh_clients_are_served_while_hundreds_idle_and_trickle() {
 /// not leave a fresh client waiting for the 10 s grace to run out.
 #[test]
 fn body_tricklers_do_not_starve_the_request_workers() {
+    let _turn = timing_sensitive();
     const WORKERS: usize = 4;
     let srv = Server::start_with(&[], &["--workers", &WORKERS.to_string()]);
     let user = srv.register("patient");
@@ -479,6 +481,7 @@ fn body_tricklers_do_not_starve_the_request_workers() {
 /// the next request at once, not go on reading the rest of that body.
 #[test]
 fn a_slow_body_answered_408_frees_its_worker() {
+    let _turn = timing_sensitive();
     let srv = Server::start_with(&[], &["--workers", "1"]);
     let user = srv.register("patient");
     let started = Instant::now();
@@ -539,6 +542,7 @@ fn a_slow_body_answered_408_frees_its_worker() {
 /// until some other connection ends.
 #[test]
 fn every_connection_of_a_burst_is_served_promptly() {
+    let _turn = timing_sensitive();
     let srv = Server::start();
     let signal = |sig: &str| {
         let status = std::process::Command::new("kill")

@@ -695,6 +695,7 @@ impl Client<'_> {
 
 #[test]
 fn concurrent_mixed_workload_matches_the_model() {
+    let _turn = heavy_load();
     let clients = env_number("POSTD_SOAK_CLIENTS", 8).max(2) as usize;
     let secs = env_number("POSTD_SOAK_SECS", 8);
     let seed = env_number(
