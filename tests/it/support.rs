@@ -7,6 +7,7 @@ pub use postd_testkit::http::Response;
 pub use postd_testkit::TempDir;
 use postd_testkit::{client, http, ServerProcess};
 use serde_json::Value;
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Output, Stdio};
@@ -275,6 +276,51 @@ impl Server {
             .expect("busy timeout");
         conn.query_row(sql, [], |row| row.get(0))
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+}
+
+/// RFC 3339 UTC with exactly millisecond precision: `2026-11-22T10:04:05.123Z`.
+pub fn is_timestamp(v: &Value) -> bool {
+    let Some(s) = v.as_str() else { return false };
+    let b = s.as_bytes();
+    b.len() == 24
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b'T',
+            13 | 16 => *c == b':',
+            19 => *c == b'.',
+            23 => *c == b'Z',
+            _ => c.is_ascii_digit(),
+        })
+}
+
+/// A Post object: exactly the public fields, positive ids, timestamps.
+#[track_caller]
+pub fn assert_post_shape(post: &Value) {
+    let obj = post
+        .as_object()
+        .unwrap_or_else(|| panic!("post is not an object: {post}"));
+    let keys: BTreeSet<&str> = obj.keys().map(String::as_str).collect();
+    let expected = BTreeSet::from([
+        "id",
+        "author_id",
+        "title",
+        "slug",
+        "body",
+        "created_at",
+        "updated_at",
+    ]);
+    assert_eq!(keys, expected, "post fields: {post}");
+    assert!(post["id"].as_i64().is_some_and(|id| id > 0), "{post}");
+    assert!(
+        post["author_id"].as_i64().is_some_and(|id| id > 0),
+        "{post}"
+    );
+    for field in ["created_at", "updated_at"] {
+        assert!(
+            is_timestamp(&post[field]),
+            "{field} is not an RFC 3339 UTC millisecond timestamp: {post}"
+        );
     }
 }
 
