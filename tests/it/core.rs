@@ -605,12 +605,7 @@ fn token_of_a_deleted_user_is_401() {
     let bob = s.register("bob");
     let p = s.create_post(&bob, "Bob's post", "b");
     s.get("/auth/me", Some(&bob.token)).expect(200);
-    let out = s.cli(&["user", "delete", "bob"], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    s.cli_ok(&["user", "delete", "bob"], &[]);
     assert_401(&s.get("/auth/me", Some(&bob.token)));
     assert_401(&post(&s, &bob.token, json!({"title": "x", "body": "y"})));
     // Their posts went with them.
@@ -639,12 +634,7 @@ fn deleted_by_id_becomes_null_when_the_deleter_is_removed() {
         s.get("/trash", Some(&alice.token)).json()["items"][0]["deleted_by_id"],
         root.id
     );
-    let out = s.cli(&["user", "delete", "root"], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    s.cli_ok(&["user", "delete", "root"], &[]);
     let trash = s.get("/trash", Some(&alice.token)).json();
     let items = trash["items"].as_array().unwrap();
     assert_eq!(ids(items), vec![id(&p)], "the post stays in the trash");
@@ -711,12 +701,7 @@ fn role_changes_take_effect_on_the_next_request() {
     s.call("POST", &restore, Some(&alice.token), None)
         .expect(403);
 
-    let out = s.cli(&["user", "role", "alice", "admin"], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    s.cli_ok(&["user", "role", "alice", "admin"], &[]);
     assert_eq!(
         s.get("/auth/me", Some(&alice.token)).json()["role"],
         "admin"
@@ -744,12 +729,7 @@ fn role_changes_take_effect_on_the_next_request() {
 
     // And back: the same token loses the right at once.
     assert_204(&s.call("DELETE", &format!("/posts/{pid}"), Some(&alice.token), None));
-    let out = s.cli(&["user", "role", "alice", "user"], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    s.cli_ok(&["user", "role", "alice", "user"], &[]);
     s.call("POST", &restore, Some(&alice.token), None)
         .expect(403);
     assert_eq!(
@@ -3045,12 +3025,7 @@ fn cli_purge_against_a_live_server() {
     std::thread::sleep(Duration::from_millis(20));
 
     // Nothing is old enough for 30d.
-    let out = s.cli(&["purge", "--older-than", "30d"], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = s.cli_ok(&["purge", "--older-than", "30d"], &[]);
     assert!(
         String::from_utf8_lossy(&out.stdout)
             .split_whitespace()
@@ -3061,12 +3036,7 @@ fn cli_purge_against_a_live_server() {
     assert_eq!(s.sql_count("SELECT count(*) FROM posts"), 3);
 
     // Dry run: counts, changes nothing.
-    let out = s.cli(&["purge", "--older-than", "0s", "--dry-run"], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = s.cli_ok(&["purge", "--older-than", "0s", "--dry-run"], &[]);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
         stdout.split_whitespace().any(|w| w == "2"),
@@ -3075,12 +3045,7 @@ fn cli_purge_against_a_live_server() {
     assert_eq!(s.sql_count("SELECT count(*) FROM posts"), 3);
     assert_eq!(s.sql_count("SELECT count(*) FROM comments"), 5);
 
-    let out = s.cli(&["purge", "--older-than", "0s"], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = s.cli_ok(&["purge", "--older-than", "0s"], &[]);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
         stdout.split_whitespace().any(|w| w == "2"),
@@ -3170,12 +3135,7 @@ fn cli_backup_of_a_live_server() {
 
     // Quiet server: the copy has exactly the same count.
     let quiet = s.dir.path().join("quiet.db");
-    let out = s.cli(&["backup", quiet.to_str().unwrap()], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    s.cli_ok(&["backup", quiet.to_str().unwrap()], &[]);
     let conn = rusqlite::Connection::open(&quiet).unwrap();
     let check: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))

@@ -215,14 +215,9 @@ impl Server {
 
     /// Creates an admin through the command line (the only way), then logs in.
     pub fn admin(&self, name: &str) -> TestUser {
-        let out = self.cli(
+        self.cli_ok(
             &["user", "add", name, "--admin"],
             &[("POSTD_PASSWORD", PASSWORD)],
-        );
-        assert!(
-            out.status.success(),
-            "user add failed: {}",
-            String::from_utf8_lossy(&out.stderr)
         );
         let token = self.login(name);
         let me = self.get("/auth/me", Some(&token));
@@ -237,6 +232,12 @@ impl Server {
     /// Runs `postd ARGS --db <this server's db>`.
     pub fn cli(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         cli(&self.db, args, env)
+    }
+
+    /// [`Server::cli`], asserting that the command succeeded.
+    #[track_caller]
+    pub fn cli_ok(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        cli_ok(&self.db, args, env)
     }
 
     /// Creates a post and returns its JSON.
@@ -331,6 +332,20 @@ pub fn cli(db: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         cmd.env(k, v);
     }
     cmd.output().expect("run postd")
+}
+
+/// [`cli`], asserting that the command succeeded (showing its output if not).
+#[track_caller]
+pub fn cli_ok(db: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let out = cli(db, args, env);
+    assert!(
+        out.status.success(),
+        "postd {args:?} failed ({}); stdout: {} stderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 /// Tests that load the machine for many seconds (soak, crash) and tests that time the
