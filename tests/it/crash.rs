@@ -20,41 +20,20 @@ const BATCH: usize = 10_000;
 // Helpers
 // ---------------------------------------------------------------------------------------
 
-/// xorshift64: enough randomness for kill delays, reproducible from a printed seed.
-struct Rng(u64);
-
-impl Rng {
-    fn seeded(test: &str) -> Rng {
-        let seed = std::env::var("POSTD_CRASH_SEED")
-            .ok()
-            .and_then(|s| s.parse::<u64>().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos() as u64)
-                    .unwrap_or(0x9E37_79B9_7F4A_7C15)
-            })
-            .max(1);
-        println!("{test}: seed {seed} (replay with POSTD_CRASH_SEED={seed})");
-        Rng(seed)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            0
-        } else {
-            self.next() % n
-        }
-    }
+/// Random kill delays, reproducible from the printed seed.
+fn seeded_rng(test: &str) -> Rng {
+    let seed = std::env::var("POSTD_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0x9E37_79B9_7F4A_7C15)
+        })
+        .max(1);
+    println!("{test}: seed {seed} (replay with POSTD_CRASH_SEED={seed})");
+    Rng::new(seed)
 }
 
 fn iterations() -> usize {
@@ -219,7 +198,7 @@ where
 fn sigkill_during_bulk_create_is_all_or_nothing() {
     let _turn = heavy_load();
     let started = Instant::now();
-    let mut rng = Rng::seeded("bulk create");
+    let mut rng = seeded_rng("bulk create");
     let mut srv = Server::start();
     let bulker = srv.register("bulker");
     let single = srv.register("single");
@@ -250,7 +229,7 @@ fn sigkill_during_bulk_create_is_all_or_nothing() {
     let window = millis(typical) * 5 / 4 + 1;
     for it in 0..iterations() {
         let before = srv.sql_count(&count_sql);
-        let delay = Duration::from_millis(rng.below(window));
+        let delay = Duration::from_millis(rng.below(window as usize) as u64);
         let tag = it.to_string();
         let (answer, _) = race(&mut srv, bulk, &single, &tag, &acked, Some(delay));
         let context = format!("iteration {it} (kill after {} ms)", millis(delay));
@@ -360,7 +339,7 @@ fn make_batch(
 fn sigkill_during_bulk_hard_delete_is_all_or_nothing() {
     let _turn = heavy_load();
     let started = Instant::now();
-    let mut rng = Rng::seeded("bulk hard delete");
+    let mut rng = seeded_rng("bulk hard delete");
     let mut srv = Server::start();
     let admin = srv.admin("root");
     let author = srv.register("author");
@@ -415,7 +394,7 @@ fn sigkill_during_bulk_hard_delete_is_all_or_nothing() {
         };
         assert_eq!(srv.sql_count(&posts_sql), BATCH as i64);
         assert_eq!(srv.sql_count(&comments_sql), comments);
-        let delay = Duration::from_millis(rng.below(window));
+        let delay = Duration::from_millis(rng.below(window as usize) as u64);
         let tag = format!("d{it}");
         let (answer, _) = race(
             &mut srv,

@@ -30,52 +30,6 @@ fn env_number(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// xorshift64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
-    }
-
-    fn pick<T: Copy>(&mut self, items: &[T]) -> Option<T> {
-        if items.is_empty() {
-            None
-        } else {
-            Some(items[self.below(items.len())])
-        }
-    }
-
-    /// Up to `n` distinct items.
-    fn sample<T: Copy + PartialEq>(&mut self, items: &[T], n: usize) -> Vec<T> {
-        let mut out = Vec::new();
-        for _ in 0..n * 3 {
-            if out.len() == n {
-                break;
-            }
-            if let Some(item) = self.pick(items) {
-                if !out.contains(&item) {
-                    out.push(item);
-                }
-            }
-        }
-        out
-    }
-}
-
 #[derive(Debug, Clone)]
 struct PostModel {
     owner: usize,
@@ -740,7 +694,7 @@ fn concurrent_mixed_workload_matches_the_model() {
                     me,
                     user: user.clone(),
                     admin: *admin,
-                    rng: Rng(seed ^ ((me as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))),
+                    rng: Rng::new(seed ^ ((me as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))),
                     counter: 0,
                     my_comments: Vec::new(),
                 };

@@ -348,6 +348,59 @@ pub fn cli_ok(db: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     out
 }
 
+/// xorshift64: a tiny reproducible random sequence (soak's choices, crash's kill delays),
+/// replayed from a printed seed.
+pub struct Rng(u64);
+
+impl Rng {
+    /// Any seed; xorshift needs a non-zero state, so 0 counts as 1.
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    /// In `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            0
+        } else {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    pub fn pick<T: Copy>(&mut self, items: &[T]) -> Option<T> {
+        if items.is_empty() {
+            None
+        } else {
+            Some(items[self.below(items.len())])
+        }
+    }
+
+    /// Up to `n` distinct items.
+    pub fn sample<T: Copy + PartialEq>(&mut self, items: &[T], n: usize) -> Vec<T> {
+        let mut out = Vec::new();
+        for _ in 0..n * 3 {
+            if out.len() == n {
+                break;
+            }
+            if let Some(item) = self.pick(items) {
+                if !out.contains(&item) {
+                    out.push(item);
+                }
+            }
+        }
+        out
+    }
+}
+
 /// Tests that load the machine for many seconds (soak, crash) and tests that time the
 /// server's answers (slow_clients) take turns: on 2 cores the load would blur the timings.
 /// As separate test binaries they never overlapped; each kind may overlap its own, as
