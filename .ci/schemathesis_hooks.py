@@ -6,7 +6,7 @@ answers the stored response, even for a post deleted since; another body with th
 key is a 422), which schemathesis reads as "valid data rejected" and "created resource
 not found". A valid key gets a unique suffix, so every request is a first use; invalid
 keys (negative tests, which must get 400) are sent unchanged. Replays are tested by
-tests/core.rs and tests/hostile.rs.
+tests/it/core.rs and tests/it/hostile.rs.
 """
 
 import uuid

@@ -13,13 +13,14 @@ mod support;
 
 use postd::model::{Actor, NewPost, Role, Username};
 use postd::store::{ListQuery, Recorded, Store};
+use postd_testkit::client::Client;
+use postd_testkit::TempDir;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use support::content::{self, Rng};
-use support::http::Client;
-use support::server::{self, Peak, Server, TempDir};
+use support::server::{self, Peak, Server};
 use support::wrk::{self, WrkResult};
 
 const PASSWORD: &str = "bench-password-1234";
@@ -196,8 +197,8 @@ impl Session {
                 .expect("login JSON");
         let resp = client
             .request("POST", "/auth/login", &[], Some(&body))
-            .expect("login request")
-            .expect_status(200, "login");
+            .expect("login request");
+        resp.expect(200);
         let token = resp.json()["access_token"]
             .as_str()
             .expect("access_token")
@@ -224,7 +225,7 @@ impl Session {
             )
             .expect("bulk create request");
         let took = start.elapsed();
-        let resp = resp.expect_status(201, "bulk create");
+        resp.expect(201);
         let ids: Vec<i64> = resp.json()["items"]
             .as_array()
             .expect("items")
@@ -248,7 +249,7 @@ impl Session {
             )
             .expect("bulk delete request");
         let took = start.elapsed();
-        resp.expect_status(204, "bulk delete");
+        resp.expect(204);
         let probe = self
             .client
             .request("GET", &format!("/posts/{}", ids[0]), &[], None)
@@ -622,9 +623,9 @@ fn main() {
         load_average()
     ));
     let mut numbers = Numbers::default();
-    let dir = TempDir::new("server");
+    let dir = TempDir::new("bench-server");
     let db = dir.path().join("postd.db");
-    let floor_dir = TempDir::new("floor");
+    let floor_dir = TempDir::new("bench-floor");
 
     // ---- start, admin, login
     eprintln!("postd bench: starting {}", server::BIN);
@@ -637,7 +638,7 @@ fn main() {
     probe
         .request("GET", "/healthz", &[], None)
         .expect("healthz")
-        .expect_status(200, "healthz");
+        .expect(200);
     drop(probe);
     let idle = server.status_kib("VmRSS");
     server::add_admin(&db, "bench", PASSWORD);
@@ -734,7 +735,7 @@ fn main() {
                 Some(body),
             )
             .expect("POST /posts");
-        resp.expect_status(201, "POST /posts");
+        resp.expect(201);
     }
     let server_time = start.elapsed();
     let rss = session.server.peak_since(rss_start);
@@ -836,7 +837,7 @@ fn check_wrk(report: &mut Report, name: &str, w: &WrkResult) {
 /// Seeds 1,000,000 posts in-process through the library on the server's database file,
 /// measures the read floors on it, then starts the server on the same file.
 fn million(report: &mut Report, secs: u64, floor_secs: f64) {
-    let dir = TempDir::new("million");
+    let dir = TempDir::new("bench-million");
     let db = dir.path().join("postd.db");
     eprintln!("scale: seeding {MILLION} posts in-process");
     let seed_start = Instant::now();

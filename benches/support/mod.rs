@@ -1,7 +1,7 @@
-//! Helpers for `benches/postd.rs`: deterministic content, a minimal keep-alive HTTP/1.1
-//! client, the server process guard and RSS probes, and the `wrk` driver.
+//! Helpers for `benches/postd.rs`: deterministic content, the server and its RSS probes,
+//! and the `wrk` driver. The temporary directory, the HTTP client and starting the binary
+//! come from the test kit (tests/testkit), shared with the tests.
 
 pub mod content;
-pub mod http;
 pub mod server;
 pub mod wrk;

@@ -1,40 +1,13 @@
-//! The real `postd` binary as a child process (killed on drop, panics included), its
-//! temporary directory, and memory probes from `/proc`.
+//! The real `postd` binary under the benchmark (a test kit `ServerProcess`, killed on
+//! drop, panics included) and memory probes from `/proc`.
 
-use std::io::{BufRead, BufReader};
+use postd_testkit::ServerProcess;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_postd");
-
-/// A fresh directory under the system temp dir, removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let dir =
-            std::env::temp_dir().join(format!("postd-bench-{tag}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Peak RSS over a workload, and the RSS at its start (glibc keeps freed memory, so the
 /// peak of a small workload is mostly what earlier ones left resident).
@@ -46,11 +19,10 @@ pub struct Peak {
 
 /// A running `postd serve`. Dropping it kills and reaps the process.
 pub struct Server {
-    child: Child,
+    process: ServerProcess,
     /// The server's stderr (its access log and any error lines).
-    pub log: PathBuf,
+    log: PathBuf,
     pub addr: SocketAddr,
-    pub pid: u32,
     pub banner: String,
 }
 
@@ -60,63 +32,35 @@ impl Server {
     pub fn start(db: &Path, extra: &[&str]) -> Server {
         let log = db.with_file_name("server.log");
         let log_file = std::fs::File::create(&log).expect("create server.log");
-        let mut child = Command::new(BIN)
-            .arg("serve")
-            .args(["--addr", "127.0.0.1:0", "--db"])
-            .arg(db)
-            .args(extra)
-            .env_remove("POSTD_ADDR")
-            .env_remove("POSTD_DB")
-            .env_remove("POSTD_WORKERS")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log_file))
-            .spawn()
-            .unwrap_or_else(|err| panic!("cannot start {BIN}: {err}"));
-        let pid = child.id();
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        // Read the first line, hand it over, then keep draining so the pipe never fills.
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let _ = tx.send(lines.next());
-            lines.for_each(drop);
-        });
-        // From here on, a panic kills the child through Drop.
-        let mut server = Server {
-            child,
+        let process = ServerProcess::start(
+            Command::new(BIN)
+                .arg("serve")
+                .args(["--addr", "127.0.0.1:0", "--db"])
+                .arg(db)
+                .args(extra)
+                .env_remove("POSTD_ADDR")
+                .env_remove("POSTD_DB")
+                .env_remove("POSTD_WORKERS")
+                .stderr(Stdio::from(log_file)),
+            Duration::from_secs(30),
+        )
+        .unwrap_or_else(|err| panic!("postd did not start: {err}"));
+        Server {
             log,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            pid,
-            banner: String::new(),
-        };
-        let line = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(Some(Ok(line))) => line,
-            other => panic!("postd did not print its start-up line: {other:?}"),
-        };
-        let addr = line
-            .split("listening on http://")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|a| a.parse::<SocketAddr>().ok())
-            .unwrap_or_else(|| panic!("no address in start-up line {line:?}"));
-        assert!(
-            addr.ip().is_loopback(),
-            "server bound to {addr}, not loopback"
-        );
-        server.addr = addr;
-        server.banner = line;
-        server
+            addr: process.addr(),
+            banner: process.banner().to_owned(),
+            process,
+        }
     }
 
     pub fn status_kib(&self, key: &str) -> Option<u64> {
-        status_kib(self.pid, key)
+        status_kib(self.process.pid(), key)
     }
 
     /// Resets the peak-RSS counter (VmHWM) to the current RSS and returns that RSS
     /// (`None` when the reset was refused).
     pub fn reset_peak(&self) -> Option<u64> {
-        std::fs::write(format!("/proc/{}/clear_refs", self.pid), "5").ok()?;
+        std::fs::write(format!("/proc/{}/clear_refs", self.process.pid()), "5").ok()?;
         self.status_kib("VmRSS")
     }
 
@@ -146,8 +90,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.kill();
         if std::thread::panicking() {
             let (count, first) = self.problems();
             eprintln!("postd stderr had {count} non-access-log lines; first: {first:#?}");

@@ -312,30 +312,20 @@ fn is_unique_violation(err: &rusqlite::Error) -> bool {
 #[cfg(test)]
 pub(crate) mod testing {
     use super::Store;
-    use std::path::PathBuf;
+    use postd_testkit::TempDir;
 
     /// A real database file in a fresh temporary directory, removed on drop.
     pub struct TempStore {
         pub store: Store,
-        pub dir: PathBuf,
+        // Declared after the store, so the store closes before the directory goes.
+        _dir: TempDir,
     }
 
     impl TempStore {
         pub fn new(tag: &str) -> TempStore {
-            let dir = std::env::temp_dir().join(format!(
-                "postd-unit-{tag}-{}-{:?}",
-                std::process::id(),
-                std::time::SystemTime::now()
-            ));
-            std::fs::create_dir_all(&dir).expect("temp dir");
-            let store = Store::open(&dir.join("t.db"), 4).expect("open store");
-            TempStore { store, dir }
-        }
-    }
-
-    impl Drop for TempStore {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.dir);
+            let dir = TempDir::new(&format!("unit-{tag}"));
+            let store = Store::open(&dir.path().join("t.db"), 4).expect("open store");
+            TempStore { store, _dir: dir }
         }
     }
 }

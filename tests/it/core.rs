@@ -1,10 +1,8 @@
 //! Integration tests for everything in API.md except "Bulk operations": auth, posts,
 //! comments, trash, search, pagination, input errors, operations endpoints and the CLI.
-//! Every test starts its own real `postd` process (see tests/common/mod.rs).
+//! Every test starts its own real `postd` process (see tests/it/support.rs).
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use jwt_simple::prelude::{Claims, Clock, HS256Key, HS512Key, MACLike, NoCustomClaims};
 use serde_json::{json, Value};
 use std::collections::HashSet;
@@ -17,21 +15,6 @@ use std::time::{Duration, Instant};
 // Helpers
 // ---------------------------------------------------------------------------------------
 
-/// RFC 3339 UTC with exactly millisecond precision: `2026-11-22T10:04:05.123Z`.
-fn is_ts(v: &Value) -> bool {
-    let Some(s) = v.as_str() else { return false };
-    let b = s.as_bytes();
-    b.len() == 24
-        && b.iter().enumerate().all(|(i, c)| match i {
-            4 | 7 => *c == b'-',
-            10 => *c == b'T',
-            13 | 16 => *c == b':',
-            19 => *c == b'.',
-            23 => *c == b'Z',
-            _ => c.is_ascii_digit(),
-        })
-}
-
 fn keys_of(v: &Value) -> Vec<String> {
     let mut keys: Vec<String> = v.as_object().expect("object").keys().cloned().collect();
     keys.sort();
@@ -42,25 +25,6 @@ fn sorted(list: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = list.iter().map(|s| s.to_string()).collect();
     v.sort();
     v
-}
-
-#[track_caller]
-fn assert_post_shape(p: &Value) {
-    assert_eq!(
-        keys_of(p),
-        sorted(&[
-            "id",
-            "author_id",
-            "title",
-            "slug",
-            "body",
-            "created_at",
-            "updated_at"
-        ]),
-        "{p}"
-    );
-    assert!(p["id"].as_i64().unwrap() > 0, "{p}");
-    assert!(is_ts(&p["created_at"]) && is_ts(&p["updated_at"]), "{p}");
 }
 
 #[track_caller]
@@ -80,11 +44,11 @@ fn assert_trashed_shape(p: &Value) {
         ]),
         "{p}"
     );
-    assert!(is_ts(&p["deleted_at"]), "{p}");
+    assert!(is_timestamp(&p["deleted_at"]), "{p}");
 }
 
 #[track_caller]
-fn assert_204(r: &Resp) {
+fn assert_204(r: &Response) {
     assert_eq!(r.status, 204, "body: {}", r.text());
     assert!(
         r.body.is_empty(),
@@ -99,7 +63,7 @@ fn assert_204(r: &Resp) {
 }
 
 #[track_caller]
-fn assert_401(r: &Resp) {
+fn assert_401(r: &Response) {
     r.expect(401);
     let www = r
         .header("WWW-Authenticate")
@@ -109,7 +73,7 @@ fn assert_401(r: &Resp) {
 
 /// `field` names of a 422's `errors` list.
 #[track_caller]
-fn error_fields(r: &Resp) -> Vec<String> {
+fn error_fields(r: &Response) -> Vec<String> {
     let p = r.json();
     let errors = p["errors"]
         .as_array()
@@ -125,7 +89,7 @@ fn error_fields(r: &Resp) -> Vec<String> {
 }
 
 #[track_caller]
-fn expect_422_field(r: &Resp, field: &str) {
+fn expect_422_field(r: &Response, field: &str) {
     r.expect(422);
     let fields = error_fields(r);
     assert!(
@@ -135,7 +99,7 @@ fn expect_422_field(r: &Resp, field: &str) {
     );
 }
 
-fn allow_set(r: &Resp) -> HashSet<String> {
+fn allow_set(r: &Response) -> HashSet<String> {
     r.header("Allow")
         .unwrap_or_else(|| panic!("405 without Allow: {r:?}"))
         .split(',')
@@ -153,7 +117,7 @@ fn set(list: &[&str]) -> HashSet<String> {
     methods
 }
 
-fn post(s: &Server, token: &str, body: Value) -> Resp {
+fn post(s: &Server, token: &str, body: Value) -> Response {
     s.call("POST", "/posts", Some(token), Some(&body))
 }
 
@@ -207,7 +171,7 @@ fn raw_post(
     token: Option<&str>,
     content_type: Option<&str>,
     body: &[u8],
-) -> Resp {
+) -> Response {
     let auth = token.map(|t| format!("Bearer {t}"));
     let mut headers: Vec<(&str, &str)> = Vec::new();
     if let Some(a) = &auth {
@@ -341,7 +305,7 @@ fn register_login_me_success() {
     assert_eq!(user["username"], "alice");
     assert_eq!(user["role"], "user");
     assert!(user["id"].as_i64().unwrap() > 0);
-    assert!(is_ts(&user["created_at"]), "{user}");
+    assert!(is_timestamp(&user["created_at"]), "{user}");
 
     let r = s.call(
         "POST",
@@ -641,12 +605,7 @@ fn token_of_a_deleted_user_is_401() {
     let bob = s.register("bob");
     let p = s.create_post(&bob, "Bob's post", "b");
     s.get("/auth/me", Some(&bob.token)).expect(200);
-    let out = s.cli(&["user", "delete", "bob"], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    s.cli_ok(&["user", "delete", "bob"], &[]);
     assert_401(&s.get("/auth/me", Some(&bob.token)));
     assert_401(&post(&s, &bob.token, json!({"title": "x", "body": "y"})));
     // Their posts went with them.
@@ -675,12 +634,7 @@ fn deleted_by_id_becomes_null_when_the_deleter_is_removed() {
         s.get("/trash", Some(&alice.token)).json()["items"][0]["deleted_by_id"],
         root.id
     );
-    let out = s.cli(&["user", "delete", "root"], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    s.cli_ok(&["user", "delete", "root"], &[]);
     let trash = s.get("/trash", Some(&alice.token)).json();
     let items = trash["items"].as_array().unwrap();
     assert_eq!(ids(items), vec![id(&p)], "the post stays in the trash");
@@ -747,12 +701,7 @@ fn role_changes_take_effect_on_the_next_request() {
     s.call("POST", &restore, Some(&alice.token), None)
         .expect(403);
 
-    let out = s.cli(&["user", "role", "alice", "admin"], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    s.cli_ok(&["user", "role", "alice", "admin"], &[]);
     assert_eq!(
         s.get("/auth/me", Some(&alice.token)).json()["role"],
         "admin"
@@ -780,12 +729,7 @@ fn role_changes_take_effect_on_the_next_request() {
 
     // And back: the same token loses the right at once.
     assert_204(&s.call("DELETE", &format!("/posts/{pid}"), Some(&alice.token), None));
-    let out = s.cli(&["user", "role", "alice", "user"], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    s.cli_ok(&["user", "role", "alice", "user"], &[]);
     s.call("POST", &restore, Some(&alice.token), None)
         .expect(403);
     assert_eq!(
@@ -2119,7 +2063,7 @@ fn comments_create_list_delete_and_permissions() {
     assert_eq!(c1["post_id"], pid);
     assert_eq!(c1["author_id"], writer.id);
     assert_eq!(c1["body"], "hello");
-    assert!(is_ts(&c1["created_at"]));
+    assert!(is_timestamp(&c1["created_at"]));
     let c2 = comment_ok(&s, &stranger.token, pid, "two");
     let c3 = comment_ok(&s, &writer.token, pid, "three");
     let c4 = comment_ok(&s, &root.token, pid, &"x".repeat(10_000));
@@ -2760,7 +2704,7 @@ fn idempotency_key_on_single_create() {
 fn concurrent_writers_get_distinct_slugs_and_one_username() {
     let s = Server::start();
     let alice = s.register("alice");
-    let results: Vec<Resp> = std::thread::scope(|scope| {
+    let results: Vec<Response> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..12)
             .map(|_| {
                 scope.spawn(|| post(&s, &alice.token, json!({"title": "Same Title", "body": ""})))
@@ -2977,7 +2921,7 @@ fn cli_user_add_from_env_and_stdin() {
 #[test]
 fn cli_bad_options_exit_with_one_line() {
     let dir = TempDir::new("cli");
-    let db = dir.0.join("x.db");
+    let db = dir.path().join("x.db");
     let db = db.to_str().unwrap();
     let d = Duration::from_secs(15);
     for args in [
@@ -3007,14 +2951,14 @@ fn cli_bad_options_exit_with_one_line() {
         assert_one_line_failure(&format!("{args:?}"), &outcome);
     }
     // Unusable database files.
-    let not_db = dir.0.join("not-a-db.txt");
+    let not_db = dir.path().join("not-a-db.txt");
     std::fs::write(
         &not_db,
         "this is not an SQLite database, just some text that is long enough to matter\n"
             .repeat(100),
     )
     .unwrap();
-    let a_dir = dir.0.join("a-directory");
+    let a_dir = dir.path().join("a-directory");
     std::fs::create_dir_all(&a_dir).unwrap();
     let under_file = not_db.join("x.db");
     for bad_db in [&not_db, &a_dir, &under_file] {
@@ -3044,7 +2988,7 @@ fn cli_bad_options_exit_with_one_line() {
     );
     assert_one_line_failure("POSTD_WORKERS=0", &outcome);
     // Backing up a database that does not exist.
-    let target = dir.0.join("copy.db");
+    let target = dir.path().join("copy.db");
     let outcome = run_bin(
         &[
             "backup",
@@ -3081,12 +3025,7 @@ fn cli_purge_against_a_live_server() {
     std::thread::sleep(Duration::from_millis(20));
 
     // Nothing is old enough for 30d.
-    let out = s.cli(&["purge", "--older-than", "30d"], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = s.cli_ok(&["purge", "--older-than", "30d"], &[]);
     assert!(
         String::from_utf8_lossy(&out.stdout)
             .split_whitespace()
@@ -3097,12 +3036,7 @@ fn cli_purge_against_a_live_server() {
     assert_eq!(s.sql_count("SELECT count(*) FROM posts"), 3);
 
     // Dry run: counts, changes nothing.
-    let out = s.cli(&["purge", "--older-than", "0s", "--dry-run"], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = s.cli_ok(&["purge", "--older-than", "0s", "--dry-run"], &[]);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
         stdout.split_whitespace().any(|w| w == "2"),
@@ -3111,12 +3045,7 @@ fn cli_purge_against_a_live_server() {
     assert_eq!(s.sql_count("SELECT count(*) FROM posts"), 3);
     assert_eq!(s.sql_count("SELECT count(*) FROM comments"), 5);
 
-    let out = s.cli(&["purge", "--older-than", "0s"], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = s.cli_ok(&["purge", "--older-than", "0s"], &[]);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
         stdout.split_whitespace().any(|w| w == "2"),
@@ -3155,7 +3084,7 @@ fn cli_backup_of_a_live_server() {
         let p = s.create_post(&alice, &format!("Backed up {i}"), "body");
         comment_ok(&s, &alice.token, id(&p), "c");
     }
-    let target = s.dir.0.join("backup.db");
+    let target = s.dir.path().join("backup.db");
     let target_str = target.to_str().unwrap().to_string();
 
     // While the server keeps writing.
@@ -3205,13 +3134,8 @@ fn cli_backup_of_a_live_server() {
     drop(conn);
 
     // Quiet server: the copy has exactly the same count.
-    let quiet = s.dir.0.join("quiet.db");
-    let out = s.cli(&["backup", quiet.to_str().unwrap()], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let quiet = s.dir.path().join("quiet.db");
+    s.cli_ok(&["backup", quiet.to_str().unwrap()], &[]);
     let conn = rusqlite::Connection::open(&quiet).unwrap();
     let check: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
@@ -3228,7 +3152,7 @@ fn cli_backup_of_a_live_server() {
     // A server started on the copy serves the same posts.
     drop(conn);
     let copy_dir = TempDir::new("restore");
-    let copy_db = copy_dir.0.join("postd.db");
+    let copy_db = copy_dir.path().join("postd.db");
     std::fs::copy(&quiet, &copy_db).unwrap();
     let (code, _, err) = run_bin(
         &["user", "add", "checker", "--db", copy_db.to_str().unwrap()],

@@ -8,9 +8,7 @@
 //!
 //! `PROPTEST_CASES` sets the number of cases per property (default 256).
 
-mod common;
-
-use common::{Resp, Server};
+use crate::support::{Response, Server, TempDir};
 use postd::api::App;
 use postd::auth::TokenKeys;
 use postd::config::{Command, Invocation, ServeConfig};
@@ -32,13 +30,13 @@ struct Fixture {
     app: App,
     user_token: String,
     admin_token: String,
-    _dir: common::TempDir,
+    _dir: TempDir,
 }
 
 impl Fixture {
     fn new(max_body: usize) -> Fixture {
-        let dir = common::TempDir::new("hostile");
-        let db = dir.0.join("postd.db");
+        let dir = TempDir::new("hostile");
+        let db = dir.path().join("postd.db");
         let args = [
             "--db".to_string(),
             db.display().to_string(),
@@ -966,7 +964,7 @@ fn replay(server: &Server, dir: &Path, failures: &mut Vec<String>) -> usize {
         let started = std::time::Instant::now();
         // An answer that cannot be parsed (or none at all) is a failure of this case; the
         // other cases still run.
-        let resp: Resp =
+        let resp: Response =
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| server.raw(&bytes))) {
                 Ok(resp) => resp,
                 Err(_) => {

@@ -1,11 +1,10 @@
 //! Upgrading the binary upgrades an older database file in place.
 
-mod common;
-use common::*;
+use crate::support::*;
 use serde_json::json;
 use std::process::Command;
 
-const V1_DUMP: &str = include_str!("fixtures/postd-v1.sql");
+const V1_DUMP: &str = include_str!("../fixtures/postd-v1.sql");
 
 fn user_version(db: &std::path::Path) -> i64 {
     let conn = rusqlite::Connection::open(db).unwrap();
@@ -16,19 +15,14 @@ fn user_version(db: &std::path::Path) -> i64 {
 #[test]
 fn a_version_1_file_is_upgraded_in_place_with_its_data() {
     let dir = TempDir::new("upgrade");
-    let db = dir.0.join("postd.db");
+    let db = dir.path().join("postd.db");
     rusqlite::Connection::open(&db)
         .unwrap()
         .execute_batch(V1_DUMP)
         .unwrap();
     assert_eq!(user_version(&db), 1);
 
-    let out = cli(&db, &["check"], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cli_ok(&db, &["check"], &[]);
     assert!(user_version(&db) >= 2, "opening the file upgrades it");
 
     let server = Server::start_with_db(db.clone(), &[], &[]);
@@ -82,7 +76,7 @@ fn a_version_1_file_is_upgraded_in_place_with_its_data() {
 #[test]
 fn a_file_from_a_newer_postd_is_refused_with_one_clear_line() {
     let dir = TempDir::new("newer");
-    let db = dir.0.join("postd.db");
+    let db = dir.path().join("postd.db");
     rusqlite::Connection::open(&db)
         .unwrap()
         .execute_batch("PRAGMA user_version = 99")

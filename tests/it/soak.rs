@@ -12,8 +12,7 @@
 //! `POSTD_SOAK_CLIENTS` (default 8) and `POSTD_SOAK_SECS` (default 8) scale it;
 //! `POSTD_SOAK_SEED` replays the choice of operations.
 
-mod common;
-use common::*;
+use crate::support::*;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,52 +28,6 @@ fn env_number(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// xorshift64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
-    }
-
-    fn pick<T: Copy>(&mut self, items: &[T]) -> Option<T> {
-        if items.is_empty() {
-            None
-        } else {
-            Some(items[self.below(items.len())])
-        }
-    }
-
-    /// Up to `n` distinct items.
-    fn sample<T: Copy + PartialEq>(&mut self, items: &[T], n: usize) -> Vec<T> {
-        let mut out = Vec::new();
-        for _ in 0..n * 3 {
-            if out.len() == n {
-                break;
-            }
-            if let Some(item) = self.pick(items) {
-                if !out.contains(&item) {
-                    out.push(item);
-                }
-            }
-        }
-        out
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -133,7 +86,7 @@ struct Soak<'a> {
 impl Soak<'_> {
     /// Counts the answer and checks it: a 5xx, "database is locked" anywhere, or a status
     /// outside `allowed` is a failure. Returns whether it was a 2xx.
-    fn check(&self, op: &'static str, resp: &Resp, allowed: &[u16]) -> bool {
+    fn check(&self, op: &'static str, resp: &Response, allowed: &[u16]) -> bool {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let text = resp.text();
         let mut stats = self.stats.lock().expect("stats");
@@ -696,6 +649,7 @@ impl Client<'_> {
 
 #[test]
 fn concurrent_mixed_workload_matches_the_model() {
+    let _turn = heavy_load();
     let clients = env_number("POSTD_SOAK_CLIENTS", 8).max(2) as usize;
     let secs = env_number("POSTD_SOAK_SECS", 8);
     let seed = env_number(
@@ -740,7 +694,7 @@ fn concurrent_mixed_workload_matches_the_model() {
                     me,
                     user: user.clone(),
                     admin: *admin,
-                    rng: Rng(seed ^ ((me as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))),
+                    rng: Rng::new(seed ^ ((me as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))),
                     counter: 0,
                     my_comments: Vec::new(),
                 };

@@ -2,8 +2,7 @@
 //! cost linear time, login and sign-up throttles that stay bounded and count every
 //! attempt, client addresses through trusted proxies, files only their owner can read.
 
-mod common;
-use common::*;
+use crate::support::*;
 use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
@@ -21,7 +20,7 @@ fn many_keys(keys: usize) -> Vec<u8> {
     body.into_bytes()
 }
 
-fn post_json(server: &Server, path: &str, body: &[u8], extra: &[(&str, &str)]) -> Resp {
+fn post_json(server: &Server, path: &str, body: &[u8], extra: &[(&str, &str)]) -> Response {
     let mut headers = vec![("Content-Type", "application/json")];
     headers.extend_from_slice(extra);
     server.request("POST", path, &headers, Some(body))
@@ -119,7 +118,7 @@ fn resident_kib(pid: u32) -> u64 {
         .expect("VmRSS")
 }
 
-fn login(server: &Server, username: &str, password: &str, extra: &[(&str, &str)]) -> Resp {
+fn login(server: &Server, username: &str, password: &str, extra: &[(&str, &str)]) -> Response {
     let body =
         serde_json::to_vec(&json!({"username": username, "password": password})).expect("json");
     post_json(server, "/auth/login", &body, extra)
@@ -344,7 +343,7 @@ fn files_postd_creates_are_its_owners_alone() {
 #[test]
 fn a_database_readable_by_others_is_reported() {
     let dir = TempDir::new("modes");
-    let db = dir.0.join("shared.db");
+    let db = dir.path().join("shared.db");
     let out = cli(&db, &["check"], &[]);
     assert!(!out.status.success(), "check refuses a missing file");
     let created = cli(

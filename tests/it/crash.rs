@@ -6,11 +6,10 @@
 //!
 //! `POSTD_CRASH_SEED=<n>` replays a run; `POSTD_CRASH_ITERATIONS=<n>` changes the count.
 
-mod common;
-use common::*;
+use crate::support::*;
+use postd_testkit::client::Client;
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -21,41 +20,20 @@ const BATCH: usize = 10_000;
 // Helpers
 // ---------------------------------------------------------------------------------------
 
-/// xorshift64: enough randomness for kill delays, reproducible from a printed seed.
-struct Rng(u64);
-
-impl Rng {
-    fn seeded(test: &str) -> Rng {
-        let seed = std::env::var("POSTD_CRASH_SEED")
-            .ok()
-            .and_then(|s| s.parse::<u64>().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos() as u64)
-                    .unwrap_or(0x9E37_79B9_7F4A_7C15)
-            })
-            .max(1);
-        println!("{test}: seed {seed} (replay with POSTD_CRASH_SEED={seed})");
-        Rng(seed)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            0
-        } else {
-            self.next() % n
-        }
-    }
+/// Random kill delays, reproducible from the printed seed.
+fn seeded_rng(test: &str) -> Rng {
+    let seed = std::env::var("POSTD_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0x9E37_79B9_7F4A_7C15)
+        })
+        .max(1);
+    println!("{test}: seed {seed} (replay with POSTD_CRASH_SEED={seed})");
+    Rng::new(seed)
 }
 
 fn iterations() -> usize {
@@ -68,55 +46,17 @@ fn iterations() -> usize {
 /// One request on its own connection that tolerates the server dying under it: `None`
 /// when the connection failed or the answer is incomplete.
 fn try_request(
-    addr: &str,
+    addr: SocketAddr,
     method: &str,
     path: &str,
     token: &str,
     body: Option<&[u8]>,
 ) -> Option<(u16, Vec<u8>)> {
-    let mut stream = TcpStream::connect(addr).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
+    let auth = format!("Bearer {token}");
+    let resp = Client::with_timeout(addr, Duration::from_secs(60))
+        .request(method, path, &[("Authorization", &auth)], body)
         .ok()?;
-    stream
-        .set_write_timeout(Some(Duration::from_secs(60)))
-        .ok()?;
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-         Authorization: Bearer {token}\r\n"
-    );
-    if let Some(body) = body {
-        head.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).ok()?;
-    if let Some(body) = body {
-        stream.write_all(body).ok()?;
-    }
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).ok()?;
-    let split = answer.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(&answer[..split]).ok()?;
-    let status: u16 = head.split(' ').nth(1)?.parse().ok()?;
-    let length = head
-        .split("\r\n")
-        .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("Content-Length"))
-        .and_then(|(_, v)| v.trim().parse::<usize>().ok());
-    let body = &answer[split + 4..];
-    let chunked = head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked");
-    if chunked {
-        return dechunk(body).map(|body| (status, body));
-    }
-    match length {
-        Some(n) if body.len() != n => None,
-        _ => Some((status, body.to_vec())),
-    }
+    Some((resp.status, resp.body))
 }
 
 fn check_database(srv: &Server, context: &str) {
@@ -164,7 +104,7 @@ fn check_database(srv: &Server, context: &str) {
 /// Single `POST /posts` in a loop until told to stop or the server dies; every 201 is
 /// recorded as acknowledged (id, title).
 fn single_writer(
-    addr: &str,
+    addr: SocketAddr,
     token: &str,
     tag: &str,
     stop: &AtomicBool,
@@ -221,17 +161,17 @@ fn race<F>(
     kill_after: Option<Duration>,
 ) -> (Option<(u16, Vec<u8>)>, Duration)
 where
-    F: FnOnce(&str) -> Option<(u16, Vec<u8>)> + Send,
+    F: FnOnce(SocketAddr) -> Option<(u16, Vec<u8>)> + Send,
 {
     let stop = AtomicBool::new(false);
-    let addr = srv.addr.clone();
+    let addr = srv.addr;
     let started = Instant::now();
     let result = std::thread::scope(|scope| {
         let op_thread = scope.spawn(|| {
-            let answer = op(&addr);
+            let answer = op(addr);
             (answer, started.elapsed())
         });
-        let singles = scope.spawn(|| single_writer(&addr, &single.token, tag, &stop, acked));
+        let singles = scope.spawn(|| single_writer(addr, &single.token, tag, &stop, acked));
         let result = match kill_after {
             Some(delay) => {
                 std::thread::sleep(delay);
@@ -256,8 +196,9 @@ where
 
 #[test]
 fn sigkill_during_bulk_create_is_all_or_nothing() {
+    let _turn = heavy_load();
     let started = Instant::now();
-    let mut rng = Rng::seeded("bulk create");
+    let mut rng = seeded_rng("bulk create");
     let mut srv = Server::start();
     let bulker = srv.register("bulker");
     let single = srv.register("single");
@@ -269,7 +210,8 @@ fn sigkill_during_bulk_create_is_all_or_nothing() {
     let body = serde_json::to_vec(&serde_json::json!({ "items": items })).expect("json");
     let count_sql = format!("SELECT count(*) FROM posts WHERE author_id = {}", bulker.id);
     let acked: Mutex<Vec<(i64, String)>> = Mutex::new(Vec::new());
-    let bulk = |addr: &str| try_request(addr, "POST", "/posts/bulk", &bulker.token, Some(&body));
+    let bulk =
+        |addr: SocketAddr| try_request(addr, "POST", "/posts/bulk", &bulker.token, Some(&body));
 
     // One undisturbed run, under the same conditions as the others (a freshly started
     // server, a single writer racing), tells how long a bulk takes; the kills land within.
@@ -287,7 +229,7 @@ fn sigkill_during_bulk_create_is_all_or_nothing() {
     let window = millis(typical) * 5 / 4 + 1;
     for it in 0..iterations() {
         let before = srv.sql_count(&count_sql);
-        let delay = Duration::from_millis(rng.below(window));
+        let delay = Duration::from_millis(rng.below(window as usize) as u64);
         let tag = it.to_string();
         let (answer, _) = race(&mut srv, bulk, &single, &tag, &acked, Some(delay));
         let context = format!("iteration {it} (kill after {} ms)", millis(delay));
@@ -355,7 +297,7 @@ fn make_batch(
     create_body: &[u8],
 ) -> (Vec<u8>, i64) {
     let (status, bytes) = try_request(
-        &srv.addr,
+        srv.addr,
         "POST",
         "/posts/bulk",
         &author.token,
@@ -395,8 +337,9 @@ fn make_batch(
 
 #[test]
 fn sigkill_during_bulk_hard_delete_is_all_or_nothing() {
+    let _turn = heavy_load();
     let started = Instant::now();
-    let mut rng = Rng::seeded("bulk hard delete");
+    let mut rng = seeded_rng("bulk hard delete");
     let mut srv = Server::start();
     let admin = srv.admin("root");
     let author = srv.register("author");
@@ -412,7 +355,7 @@ fn sigkill_during_bulk_hard_delete_is_all_or_nothing() {
         commenter.id
     );
     let acked: Mutex<Vec<(i64, String)>> = Mutex::new(Vec::new());
-    let delete = |body: &[u8], addr: &str| {
+    let delete = |body: &[u8], addr: SocketAddr| {
         try_request(addr, "DELETE", "/posts/bulk", &admin.token, Some(body))
     };
 
@@ -451,7 +394,7 @@ fn sigkill_during_bulk_hard_delete_is_all_or_nothing() {
         };
         assert_eq!(srv.sql_count(&posts_sql), BATCH as i64);
         assert_eq!(srv.sql_count(&comments_sql), comments);
-        let delay = Duration::from_millis(rng.below(window));
+        let delay = Duration::from_millis(rng.below(window as usize) as u64);
         let tag = format!("d{it}");
         let (answer, _) = race(
             &mut srv,

@@ -12,8 +12,9 @@
 //! up to 1 KiB it reads the body itself before the application sees the request, above
 //! that a request worker reads it under the application's minimum-rate rule.
 
-mod common;
-use common::*;
+use crate::support::*;
+use postd_testkit::client::Client;
+use postd_testkit::http;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -127,7 +128,7 @@ fn open_idle(srv: &Server, n: usize) -> Vec<Conn> {
     while conns.len() < n {
         for _ in 0..25.min(n - conns.len()) {
             conns.push(Conn::new(
-                TcpStream::connect(&srv.addr).expect("connect"),
+                TcpStream::connect(srv.addr).expect("connect"),
                 b"",
             ));
         }
@@ -138,15 +139,17 @@ fn open_idle(srv: &Server, n: usize) -> Vec<Conn> {
 
 /// Connections that trickle a request head that never ends (one byte per turn).
 fn head_tricklers(srv: &Server, n: usize) -> Vec<Conn> {
-    let head = format!(
-        "GET /healthz HTTP/1.1\r\nHost: {}\r\nX-Slow: {}\r\n\r\n",
+    let head = http::request_head(
+        "GET",
+        "/healthz",
         srv.addr,
-        "a".repeat(200)
+        &[("X-Slow", &"a".repeat(200))],
+        None,
     );
     (0..n)
         .map(|_| {
             let mut conn = Conn::new(
-                TcpStream::connect(&srv.addr).expect("connect"),
+                TcpStream::connect(srv.addr).expect("connect"),
                 head.as_bytes(),
             );
             conn.send_one();
@@ -162,14 +165,20 @@ fn body_tricklers(srv: &Server, token: &str, n: usize, body_len: usize) -> Vec<C
     let filler = body_len - r#"{"title":"trickled","body":""}"#.len();
     let body = format!(r#"{{"title":"trickled","body":"{}"}}"#, "b".repeat(filler));
     assert_eq!(body.len(), body_len);
-    let head = format!(
-        "POST /posts HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
-         Content-Type: application/json\r\nContent-Length: {body_len}\r\n\r\n",
-        srv.addr
+    let auth = format!("Bearer {token}");
+    let head = http::request_head(
+        "POST",
+        "/posts",
+        srv.addr,
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        Some(body_len),
     );
     (0..n)
         .map(|_| {
-            let mut stream = TcpStream::connect(&srv.addr).expect("connect");
+            let mut stream = TcpStream::connect(srv.addr).expect("connect");
             stream.write_all(head.as_bytes()).expect("send head");
             Conn::new(stream, body.as_bytes())
         })
@@ -186,29 +195,16 @@ fn timed(
     body: Option<&str>,
 ) -> (u16, Duration) {
     let started = Instant::now();
-    let mut stream = TcpStream::connect(&srv.addr).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(3)))
-        .expect("timeout");
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\
-         Authorization: Bearer {token}\r\n",
-        srv.addr
-    );
-    match body {
-        Some(body) => request.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )),
-        None => request.push_str("\r\n"),
-    }
-    let _ = stream.write_all(request.as_bytes());
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    (
-        status_of(&String::from_utf8_lossy(&answer)).unwrap_or(0),
-        started.elapsed(),
-    )
+    let auth = format!("Bearer {token}");
+    let status = Client::with_timeout(srv.addr, Duration::from_secs(3))
+        .request(
+            method,
+            path,
+            &[("Authorization", &auth)],
+            body.map(str::as_bytes),
+        )
+        .map_or(0, |resp| resp.status);
+    (status, started.elapsed())
 }
 
 fn status_of(answer: &str) -> Option<u16> {
@@ -368,6 +364,7 @@ fn assert_no_problems(problems: &[String]) {
 /// than the 8 request workers of a 2-CPU machine).
 #[test]
 fn fresh_clients_are_served_while_hundreds_idle_and_trickle() {
+    let _turn = timing_sensitive();
     let srv = Server::start_with(&[], &["--workers", "8"]);
     let user = srv.register("patient");
     let started = Instant::now();
@@ -444,6 +441,7 @@ fn fresh_clients_are_served_while_hundreds_idle_and_trickle() {
 /// not leave a fresh client waiting for the 10 s grace to run out.
 #[test]
 fn body_tricklers_do_not_starve_the_request_workers() {
+    let _turn = timing_sensitive();
     const WORKERS: usize = 4;
     let srv = Server::start_with(&[], &["--workers", &WORKERS.to_string()]);
     let user = srv.register("patient");
@@ -483,6 +481,7 @@ fn body_tricklers_do_not_starve_the_request_workers() {
 /// the next request at once, not go on reading the rest of that body.
 #[test]
 fn a_slow_body_answered_408_frees_its_worker() {
+    let _turn = timing_sensitive();
     let srv = Server::start_with(&[], &["--workers", "1"]);
     let user = srv.register("patient");
     let started = Instant::now();
@@ -543,6 +542,7 @@ fn a_slow_body_answered_408_frees_its_worker() {
 /// until some other connection ends.
 #[test]
 fn every_connection_of_a_burst_is_served_promptly() {
+    let _turn = timing_sensitive();
     let srv = Server::start();
     let signal = |sig: &str| {
         let status = std::process::Command::new("kill")
@@ -557,11 +557,11 @@ fn every_connection_of_a_burst_is_served_promptly() {
     signal("-STOP");
     // Fewer than the listen backlog (128), so the kernel completes every handshake.
     let mut conns: Vec<Conn> = (0..100)
-        .map(|_| Conn::new(TcpStream::connect(&srv.addr).expect("connect"), b""))
+        .map(|_| Conn::new(TcpStream::connect(srv.addr).expect("connect"), b""))
         .collect();
     signal("-CONT");
     std::thread::sleep(Duration::from_millis(500));
-    let request = format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n", srv.addr);
+    let request = http::request_head("GET", "/healthz", srv.addr, &[], None);
     let sent = Instant::now();
     for conn in &mut conns {
         conn.stream.set_nonblocking(false).expect("blocking");

@@ -1,12 +1,12 @@
 //! Running postd for real: graceful shutdown, the access log, CLI progress.
 
-mod common;
-use common::*;
+use crate::support::*;
+use postd_testkit::{http, ServerProcess};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn sigterm(pid: u32) {
     let status = Command::new("kill")
@@ -14,25 +14,6 @@ fn sigterm(pid: u32) {
         .status()
         .unwrap();
     assert!(status.success());
-}
-
-/// Waits for the server process to exit by itself; returns its exit code.
-fn wait_exit(server: &Server, within: Duration) -> i32 {
-    let deadline = Instant::now() + within;
-    loop {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/stat", server.pid())).unwrap_or_default();
-        // Gone, or a zombie waiting for us: the harness reaps it in kill().
-        if status.is_empty() || status.split_whitespace().nth(2) == Some("Z") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "server did not stop within {within:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    0
 }
 
 #[test]
@@ -43,14 +24,20 @@ fn sigterm_during_a_bulk_create_lets_it_finish_and_exits_cleanly() {
         .map(|i| json!({"title": format!("Shutdown test {i}"), "body": "x".repeat(300)}))
         .collect();
     let body = serde_json::to_vec(&json!({"items": items})).unwrap();
-    let head = format!(
-        "POST /posts/bulk HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nAuthorization: Bearer {}\r\nContent-Length: {}\r\n\r\n",
-        user.token,
-        body.len()
+    let auth = format!("Bearer {}", user.token);
+    let request = http::request(
+        "POST",
+        "/posts/bulk",
+        "x",
+        &[
+            ("Connection", "close"),
+            ("Content-Type", "application/json"),
+            ("Authorization", &auth),
+        ],
+        Some(&body),
     );
-    let mut stream = TcpStream::connect(&server.addr).unwrap();
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(&body).unwrap();
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream.write_all(&request).unwrap();
     // The request is in: stop the server while it works on it.
     std::thread::sleep(Duration::from_millis(50));
     sigterm(server.pid());
@@ -59,32 +46,20 @@ fn sigterm_during_a_bulk_create_lets_it_finish_and_exits_cleanly() {
         .set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();
     stream.read_to_end(&mut answer).unwrap();
-    let text = String::from_utf8_lossy(&answer);
-    assert!(
-        text.starts_with("HTTP/1.1 201"),
-        "{}",
-        &text[..text.len().min(300)]
-    );
-    let json_start = text.find("\r\n\r\n").unwrap() + 4;
-    let head_text = &text[..json_start];
-    let raw_body = &answer[json_start..];
-    let body = if head_text
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(raw_body).expect("complete chunked body")
-    } else {
-        raw_body.to_vec()
-    };
-    let created: Value =
-        serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{e}: {head_text}"));
+    let resp = Response::parse(&answer).unwrap_or_else(|| {
+        panic!(
+            "incomplete answer: {}",
+            String::from_utf8_lossy(&answer[..answer.len().min(300)])
+        )
+    });
+    resp.expect(201);
     assert_eq!(
-        created["items"].as_array().unwrap().len(),
+        resp.json()["items"].as_array().unwrap().len(),
         10_000,
         "the full answer arrived"
     );
 
-    wait_exit(&server, Duration::from_secs(30));
+    server.wait_exit(Duration::from_secs(30));
     let stderr = server.stderr();
     assert!(
         stderr.contains("shutting down") && stderr.contains("stopped cleanly"),
@@ -107,22 +82,19 @@ fn sigterm_during_a_bulk_create_lets_it_finish_and_exits_cleanly() {
 #[test]
 fn sigterm_exits_zero() {
     let dir = TempDir::new("exit");
-    let mut child = Command::new(BIN)
-        .args(["--addr", "127.0.0.1:0", "--db"])
-        .arg(dir.0.join("postd.db"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
+    let mut process = ServerProcess::start(
+        Command::new(BIN)
+            .args(["--addr", "127.0.0.1:0", "--db"])
+            .arg(dir.path().join("postd.db"))
+            .stderr(std::process::Stdio::null()),
+        START_WITHIN,
     )
     .unwrap();
-    sigterm(child.id());
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(0), "{line}");
+    sigterm(process.pid());
+    let status = process
+        .wait_exit(Duration::from_secs(30))
+        .expect("postd stops after SIGTERM");
+    assert_eq!(status.code(), Some(0), "{}", process.banner());
 }
 
 #[test]
@@ -178,7 +150,7 @@ fn cli_progress_shows_on_a_terminal_and_stays_quiet_otherwise() {
     for i in 0..5 {
         server.create_post(&user, &format!("to back up {i}"), "b");
     }
-    let copy = server.dir.0.join("copy.db");
+    let copy = server.dir.path().join("copy.db");
     // Not a terminal: only the final line.
     let out = server.cli(&["backup", copy.to_str().unwrap()], &[]);
     assert!(out.status.success());

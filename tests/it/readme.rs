@@ -1,9 +1,8 @@
 //! Keeps the README honest: runs its ```bash blocks, as written, against a live server
 //! started with the embedded defaults (only the port differs).
 
-mod common;
-use common::{TempDir, BIN};
-use std::io::{BufRead, BufReader};
+use crate::support::{TempDir, BIN, START_WITHIN};
+use postd_testkit::ServerProcess;
 use std::process::{Command, Stdio};
 
 fn bash_blocks(markdown: &str) -> Vec<String> {
@@ -38,24 +37,20 @@ fn readme_walkthrough_and_bulk_examples_work_as_written() {
 
     let dir = TempDir::new("readme");
     // Default --db (data/postd.db, relative): the server must create data/ itself.
-    let mut server = Command::new(BIN)
-        .args(["--addr", "127.0.0.1:0"])
-        .current_dir(&dir.0)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap()
-        .to_string();
-    assert!(line.contains("data/postd.db"), "{line}");
+    let server = ServerProcess::start(
+        Command::new(BIN)
+            .args(["--addr", "127.0.0.1:0"])
+            .current_dir(dir.path())
+            .stderr(Stdio::null()),
+        START_WITHIN,
+    )
+    .unwrap();
+    let addr = server.addr();
+    assert!(
+        server.banner().contains("data/postd.db"),
+        "{}",
+        server.banner()
+    );
 
     let script = blocks
         .join("\n")
@@ -63,11 +58,10 @@ fn readme_walkthrough_and_bulk_examples_work_as_written() {
         .replace("cargo run --release --", BIN);
     let out = Command::new("bash")
         .args(["-euo", "pipefail", "-c", &script])
-        .current_dir(&dir.0)
+        .current_dir(dir.path())
         .output()
         .unwrap();
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

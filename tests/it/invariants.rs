@@ -204,3 +204,43 @@ fn top_level_modules_import_each_other_in_one_direction_only() {
         "the command line must not depend on the HTTP layer: {imports:?}"
     );
 }
+
+#[test]
+fn integration_tests_are_one_binary() {
+    // Cargo makes a test binary of every tests/*.rs and tests/*/main.rs.
+    let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let mut binaries = Vec::new();
+    for entry in std::fs::read_dir(&tests).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.strip_prefix(&tests).unwrap().display().to_string();
+        if path.join("main.rs").is_file() {
+            binaries.push(format!("{name}/main.rs"));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            binaries.push(name);
+        }
+    }
+    assert_eq!(
+        binaries,
+        ["it/main.rs"],
+        "integration tests are modules of tests/it/main.rs"
+    );
+    // Every file in tests/it is a module of main.rs: one left out would never run.
+    let it = tests.join("it");
+    let main = std::fs::read_to_string(it.join("main.rs")).unwrap();
+    let mut declared: Vec<&str> = main
+        .lines()
+        .filter_map(|l| l.strip_prefix("mod ")?.strip_suffix(';'))
+        .collect();
+    declared.sort_unstable();
+    let mut files: Vec<String> = std::fs::read_dir(&it)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.file_name().is_some_and(|n| n != "main.rs"))
+        .map(|path| path.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    files.sort_unstable();
+    assert_eq!(
+        declared, files,
+        "files in tests/it and mod lines of its main.rs"
+    );
+}
