@@ -9,7 +9,10 @@ mod ops;
 mod posts;
 pub mod problem;
 pub mod routes;
+mod server;
 mod throttle;
+
+pub use server::serve;
 
 use crate::auth::TokenKeys;
 use crate::config::ServeConfig;
@@ -23,8 +26,7 @@ use std::borrow::Cow;
 use std::cell::Cell;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// What every handler may use. Built once at start and shared by all worker threads.
 pub struct App {
@@ -102,78 +104,12 @@ impl<'a> Call<'a> {
     }
 }
 
-/// Starts serving and blocks until SIGTERM or SIGINT, then shuts down gracefully: new
-/// requests are answered 503, in-flight ones get up to `shutdown_grace` to finish, the
-/// WAL is checkpointed into the database file, and the function returns.
-pub fn serve(config: &ServeConfig, app: App) -> Result<(), String> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(signal, stop.clone())
-            .map_err(|e| format!("cannot handle signals: {e}"))?;
+impl App {
+    /// Counts a request as in flight for as long as the guard lives.
+    fn count_in_flight(&self) -> InFlight<'_> {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight(&self.in_flight)
     }
-    // Bodies up to our limit are read on the connection's own thread before a worker sees
-    // the request (vendor/README.md); larger ones are refused unread. rouille builds its
-    // tiny_http server itself, from these defaults.
-    let nosniff = "X-Content-Type-Options: nosniff"
-        .parse()
-        .map_err(|()| "invalid default header".to_string())?;
-    tiny_http::settings::set_default(tiny_http::Settings {
-        server_name: format!("postd/{}", env!("CARGO_PKG_VERSION")),
-        default_headers: vec![nosniff],
-        max_connections: config.max_connections,
-        body_limit: config.max_body,
-        read_ahead_budget: config.read_ahead_budget,
-    });
-    let app = Arc::new(app);
-    let handler_app = app.clone();
-    let server = rouille::Server::new(config.addr.as_str(), move |request| {
-        handle(&handler_app, request)
-    })
-    .map_err(|err| format!("cannot listen on {}: {err}", config.addr))?
-    .pool_size(config.workers);
-    println!(
-        "postd {} listening on http://{} (database {}, {} workers, signup {})",
-        env!("CARGO_PKG_VERSION"),
-        server.server_addr(),
-        app.store.path().display(),
-        config.workers,
-        if config.signup_open() {
-            "open"
-        } else {
-            "closed"
-        },
-    );
-    app.store.warn_if_readable_by_others();
-    while !stop.load(Ordering::SeqCst) {
-        server.poll_timeout(Duration::from_millis(100));
-    }
-
-    app.draining.store(true, Ordering::SeqCst);
-    log::info!(
-        "shutting down; waiting up to {}s for requests in flight",
-        config.shutdown_grace.as_secs()
-    );
-    let deadline = Instant::now() + config.shutdown_grace;
-    while app.in_flight.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
-        // Keep taking requests so late arrivals get a clear 503 rather than a reset.
-        server.poll_timeout(Duration::from_millis(10));
-    }
-    let unfinished = app.in_flight.load(Ordering::SeqCst);
-    if unfinished == 0 {
-        // Handlers are done; let the workers finish writing their responses.
-        server.join();
-    }
-    drop(server);
-    match app.store.checkpoint() {
-        Ok(()) => log::info!("stopped cleanly"),
-        Err(err) => log::error!("stopped; WAL checkpoint failed: {err}"),
-    }
-    if unfinished > 0 {
-        return Err(format!(
-            "{unfinished} requests were still running after the grace period"
-        ));
-    }
-    Ok(())
 }
 
 /// Counts a request as in flight for as long as it lives.
@@ -191,8 +127,7 @@ pub fn handle(app: &App, request: &Request) -> Response {
     let started = Instant::now();
     // Count first, then look at `draining`: shutdown sets the flag and then waits for the
     // count, so a request is either refused here or waited for.
-    app.in_flight.fetch_add(1, Ordering::SeqCst);
-    let _in_flight = InFlight(&app.in_flight);
+    let _in_flight = app.count_in_flight();
     let call = Call::new(app, request);
     let response = if app.draining.load(Ordering::SeqCst) {
         ApiError::new(503, "the server is shutting down; try again shortly")

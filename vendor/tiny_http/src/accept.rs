@@ -25,7 +25,7 @@ use crate::client::{self, ClientConnection};
 use crate::connection::{Connection, Listener};
 use crate::settings::Transport;
 use crate::util::{MessagesQueue, RefinedTcpStream, TaskPool};
-use crate::{Message, SslContext, SOCKET_TIMEOUT};
+use crate::{Handler, Message, SslContext, SOCKET_TIMEOUT};
 
 /// First pause after an error that no spare descriptor could absorb; it doubles up to
 /// MAX_BACKOFF while errors go on. accept() fails at once while descriptors are out (the
@@ -47,6 +47,9 @@ pub(crate) struct Acceptor {
     pub(crate) ssl: Option<SslContext>,
     pub(crate) transport: Arc<Transport>,
     pub(crate) messages: Arc<MessagesQueue<Message>>,
+    /// postd patch: when set, requests are answered by it on their connection's thread
+    /// rather than queued in `messages`.
+    pub(crate) handler: Option<Handler>,
     pub(crate) close: Arc<AtomicBool>,
 }
 
@@ -211,11 +214,18 @@ impl Loop {
             Some(open),
         );
         let messages = self.acceptor.messages.clone();
+        let handler = self.acceptor.handler.clone();
         let mut client = Some(client);
         let started = self.tasks.spawn(Box::new(move || {
             if let Some(client) = client.take() {
-                // Synchronization is needed for HTTPS requests to avoid a deadlock
-                if client.secure() {
+                if let Some(handler) = &handler {
+                    // Each request is answered before the next one is read, so responses
+                    // leave in order without the sequencing the queue needs.
+                    for rq in client {
+                        handler(rq);
+                    }
+                } else if client.secure() {
+                    // Synchronization is needed for HTTPS requests to avoid a deadlock
                     let (sender, receiver) = mpsc::channel();
                     for rq in client {
                         messages.push(rq.with_notify_sender(sender.clone()).into());

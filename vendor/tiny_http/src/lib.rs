@@ -161,6 +161,9 @@ pub struct Server {
     transport: Arc<Transport>,
 }
 
+/// postd patch: an application callback that answers requests on connection threads.
+pub(crate) type Handler = Arc<dyn Fn(Request) + Send + Sync>;
+
 pub(crate) enum Message {
     Error(IoError),
     NewRequest(Request),
@@ -281,7 +284,31 @@ impl Server {
         ssl_config: Option<SslConfig>,
         settings: Settings,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
-        let listener = listener.into();
+        Self::start(listener.into(), ssl_config, settings, None)
+    }
+
+    /// postd patch: a server that hands each request to `handler` on the thread of its
+    /// connection, instead of queueing it for `recv()`. The handler answers it (or drops
+    /// it: a 500) before the connection reads its next request; it should bound its own
+    /// concurrency (e.g. with permits), since every open connection has a thread. This
+    /// saves the two thread hand-offs of the queue (connection thread → the thread calling
+    /// `recv()` → a worker) on every request. `recv()` on such a server never returns a
+    /// request.
+    pub fn with_handler(
+        config: ServerConfig,
+        settings: Settings,
+        handler: impl Fn(Request) + Send + Sync + 'static,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        let listener = config.addr.bind()?;
+        Self::start(listener, config.ssl, settings, Some(Arc::new(handler)))
+    }
+
+    fn start(
+        listener: Listener,
+        ssl_config: Option<SslConfig>,
+        settings: Settings,
+        handler: Option<Handler>,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
 
@@ -320,6 +347,7 @@ impl Server {
             ssl,
             transport: transport.clone(),
             messages: messages.clone(),
+            handler,
             close: close_trigger.clone(),
         };
         thread::Builder::new()

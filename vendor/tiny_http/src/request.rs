@@ -76,6 +76,10 @@ pub struct Request {
     // true if a `100 Continue` response must be sent when `as_reader()` is called
     must_send_continue: bool,
 
+    // postd patch: the body (if any) is all in memory, read ahead or empty: reading it
+    // never touches the socket.
+    body_in_memory: bool,
+
     // postd patch: the body was left unread (too large to read ahead), so nothing after it
     // on this connection can be parsed; the connection closes after the response.
     pub(crate) abandons_body: bool,
@@ -454,6 +458,7 @@ where
         must_send_continue,
         notify_when_responded: None,
         abandons_body,
+        body_in_memory: !connection_upgrade && content_length.is_none_or(|n| n <= preread_limit),
         transport: transport.clone(),
         closes_connection: false,
         keep_alive: false,
@@ -462,6 +467,20 @@ where
 }
 
 impl Request {
+    /// postd patch: the body, when it was read ahead (or is empty): `None` when it was
+    /// left on the socket (a declared length over the body limit, which the application
+    /// refuses from `Content-Length` without reading). Never blocks on the client. A
+    /// chunked body over the limit comes back one byte over it, for the same refusal.
+    pub fn read_ahead_body(&mut self) -> Option<Vec<u8>> {
+        if !self.body_in_memory {
+            return None;
+        }
+        let reader = self.data_reader.as_mut()?;
+        let mut body = Vec::with_capacity(self.body_length.unwrap_or(0));
+        reader.read_to_end(&mut body).ok()?;
+        Some(body)
+    }
+
     /// Returns true if the request was made through HTTPS.
     #[inline]
     pub fn secure(&self) -> bool {

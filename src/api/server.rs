@@ -1,0 +1,181 @@
+//! Serving: the vendored tiny_http accepts connections and reads each request, body
+//! included, on the connection's own thread; that same thread then runs the handler,
+//! within one of `--workers` permits, and writes the answer.
+//!
+//! rouille's own server passes every request from the connection thread to a dispatcher
+//! thread and from there to a pool worker: two hand-offs, ~2.5 context switches per
+//! request, which were most of the server's CPU under load (README "Performance"). The
+//! handler and rouille's `Request`/`Response` stay as they are; only the threads that run
+//! them change. A slow client still holds no permit: its body is read ahead before the
+//! permit is taken, and the answer is written after the permit is given back.
+
+use super::{handle, App};
+use crate::config::ServeConfig;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// Starts serving and blocks until SIGTERM or SIGINT, then shuts down gracefully: new
+/// requests are answered 503, in-flight ones get up to `shutdown_grace` to finish, the
+/// WAL is checkpointed into the database file, and the function returns.
+pub fn serve(config: &ServeConfig, app: App) -> Result<(), String> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, stop.clone())
+            .map_err(|e| format!("cannot handle signals: {e}"))?;
+    }
+    let nosniff = "X-Content-Type-Options: nosniff"
+        .parse()
+        .map_err(|()| "invalid default header".to_string())?;
+    // Bodies up to our limit are read on the connection's own thread before a permit is
+    // taken (vendor/README.md); larger ones are refused unread.
+    let settings = tiny_http::Settings {
+        server_name: format!("postd/{}", env!("CARGO_PKG_VERSION")),
+        default_headers: vec![nosniff],
+        max_connections: config.max_connections,
+        body_limit: config.max_body,
+        read_ahead_budget: config.read_ahead_budget,
+    };
+    let listen = tiny_http::ConfigListenAddr::from_socket_addrs(config.addr.as_str())
+        .map_err(|err| format!("cannot listen on {}: {err}", config.addr))?;
+    let app = Arc::new(app);
+    let permits = Permits::new(config.workers);
+    let handler_app = app.clone();
+    let server = tiny_http::Server::with_handler(
+        tiny_http::ServerConfig {
+            addr: listen,
+            ssl: None,
+        },
+        settings,
+        move |request| answer(&handler_app, &permits, request),
+    )
+    .map_err(|err| format!("cannot listen on {}: {err}", config.addr))?;
+    let address = server
+        .server_addr()
+        .to_ip()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| config.addr.clone());
+    println!(
+        "postd {} listening on http://{address} (database {}, {} workers, signup {})",
+        env!("CARGO_PKG_VERSION"),
+        app.store.path().display(),
+        config.workers,
+        if config.signup_open() {
+            "open"
+        } else {
+            "closed"
+        },
+    );
+    app.store.warn_if_readable_by_others();
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Connections stay open meanwhile, so late arrivals get a clear 503, not a reset.
+    app.draining.store(true, Ordering::SeqCst);
+    log::info!(
+        "shutting down; waiting up to {}s for requests in flight",
+        config.shutdown_grace.as_secs()
+    );
+    let deadline = Instant::now() + config.shutdown_grace;
+    while app.in_flight.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let unfinished = app.in_flight.load(Ordering::SeqCst);
+    drop(server);
+    match app.store.checkpoint() {
+        Ok(()) => log::info!("stopped cleanly"),
+        Err(err) => log::error!("stopped; WAL checkpoint failed: {err}"),
+    }
+    if unfinished > 0 {
+        return Err(format!(
+            "{unfinished} requests were still running after the grace period"
+        ));
+    }
+    Ok(())
+}
+
+/// Answers one request on its connection's thread.
+fn answer(app: &App, permits: &Permits, mut request: tiny_http::Request) {
+    // In flight until the answer is written: shutdown waits for the write too.
+    let _in_flight = app.count_in_flight();
+    let response = {
+        let _permit = permits.take();
+        handle(app, &to_rouille(&mut request))
+    };
+    // Nothing is left to do for a client that went away meanwhile.
+    let _ = request.respond(to_tiny_http(response));
+}
+
+/// The request as rouille's handler sees it, with the body read ahead. A body left on the
+/// socket (declared larger than `--max-body`) is not read: the handler refuses it (413)
+/// from its Content-Length.
+fn to_rouille(request: &mut tiny_http::Request) -> rouille::Request {
+    let body = request.read_ahead_body().unwrap_or_default();
+    let headers = request
+        .headers()
+        .iter()
+        .map(|h| (h.field.to_string(), h.value.to_string()))
+        .collect();
+    let peer = request
+        .remote_addr()
+        .copied()
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+    rouille::Request::fake_http_from(
+        peer,
+        request.method().as_str(),
+        request.url(),
+        headers,
+        body,
+    )
+}
+
+/// rouille's response as tiny_http writes it (what rouille's own server does).
+fn to_tiny_http(response: rouille::Response) -> tiny_http::ResponseBox {
+    let (body, length) = response.data.into_reader_and_size();
+    let mut out = tiny_http::Response::empty(response.status_code).with_data(body, length);
+    for (name, value) in &response.headers {
+        // tiny_http frames the body itself; postd never upgrades a connection.
+        if name.eq_ignore_ascii_case("Content-Length") || name.eq_ignore_ascii_case("Upgrade") {
+            continue;
+        }
+        if let Ok(header) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            out.add_header(header);
+        }
+    }
+    out
+}
+
+/// At most `--workers` handlers run at once, whatever the number of connections.
+struct Permits {
+    free: Mutex<usize>,
+    returned: Condvar,
+}
+
+struct Permit<'a>(&'a Permits);
+
+impl Permits {
+    fn new(count: usize) -> Permits {
+        Permits {
+            free: Mutex::new(count.max(1)),
+            returned: Condvar::new(),
+        }
+    }
+
+    fn take(&self) -> Permit<'_> {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        while *free == 0 {
+            free = self.returned.wait(free).unwrap_or_else(|p| p.into_inner());
+        }
+        *free -= 1;
+        Permit(self)
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.0.returned.notify_one();
+    }
+}
