@@ -175,3 +175,58 @@ fn cli_progress_shows_on_a_terminal_and_stays_quiet_otherwise() {
     assert!(shown.contains("checks done: 3/3 (100%)"), "{shown}");
     assert!(shown.contains("OK:"), "{shown}");
 }
+
+/// SQLite syncs the WAL with fdatasync(), not fsync() (which also flushes metadata such as
+/// the mtime): the bundled SQLite is built with HAVE_FDATASYNC (.cargo/config.toml). And
+/// with group commit there is at most one sync per acknowledged write.
+#[test]
+fn writes_sync_with_fdatasync_once_per_commit_at_most() {
+    let Some(strace) = required_tool(
+        "strace",
+        "writes_sync_with_fdatasync_once_per_commit_at_most",
+    ) else {
+        return;
+    };
+    let server = Server::start();
+    let user = server.register("syncer");
+    let trace = server.dir.path().join("strace.txt");
+    let mut tracer = Command::new(strace)
+        .args(["-f", "-qq", "-e", "trace=fsync,fdatasync", "-o"])
+        .arg(&trace)
+        .args(["-p", &server.pid().to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start strace");
+    // strace attaches to every thread before it traces; give it a moment, then check it
+    // is seeing the process by one write it must trace.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&trace)
+        .unwrap_or_default()
+        .is_empty()
+    {
+        server.create_post(&user, "warm-up", "body");
+        assert!(std::time::Instant::now() < deadline, "strace saw no sync");
+    }
+    const WRITES: usize = 20;
+    let before = std::fs::read_to_string(&trace).unwrap_or_default();
+    for n in 0..WRITES {
+        server.create_post(&user, &format!("synced {n}"), "body");
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let _ = tracer.kill();
+    let _ = tracer.wait();
+    let traced = std::fs::read_to_string(&trace).expect("strace output");
+    let new = &traced[before.len().min(traced.len())..];
+    let count = |call: &str| {
+        new.lines()
+            .filter(|l| l.contains(&format!("{call}(")))
+            .count()
+    };
+    assert_eq!(count("fsync"), 0, "{traced}");
+    let syncs = count("fdatasync");
+    assert!(
+        (1..=WRITES).contains(&syncs),
+        "{syncs} fdatasync calls for {WRITES} writes: {traced}"
+    );
+}

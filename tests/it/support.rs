@@ -453,3 +453,22 @@ impl Drop for Turn {
         }
     }
 }
+
+/// A tool the test needs from the machine: its path, or — outside CI — `None` after saying
+/// on stderr that the test is skipped. In CI (`CI=true`) a missing tool fails the test:
+/// CI installs what the tests need, so a skip there would pass untested.
+pub fn required_tool(name: &str, test: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file());
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "{test}: `{name}` is not installed, and CI must install it"
+        );
+        eprintln!("SKIPPED {test}: `{name}` is not installed");
+    }
+    found
+}
