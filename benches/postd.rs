@@ -19,6 +19,7 @@ use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use support::bare;
 use support::content::{self, Rng};
 use support::server::{self, Peak, Server};
 use support::wrk::{self, WrkResult};
@@ -298,10 +299,20 @@ fn run_wrk(
     script: Option<&Path>,
     secs: u64,
 ) -> (WrkResult, Peak, LoadShape) {
+    run_wrk_with(server, path, script, secs, 64)
+}
+
+fn run_wrk_with(
+    server: &Server,
+    path: &str,
+    script: Option<&Path>,
+    secs: u64,
+    connections: u32,
+) -> (WrkResult, Peak, LoadShape) {
     let start = server.reset_peak();
     let mut shape = LoadShape::default();
     let port = server.addr.port();
-    let result = wrk::run(server.addr, path, script, secs, &mut || {
+    let result = wrk::run(server.addr, path, script, secs, connections, &mut || {
         if let Some(n) = server::unread_connections(port) {
             shape.unread.push(n);
         }
@@ -603,6 +614,9 @@ fn report_path() -> PathBuf {
 }
 
 fn main() {
+    if let Some(db) = std::env::var_os(bare::DB_VAR) {
+        bare::serve(Path::new(&db), postd::config::default_workers());
+    }
     let secs = env_secs();
     let scale = std::env::var("POSTD_BENCH_SCALE").map_or(true, |v| v.trim() != "0");
     let floor_secs = (secs as f64 * 0.3).clamp(1.0, 3.0);
@@ -687,6 +701,7 @@ fn main() {
         rss,
     );
     check_wrk(&mut report, "W2", &w2);
+    bare_stack_row(&mut report, &db, &script, secs, &w2);
 
     // ---- W3
     eprintln!("W3 GET /posts?limit=20 for {secs} s");
@@ -763,6 +778,11 @@ fn main() {
         rss,
     );
 
+    // ---- W7
+    eprintln!("W7 concurrent POST /posts, 16 conns, for {secs} s");
+    let sequential_floor = W6_REQUESTS as f64 / floor_time.as_secs_f64();
+    concurrent_creates(&mut report, &session, dir.path(), secs, sequential_floor);
+
     // ---- Scale: W1 at 1k, 10k, 100k
     let mut cells = Vec::new();
     for n in SCALE_SIZES {
@@ -814,6 +834,100 @@ fn main() {
         Ok(()) => eprintln!("written to {}", path.display()),
         Err(err) => eprintln!("could not write {}: {err}", path.display()),
     }
+}
+
+/// W2's workload against the bare stack (benches/support/bare.rs) on the same database,
+/// and W2 as a share of it.
+fn bare_stack_row(report: &mut Report, db: &Path, script: &Path, secs: u64, w2: &WrkResult) {
+    eprintln!("W2 on the bare stack for {secs} s");
+    let exe = std::env::current_exe().expect("the bench binary's path");
+    let log = std::fs::File::create(db.with_file_name("bare.log")).expect("bare.log");
+    let bare = Server::start_command(
+        std::process::Command::new(exe)
+            .env(bare::DB_VAR, db)
+            .stderr(std::process::Stdio::from(log)),
+    );
+    settle();
+    let (result, rss, _) = run_wrk(&bare, "/", Some(script), secs);
+    check_wrk(report, "W2 bare stack", &result);
+    report.row(
+        "W2 on the bare stack (one rouille route, r2d2, one row)",
+        wrk_cell(&result),
+        format!("postd: {} req/s", thousands(w2.rps)),
+        result.rps / w2.rps,
+        rss,
+    );
+    report.notes.push(format!(
+        "W2 is {:.2}× the bare stack's rate (target ≥ 0.8×): the ratio cell of the bare-stack \
+         row is bare rate / postd rate.",
+        w2.rps / result.rps
+    ));
+}
+
+/// W7: single creates from 16 connections at once (group commit), against the rate of
+/// sequential single commits on the floor (W6's).
+fn concurrent_creates(
+    report: &mut Report,
+    session: &Session,
+    dir: &Path,
+    secs: u64,
+    sequential_floor: f64,
+) {
+    let token = session
+        .auth
+        .strip_prefix("Bearer ")
+        .expect("bearer token");
+    let script = dir.join("w7.lua");
+    std::fs::write(&script, wrk::create_script(token)).expect("write w7.lua");
+    settle();
+    let (w7, rss, _) = run_wrk_with(&session.server, "/posts", Some(&script), secs, 16);
+    check_wrk(report, "W7", &w7);
+    report.row(
+        "W7 POST /posts from 16 conns at once (wrk -t2 -c16)",
+        format!("{} posts/s, p99 {:.2} ms", thousands(w7.rps), w7.p99_ms),
+        format!("{} commits/s sequential", thousands(sequential_floor)),
+        sequential_floor / w7.rps,
+        rss,
+    );
+    let syncs = match count_syncs(&session.server, &script) {
+        Some((syncs, posts)) => format!(
+            "{syncs} fdatasync calls for {posts} posts in a separate 3 s run under strace \
+             ({:.1} posts per sync)",
+            posts as f64 / syncs.max(1) as f64
+        ),
+        None => "sync count n/a (strace not installed)".to_owned(),
+    };
+    report.notes.push(format!(
+        "W7 is {:.2}× the sequential floor's posts/s (target ≥ 3×); {syncs}.",
+        w7.rps / sequential_floor
+    ));
+}
+
+/// fdatasync calls and posts created during a 3 s W7 run with strace attached (which slows
+/// the server, so this run is not the timed one).
+fn count_syncs(server: &Server, script: &Path) -> Option<(u64, u64)> {
+    let out = script.with_file_name("w7-strace.txt");
+    let mut tracer = std::process::Command::new("strace")
+        .args(["-f", "-c", "-e", "trace=fdatasync,fsync", "-o"])
+        .arg(&out)
+        .args(["-p", &server.pid().to_string()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    std::thread::sleep(Duration::from_millis(500));
+    let (w7, _, _) = run_wrk_with(server, "/posts", Some(script), 3, 16);
+    // SIGINT makes strace detach and write its summary.
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &tracer.id().to_string()])
+        .status();
+    let _ = tracer.wait();
+    let text = std::fs::read_to_string(&out).ok()?;
+    let syncs = text
+        .lines()
+        .filter(|l| l.trim_end().ends_with("fdatasync") || l.trim_end().ends_with("fsync"))
+        .filter_map(|l| l.split_whitespace().nth(3)?.parse::<u64>().ok())
+        .sum();
+    Some((syncs, w7.requests))
 }
 
 fn note_problems(report: &mut Report, name: &str, server: &Server) {

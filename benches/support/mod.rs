@@ -2,6 +2,7 @@
 //! and the `wrk` driver. The temporary directory, the HTTP client and starting the binary
 //! come from the test kit (tests/testkit), shared with the tests.
 
+pub mod bare;
 pub mod content;
 pub mod server;
 pub mod wrk;

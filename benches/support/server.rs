@@ -53,6 +53,23 @@ impl Server {
         }
     }
 
+    /// Starts another server binary (the bare stack) that prints the same kind of
+    /// start-up line.
+    pub fn start_command(command: &mut Command) -> Server {
+        let process = ServerProcess::start(command, Duration::from_secs(30))
+            .unwrap_or_else(|err| panic!("server did not start: {err}"));
+        Server {
+            log: PathBuf::from("/dev/null"),
+            addr: process.addr(),
+            banner: process.banner().to_owned(),
+            process,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
     pub fn status_kib(&self, key: &str) -> Option<u64> {
         status_kib(self.process.pid(), key)
     }
