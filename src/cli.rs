@@ -32,7 +32,7 @@ fn execute(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Version => {
-            println!("postd {}", env!("CARGO_PKG_VERSION"));
+            println!("{}", crate::version::long_version());
             Ok(())
         }
         Command::Serve(config) => serve(config),

@@ -11,3 +11,4 @@ pub mod clock;
 pub mod config;
 pub mod model;
 pub mod store;
+pub mod version;
