@@ -6,7 +6,8 @@
 //! same order, so each database has the same history when a workload runs.
 //!
 //! Environment: `POSTD_BENCH_SECS` (wrk duration, default 10), `POSTD_BENCH_SCALE=0`
-//! skips the 1,000,000-post part. The report is printed and written to
+//! skips the 1,000,000-post part, `POSTD_BENCH_BIN=PATH` measures another postd binary
+//! (e.g. the static musl build) instead of this package's release build. The report is printed and written to
 //! `target/bench-report.md`.
 
 mod support;
@@ -621,7 +622,13 @@ fn main() {
     let floor_dir = TempDir::new("floor");
 
     // ---- start, admin, login
-    eprintln!("postd bench: starting {}", server::BIN);
+    let bin = server::bin();
+    eprintln!("postd bench: starting {}", bin.display());
+    report.header.push(format!(
+        "binary: `{}` (`{}`)",
+        bin.display(),
+        server::version_of(&bin)
+    ));
     let server = Server::start(&db, &SCALE_FLAGS);
     report.header.push(format!(
         "server: `{}`; its stderr (the default access log) goes to a file beside the db",
