@@ -6,7 +6,8 @@
 //! same order, so each database has the same history when a workload runs.
 //!
 //! Environment: `POSTD_BENCH_SECS` (wrk duration, default 10), `POSTD_BENCH_SCALE=0`
-//! skips the 1,000,000-post part. The report is printed and written to
+//! skips the 1,000,000-post part, `POSTD_BENCH_BIN=PATH` measures another postd binary
+//! (e.g. the static musl build) instead of this package's release build. The report is printed and written to
 //! `target/bench-report.md`.
 
 mod support;
@@ -642,7 +643,13 @@ fn main() {
     let floor_dir = TempDir::new("bench-floor");
 
     // ---- start, admin, login
-    eprintln!("postd bench: starting {}", server::BIN);
+    let bin = server::bin();
+    eprintln!("postd bench: starting {}", bin.display());
+    report.header.push(format!(
+        "binary: `{}` (`{}`)",
+        bin.display(),
+        server::version_of(&bin)
+    ));
     let server = Server::start(&db, &SCALE_FLAGS);
     report.header.push(format!(
         "server: `{}`; its stderr (the default access log) goes to a file beside the db",
@@ -873,10 +880,7 @@ fn concurrent_creates(
     secs: u64,
     sequential_floor: f64,
 ) {
-    let token = session
-        .auth
-        .strip_prefix("Bearer ")
-        .expect("bearer token");
+    let token = session.auth.strip_prefix("Bearer ").expect("bearer token");
     let script = dir.join("w7.lua");
     std::fs::write(&script, wrk::create_script(token)).expect("write w7.lua");
     settle();

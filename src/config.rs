@@ -293,7 +293,7 @@ fn with_secrets(mut command: Command) -> Command {
 }
 
 fn version_text() -> String {
-    format!("postd {}", env!("CARGO_PKG_VERSION"))
+    crate::version::long_version()
 }
 
 #[cfg(test)]

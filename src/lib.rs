@@ -13,3 +13,4 @@ pub mod logging;
 pub mod model;
 pub mod net;
 pub mod store;
+pub mod version;

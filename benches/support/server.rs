@@ -9,6 +9,23 @@ use std::time::Duration;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_postd");
 
+/// The server binary to measure: `POSTD_BENCH_BIN` (e.g. the static musl build), else this
+/// package's own release build.
+pub fn bin() -> PathBuf {
+    std::env::var_os("POSTD_BENCH_BIN").map_or_else(|| PathBuf::from(BIN), PathBuf::from)
+}
+
+/// The first line `bin --version` prints (which commit, target and SQLite it is).
+pub fn version_of(bin: &Path) -> String {
+    let out = Command::new(bin)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|err| panic!("cannot run {}: {err}", bin.display()));
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines().next().unwrap_or_default().to_owned()
+}
+
 /// Peak RSS over a workload, and the RSS at its start (glibc keeps freed memory, so the
 /// peak of a small workload is mostly what earlier ones left resident).
 #[derive(Clone, Copy, Debug)]
@@ -27,13 +44,18 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `postd serve` on a free loopback port; its stderr goes to `server.log` beside
-    /// the database (the access log would otherwise flood the report).
+    /// Starts `postd serve` ([`bin`]) on a free loopback port; its stderr goes to
+    /// `server.log` beside the database (the access log would otherwise flood the report).
     pub fn start(db: &Path, extra: &[&str]) -> Server {
+        Server::start_bin(&bin(), db, extra)
+    }
+
+    /// [`Server::start`] with a given binary.
+    pub fn start_bin(bin: &Path, db: &Path, extra: &[&str]) -> Server {
         let log = db.with_file_name("server.log");
         let log_file = std::fs::File::create(&log).expect("create server.log");
         let process = ServerProcess::start(
-            Command::new(BIN)
+            Command::new(bin)
                 .arg("serve")
                 .args(["--addr", "127.0.0.1:0", "--db"])
                 .arg(db)
@@ -156,13 +178,18 @@ pub fn unread_connections(port: u16) -> Option<usize> {
 
 /// `postd user add NAME --admin --db DB` with the password in `POSTD_PASSWORD`.
 pub fn add_admin(db: &Path, name: &str, password: &str) {
-    let out = Command::new(BIN)
+    add_admin_bin(&bin(), db, name, password)
+}
+
+/// [`add_admin`] with a given binary.
+pub fn add_admin_bin(bin: &Path, db: &Path, name: &str, password: &str) {
+    let out = Command::new(bin)
         .args(["user", "add", name, "--admin", "--db"])
         .arg(db)
         .env("POSTD_PASSWORD", password)
         .stdin(Stdio::null())
         .output()
-        .unwrap_or_else(|err| panic!("cannot run {BIN} user add: {err}"));
+        .unwrap_or_else(|err| panic!("cannot run {} user add: {err}", bin.display()));
     assert!(
         out.status.success(),
         "postd user add failed: {}",

@@ -137,6 +137,12 @@ impl From<r2d2::Error> for StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// The version of the SQLite compiled into this binary (rusqlite's `bundled` build), e.g.
+/// `3.50.4`; `postd --version` shows it so an operator can tell which engine a file meets.
+pub fn sqlite_version() -> &'static str {
+    rusqlite::version()
+}
+
 /// The database: a pool of connections with our pragmas, plus one in-process writer lock.
 ///
 /// SQLite admits one writer at a time. Letting many threads race for it through

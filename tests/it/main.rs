@@ -22,3 +22,4 @@ mod slow_clients;
 mod soak;
 mod transport;
 mod upgrade;
+mod version;
