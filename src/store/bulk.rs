@@ -6,7 +6,7 @@
 //! `json_each(?1)`, so a check is one statement, not N round trips.
 
 use super::idempotency::{Commit, OnceKey, Recorded, Written};
-use super::posts::{apply_patch, insert, slug_taken_message, SlugAllocator};
+use super::posts::{apply_patch, insert_all, slug_taken_message, SlugAllocator};
 use super::writer::Tx;
 use super::{Refusal, Store, StoreError, StoreResult};
 use crate::clock::Timestamp;
@@ -234,13 +234,12 @@ fn create_all(tx: &Tx, actor: &Actor, items: Vec<NewPost>) -> StoreResult<Vec<Po
         slugs.reserve(claim.slug);
     }
     drop(explicit);
-    let now = Timestamp::now();
-    let mut created = Vec::with_capacity(items.len());
+    let mut slugged = Vec::with_capacity(items.len());
     for item in items {
         let slug = slugs.slug_for(tx, &item)?;
-        created.push(insert(tx, actor.user_id, item, slug, &now)?);
+        slugged.push((item, slug));
     }
-    Ok(created)
+    insert_all(tx, actor.user_id, slugged, &Timestamp::now())
 }
 
 /// One item's fate in a partial (non-atomic) bulk create.
@@ -279,26 +278,37 @@ fn create_partial(
         slugs.reserve(claim.slug);
     }
     drop(explicit);
-    let now = Timestamp::now();
-    let mut outcomes = Vec::with_capacity(items.len());
+    // Refusals in place; the posts to create in one statement, then back into place.
+    let mut outcomes: Vec<Option<PartialOutcome>> = Vec::with_capacity(items.len());
+    let mut creating = Vec::new();
+    let mut places = Vec::new();
     for (index, item) in items.into_iter().enumerate() {
         let outcome = match item {
-            Err(errors) => PartialOutcome::Refused {
+            Err(errors) => Some(PartialOutcome::Refused {
                 why: Refusal::Invalid,
                 errors: errors.into_iter().map(|e| e.at(index)).collect(),
-            },
-            Ok(_) if refused_slug.contains_key(&index) => PartialOutcome::Refused {
+            }),
+            Ok(_) if refused_slug.contains_key(&index) => Some(PartialOutcome::Refused {
                 why: Refusal::Conflict,
                 errors: refused_slug.remove(&index).into_iter().collect(),
-            },
+            }),
             Ok(post) => {
                 let slug = slugs.slug_for(tx, &post)?;
-                PartialOutcome::Created(insert(tx, actor.user_id, post, slug, &now)?)
+                creating.push((post, slug));
+                places.push(index);
+                None
             }
         };
         outcomes.push(outcome);
     }
-    Ok(outcomes)
+    for (place, post) in
+        places
+            .into_iter()
+            .zip(insert_all(tx, actor.user_id, creating, &Timestamp::now())?)
+    {
+        outcomes[place] = Some(PartialOutcome::Created(post));
+    }
+    Ok(outcomes.into_iter().flatten().collect())
 }
 
 /// Where each requested id stands: `(index, id, author if active, slug if active)`.
