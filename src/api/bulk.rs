@@ -6,14 +6,15 @@
 //! reported, not just the first item's.
 
 use super::auth::{actor, admin};
+use super::conditional;
 use super::input::{json_error, json_id, read_json_body, Fields, JsonObject};
 use super::posts::{
     idempotency_key, new_post_from, once_key, patch_from, recorded, written_response,
 };
 use super::problem::{refusal_status, ApiError};
 use super::{json, no_content, App, Call};
-use crate::model::{ItemError, NewPost, Post, PostPatch};
-use crate::store::PartialOutcome;
+use crate::model::{IfMatch, ItemError, NewPost, Post};
+use crate::store::{PartialOutcome, PatchItem};
 use rouille::Response;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -221,7 +222,7 @@ pub fn update(call: &Call<'_>) -> Result<Response, ApiError> {
     let body = read_json_body(call.request, call.app.max_body)?;
     let parsed: UpdateBody = serde_json::from_slice(&body).map_err(json_error)?;
     check_count(call.app, parsed.items.len(), "items")?;
-    let mut items: Vec<(i64, PostPatch)> = Vec::with_capacity(parsed.items.len());
+    let mut items: Vec<PatchItem> = Vec::with_capacity(parsed.items.len());
     let mut errors = Vec::new();
     for (index, raw) in parsed.items.iter().enumerate() {
         match item_object(raw) {
@@ -235,10 +236,20 @@ pub fn update(call: &Call<'_>) -> Result<Response, ApiError> {
                         None
                     }
                 };
+                let if_match = fields.optional_string("if_match");
+                let if_match = fields
+                    .parsed("if_match", if_match, |text| {
+                        conditional::item_if_match(&text).map_err(str::to_owned)
+                    })
+                    .unwrap_or(IfMatch::Any);
                 let patch = patch_from(&mut fields);
                 let item_errors = fields.finish();
                 match id {
-                    Some(id) if item_errors.is_empty() => items.push((id, patch)),
+                    Some(id) if item_errors.is_empty() => items.push(PatchItem {
+                        id,
+                        patch,
+                        if_match,
+                    }),
                     _ => errors.extend(at_index(index, item_errors).map(|e| e.with_id(id))),
                 }
             }
@@ -259,6 +270,8 @@ struct DeleteReport<'a> {
     skipped: &'a [i64],
 }
 
+/// `DELETE /posts/bulk`, and `POST /posts/bulk/delete` for clients and proxies that drop
+/// the body of a DELETE: the same body, the same answers.
 pub fn delete(call: &Call<'_>) -> Result<Response, ApiError> {
     let actor = admin(call)?;
     let body = read_json_body(call.request, call.app.max_body)?;

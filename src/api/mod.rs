@@ -4,8 +4,10 @@
 mod auth;
 mod bulk;
 mod comments;
+mod conditional;
 pub mod input;
 mod ops;
+pub mod paging;
 mod posts;
 pub mod problem;
 pub mod routes;
@@ -231,20 +233,25 @@ fn log_request(call: &Call<'_>, mut response: Response, started: Instant) -> Res
 }
 
 fn dispatch(call: &Call<'_>) -> Result<Response, ApiError> {
-    let Some((target, methods)) = routes::resolve(call.path()) else {
+    let Some((target, route)) = routes::resolve(call.path()) else {
         return Err(ApiError::not_found("no resource at this path"));
     };
+    let methods = route.methods;
     // HEAD is GET without the body (tiny_http leaves the body out for HEAD).
     let method = match call.request.method() {
         "HEAD" if methods.contains(&"GET") => "GET",
         other => other,
     };
+    // Every route answers OPTIONS, without authentication: a CORS preflight carries none.
+    if method == "OPTIONS" {
+        return Ok(no_content().with_additional_header("Allow", routes::allow_header(methods)));
+    }
     if !methods.contains(&method) {
         return Err(ApiError::new(
             405,
             format!("{} is not allowed here", input::clip(method, 32)),
         )
-        .with_header("Allow", allow_header(methods)));
+        .with_header("Allow", routes::allow_header(methods)));
     }
     match (target, method) {
         (Target::Register, _) => auth::register(call),
@@ -257,7 +264,7 @@ fn dispatch(call: &Call<'_>) -> Result<Response, ApiError> {
         (Target::Posts, _) => posts::create(call),
         (Target::PostsBulk, "POST") => bulk::create(call),
         (Target::PostsBulk, "PATCH") => bulk::update(call),
-        (Target::PostsBulk, _) => bulk::delete(call),
+        (Target::PostsBulk, _) | (Target::PostsBulkDelete, _) => bulk::delete(call),
         (Target::PostsBulkRestore, _) => bulk::restore(call),
         (Target::PostBySlug(slug), _) => posts::get_by_slug(call, &slug),
         (Target::Post(id), "GET") => posts::get(call, id),
@@ -271,14 +278,6 @@ fn dispatch(call: &Call<'_>) -> Result<Response, ApiError> {
         (Target::Healthz, _) => ops::healthz(call),
         (Target::OpenApi, _) => Ok(ops::openapi()),
     }
-}
-
-fn allow_header(methods: &[&str]) -> String {
-    let mut allowed = methods.join(", ");
-    if methods.contains(&"GET") {
-        allowed.push_str(", HEAD");
-    }
-    allowed
 }
 
 type Headers = Vec<(Cow<'static, str>, Cow<'static, str>)>;

@@ -18,7 +18,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use bulk::{DeleteOutcome, PartialOutcome};
+pub use bulk::{DeleteOutcome, PartialOutcome, PatchItem};
 pub use idempotency::{IdempotencyKey, OnceKey, Recorded, Written};
 pub use maintenance::Progress;
 pub use posts::{ListQuery, TrashCursor};
@@ -44,6 +44,8 @@ pub enum Refusal {
     BadState,
     /// An Idempotency-Key reused with a different request.
     Mismatch,
+    /// The post is no longer the version the client named (`If-Match`).
+    PreconditionFailed,
 }
 
 #[derive(Debug)]

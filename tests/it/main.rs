@@ -10,6 +10,7 @@ mod support;
 
 mod authz;
 mod bulk;
+mod conventions;
 mod core;
 mod crash;
 mod hardening;

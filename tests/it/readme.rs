@@ -80,6 +80,12 @@ fn readme_walkthrough_and_bulk_examples_work_as_written() {
         "Idempotent-Replayed: true",
         r#""deleted":[2,3],"skipped":[999]"#,
         r#""title":"Bulk one, edited""#,
+        "HTTP/1.1 200 OK",
+        "HTTP/1.1 412 Precondition Failed",
+        "HTTP/1.1 304 Not Modified",
+        r#"rel="next""#,
+        r#""deleted":[4],"skipped":[]"#,
+        "Allow: POST, PATCH, DELETE, OPTIONS",
     ] {
         assert!(
             stdout.contains(expected),
