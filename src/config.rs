@@ -5,7 +5,7 @@
 
 use crate::clock::Age;
 use crate::logging::LogFormat;
-use crate::net::Cidr;
+use crate::net::{AllowedOrigins, Cidr};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -196,6 +196,11 @@ pub struct ServeConfig {
     )]
     pub wal_autocheckpoint: u32,
 
+    /// web origins whose browser scripts may call the API (CORS): `*`, or
+    /// comma-separated origins such as https://app.example.com
+    #[arg(long, env = "POSTD_CORS_ORIGINS", value_name = "ORIGIN,...")]
+    pub cors_origins: Option<AllowedOrigins>,
+
     /// POSTD_JWT_SECRET: read from the environment only, so it never shows in `ps`.
     #[arg(skip)]
     pub jwt_secret: Option<String>,
@@ -365,6 +370,8 @@ mod tests {
             "frobnicate",
             "--signup maybe",
             "--trusted-proxies 10.0.0.0/33",
+            "--cors-origins https://a.example/path",
+            "--cors-origins *,https://a.example",
         ] {
             let err = run(bad).unwrap_err().0;
             assert!(!err.contains('\n') && !err.is_empty(), "{bad}: {err}");

@@ -5,6 +5,7 @@ mod auth;
 mod bulk;
 mod comments;
 mod conditional;
+mod cors;
 pub mod input;
 mod ops;
 pub mod paging;
@@ -15,11 +16,11 @@ mod throttle;
 
 use crate::auth::TokenKeys;
 use crate::config::ServeConfig;
-use crate::net::{self, Cidr};
+use crate::net::{self, AllowedOrigins, Cidr};
 use crate::store::Store;
 use problem::ApiError;
 use rouille::{Request, Response, ResponseBody};
-use routes::Target;
+use routes::{Route, Target};
 use serde::Serialize;
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -36,6 +37,8 @@ pub struct App {
     pub max_body: usize,
     pub max_bulk: usize,
     trusted_proxies: Vec<Cidr>,
+    /// Origins whose browser scripts may read the answers (`--cors-origins`).
+    cors: Option<AllowedOrigins>,
     login_throttle: throttle::LoginThrottle,
     register_throttle: throttle::RegisterThrottle,
     /// Requests being handled now; shutdown waits for this to reach zero.
@@ -53,6 +56,7 @@ impl App {
             max_body: config.max_body,
             max_bulk: config.max_bulk,
             trusted_proxies: config.trusted_proxies.clone(),
+            cors: config.cors_origins.clone(),
             login_throttle: throttle::LoginThrottle::default(),
             register_throttle: throttle::RegisterThrottle::new(config.register_limit),
             in_flight: AtomicUsize::new(0),
@@ -67,6 +71,8 @@ pub struct Call<'a> {
     pub app: &'a App,
     pub request: &'a Request,
     user_id: Cell<Option<i64>>,
+    /// The route the path matched, once dispatch knows it (CORS).
+    route: Cell<Option<Route>>,
 }
 
 impl<'a> Call<'a> {
@@ -75,7 +81,12 @@ impl<'a> Call<'a> {
             app,
             request,
             user_id: Cell::new(None),
+            route: Cell::new(None),
         }
+    }
+
+    pub fn route(&self) -> Option<Route> {
+        self.route.get()
     }
 
     /// The path without the query string.
@@ -209,6 +220,8 @@ pub fn handle(app: &App, request: &Request) -> Response {
             Err(_) => ApiError::internal().into_response(),
         }
     };
+    // CORS (issue #12): the headers the request earns, on every answer.
+    let response = cors::decorate(&call, response);
     log_request(&call, response, started)
 }
 
@@ -236,6 +249,7 @@ fn dispatch(call: &Call<'_>) -> Result<Response, ApiError> {
     let Some((target, route)) = routes::resolve(call.path()) else {
         return Err(ApiError::not_found("no resource at this path"));
     };
+    call.route.set(Some(route));
     let methods = route.methods;
     // HEAD is GET without the body (tiny_http leaves the body out for HEAD).
     let method = match call.request.method() {

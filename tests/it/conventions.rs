@@ -1,6 +1,6 @@
 //! HTTP conventions (API.md v1.1, "Conditional requests and pagination"): ETag, 304 and
 //! 412, Link headers through every listing, cursors accepted by their form,
-//! `POST /posts/bulk/delete` and OPTIONS on every route.
+//! `POST /posts/bulk/delete`, OPTIONS on every route, and CORS.
 
 use crate::support::*;
 use serde_json::{json, Value};
@@ -648,5 +648,160 @@ fn options_on_every_route_is_204_with_allow_and_unknown_paths_stay_404() {
     }
     for unknown in ["/nope", "/posts/0", "/posts/abc/comments", "/metrics"] {
         s.request("OPTIONS", unknown, &[], None).expect(404);
+    }
+}
+
+const ALLOW_HEADERS: &str =
+    "Authorization, Content-Type, Idempotency-Key, If-Match, If-None-Match, Prefer";
+const EXPOSE_HEADERS: &str = "Location, ETag, Link, Idempotent-Replayed, Retry-After";
+
+fn preflight(s: &Server, path: &str, origin: &str) -> Response {
+    s.request(
+        "OPTIONS",
+        path,
+        &[
+            ("Origin", origin),
+            ("Access-Control-Request-Method", "PATCH"),
+            (
+                "Access-Control-Request-Headers",
+                "authorization, if-match, content-type",
+            ),
+        ],
+        None,
+    )
+}
+
+#[test]
+fn cors_answers_listed_origins_only() {
+    let s = Server::start_with(
+        &[],
+        &[
+            "--cors-origins",
+            "https://app.example.com, http://localhost:3000",
+        ],
+    );
+    let alice = s.register("alice");
+    let pid = id(&s.create_post(&alice, "Cors", "b"));
+    let path = format!("/posts/{pid}");
+
+    for origin in ["https://app.example.com", "http://localhost:3000"] {
+        let r = preflight(&s, &path, origin);
+        assert_eq!(r.status, 204, "{}", r.text());
+        assert_eq!(r.header("Access-Control-Allow-Origin"), Some(origin));
+        assert_eq!(
+            header_set(r.header("Access-Control-Allow-Methods")),
+            header_set(Some("GET, PATCH, DELETE, HEAD, OPTIONS"))
+        );
+        assert_eq!(
+            r.header("Access-Control-Allow-Headers"),
+            Some(ALLOW_HEADERS)
+        );
+        assert_eq!(r.header("Access-Control-Max-Age"), Some("600"));
+        assert_eq!(r.header("Vary"), Some("Origin"));
+        assert_eq!(r.header("Access-Control-Allow-Credentials"), None);
+
+        // Simple and actual requests, errors included, may be read by the listed origin.
+        for (method, target, status) in [
+            ("GET", path.as_str(), 200),
+            ("GET", "/posts/999999", 404),
+            ("GET", "/nope", 404),
+        ] {
+            let r = s.request(method, target, &[("Origin", origin)], None);
+            assert_eq!(r.status, status, "{target}");
+            assert_eq!(
+                r.header("Access-Control-Allow-Origin"),
+                Some(origin),
+                "{target}"
+            );
+            assert_eq!(
+                r.header("Access-Control-Expose-Headers"),
+                Some(EXPOSE_HEADERS)
+            );
+            assert_eq!(r.header("Vary"), Some("Origin"));
+            assert_eq!(r.header("Access-Control-Allow-Methods"), None);
+        }
+        let auth = format!("Bearer {}", alice.token);
+        let r = s.request(
+            "PATCH",
+            &path,
+            &[
+                ("Origin", origin),
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+                ("If-Match", "*"),
+            ],
+            Some(br#"{"body":"from the browser"}"#),
+        );
+        r.expect(200);
+        assert_eq!(r.header("Access-Control-Allow-Origin"), Some(origin));
+        assert!(r.header("ETag").is_some());
+    }
+
+    // Unlisted origins (a port, a scheme or a subdomain off) get no CORS headers at all,
+    // and the answers still say they vary by Origin.
+    for origin in [
+        "https://evil.example.com",
+        "https://app.example.com:8443",
+        "http://app.example.com",
+        "null",
+    ] {
+        let r = preflight(&s, &path, origin);
+        assert_eq!(r.status, 204);
+        assert!(r.header("Allow").is_some());
+        let r2 = s.request("GET", &path, &[("Origin", origin)], None);
+        r2.expect(200);
+        for r in [&r, &r2] {
+            for name in [
+                "Access-Control-Allow-Origin",
+                "Access-Control-Allow-Methods",
+                "Access-Control-Allow-Headers",
+                "Access-Control-Max-Age",
+                "Access-Control-Expose-Headers",
+            ] {
+                assert_eq!(r.header(name), None, "{origin}: {name}");
+            }
+            assert_eq!(r.header("Vary"), Some("Origin"));
+        }
+    }
+    // No Origin at all: only Vary.
+    let r = s.get(&path, None);
+    assert_eq!(r.header("Vary"), Some("Origin"));
+    assert_eq!(r.header("Access-Control-Allow-Origin"), None);
+}
+
+#[test]
+fn cors_with_a_star_allows_every_origin_with_a_star() {
+    let s = Server::start_with(&[("POSTD_CORS_ORIGINS", "*")], &[]);
+    for origin in ["https://anything.example", "http://localhost:1234"] {
+        let r = preflight(&s, "/posts", origin);
+        assert_eq!(r.status, 204);
+        assert_eq!(r.header("Access-Control-Allow-Origin"), Some("*"));
+        assert_eq!(
+            header_set(r.header("Access-Control-Allow-Methods")),
+            header_set(Some("GET, POST, HEAD, OPTIONS"))
+        );
+        let r = s.request("GET", "/posts", &[("Origin", origin)], None);
+        r.expect(200);
+        assert_eq!(r.header("Access-Control-Allow-Origin"), Some("*"));
+        assert_eq!(r.header("Vary"), Some("Origin"));
+    }
+}
+
+#[test]
+fn a_bad_cors_origin_stops_the_start_with_one_line() {
+    let dir = TempDir::new("cors-bad");
+    for bad in [
+        "https://app.example.com/path",
+        "*,https://a.example",
+        "app.example.com",
+    ] {
+        let out = cli(
+            &dir.path().join("x.db"),
+            &["serve", "--addr", "127.0.0.1:0", "--cors-origins", bad],
+            &[],
+        );
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     }
 }
