@@ -8,6 +8,7 @@
 use super::auth::{actor, admin};
 use super::conditional;
 use super::input::{json_error, json_id, read_json_body, Fields, JsonObject};
+use super::metrics::BulkOp;
 use super::posts::{
     idempotency_key, new_post_from, once_key, patch_from, recorded, written_response,
 };
@@ -194,7 +195,7 @@ pub fn create(call: &Call<'_>) -> Result<Response, ApiError> {
     drop(body);
 
     let store = &call.app.store;
-    let written = if atomic {
+    let (written, created) = if atomic {
         let mut items = Vec::with_capacity(checked.len());
         let mut errors = Vec::new();
         for (index, item) in checked.into_iter().enumerate() {
@@ -206,14 +207,24 @@ pub fn create(call: &Call<'_>) -> Result<Response, ApiError> {
         if !errors.is_empty() {
             return Err(ApiError::invalid(errors));
         }
-        store.create_posts_once(&actor, items, once.as_ref(), |created| {
-            recorded(201, &Items { items: created })
-        })?
+        let mut created = 0;
+        let written = store.create_posts_once(&actor, items, once.as_ref(), |posts| {
+            created = posts.len();
+            recorded(201, &Items { items: posts })
+        })?;
+        (written, created)
     } else {
-        store.create_posts_partial_once(&actor, checked, once.as_ref(), |outcomes| {
-            recorded(200, &partial_report(outcomes))
-        })?
+        let mut created = 0;
+        let written =
+            store.create_posts_partial_once(&actor, checked, once.as_ref(), |outcomes| {
+                let report = partial_report(outcomes);
+                created = report.created;
+                recorded(200, &report)
+            })?;
+        (written, created)
     };
+    // A replayed answer records nothing, so it counts 0: it created nothing.
+    call.app.metrics.count_bulk_items(BulkOp::Create, created);
     Ok(written_response(written))
 }
 
@@ -261,6 +272,9 @@ pub fn update(call: &Call<'_>) -> Result<Response, ApiError> {
     drop(parsed);
     drop(body);
     let updated = call.app.store.update_posts(&actor, items)?;
+    call.app
+        .metrics
+        .count_bulk_items(BulkOp::Update, updated.len());
     json(200, &Items { items: &updated })
 }
 
@@ -283,6 +297,12 @@ pub fn delete(call: &Call<'_>) -> Result<Response, ApiError> {
         .collect();
     let hard = parsed.hard_delete.unwrap_or(false);
     let outcome = call.app.store.delete_posts(&actor, &ids, hard)?;
+    let op = if hard {
+        BulkOp::DeletePermanent
+    } else {
+        BulkOp::Delete
+    };
+    call.app.metrics.count_bulk_items(op, outcome.deleted.len());
     let wants_report = call.request.header("Prefer").is_some_and(|prefer| {
         prefer
             .split(',')
@@ -308,5 +328,8 @@ pub fn restore(call: &Call<'_>) -> Result<Response, ApiError> {
     check_count(call.app, parsed.post_ids.len(), "post_ids")?;
     let ids = ids_from(&parsed.post_ids)?;
     let restored = call.app.store.restore_posts(&ids)?;
+    call.app
+        .metrics
+        .count_bulk_items(BulkOp::Restore, restored.len());
     json(200, &Items { items: &restored })
 }

@@ -7,6 +7,7 @@ mod comments;
 mod conditional;
 mod cors;
 pub mod input;
+pub mod metrics;
 mod ops;
 pub mod paging;
 mod posts;
@@ -39,6 +40,7 @@ pub struct App {
     trusted_proxies: Vec<Cidr>,
     /// Origins whose browser scripts may read the answers (`--cors-origins`).
     cors: Option<AllowedOrigins>,
+    metrics: Arc<metrics::Metrics>,
     login_throttle: throttle::LoginThrottle,
     register_throttle: throttle::RegisterThrottle,
     /// Requests being handled now; shutdown waits for this to reach zero.
@@ -49,6 +51,9 @@ pub struct App {
 
 impl App {
     pub fn new(config: &ServeConfig, store: Store, keys: TokenKeys) -> App {
+        let metrics = metrics::Metrics::new(config.metrics_token.as_deref());
+        let waits = metrics.clone();
+        store.observe_writer_waits(move |waited| waits.observe_writer_wait(waited));
         App {
             store,
             keys,
@@ -57,6 +62,7 @@ impl App {
             max_bulk: config.max_bulk,
             trusted_proxies: config.trusted_proxies.clone(),
             cors: config.cors_origins.clone(),
+            metrics,
             login_throttle: throttle::LoginThrottle::default(),
             register_throttle: throttle::RegisterThrottle::new(config.register_limit),
             in_flight: AtomicUsize::new(0),
@@ -71,7 +77,7 @@ pub struct Call<'a> {
     pub app: &'a App,
     pub request: &'a Request,
     user_id: Cell<Option<i64>>,
-    /// The route the path matched, once dispatch knows it (CORS).
+    /// The route the path matched, once dispatch knows it (CORS, the metrics' labels).
     route: Cell<Option<Route>>,
 }
 
@@ -144,8 +150,10 @@ pub fn serve(config: &ServeConfig, app: App) -> Result<(), String> {
     })
     .map_err(|err| format!("cannot listen on {}: {err}", config.addr))?
     .pool_size(config.workers);
+    // Metrics (issue #12): the separate listener of --metrics-addr, stopped when dropped.
+    let metrics_listener = metrics::Listener::start(config, &app)?;
     println!(
-        "postd {} listening on http://{} (database {}, {} workers, signup {})",
+        "postd {} listening on http://{} (database {}, {} workers, signup {}{})",
         env!("CARGO_PKG_VERSION"),
         server.server_addr(),
         app.store.path().display(),
@@ -155,6 +163,7 @@ pub fn serve(config: &ServeConfig, app: App) -> Result<(), String> {
         } else {
             "closed"
         },
+        metrics::Listener::banner(metrics_listener.as_ref()),
     );
     app.store.warn_if_readable_by_others();
     while !stop.load(Ordering::SeqCst) {
@@ -177,6 +186,7 @@ pub fn serve(config: &ServeConfig, app: App) -> Result<(), String> {
         server.join();
     }
     drop(server);
+    drop(metrics_listener);
     match app.store.checkpoint() {
         Ok(()) => log::info!("stopped cleanly"),
         Err(err) => log::error!("stopped; WAL checkpoint failed: {err}"),
@@ -220,8 +230,9 @@ pub fn handle(app: &App, request: &Request) -> Response {
             Err(_) => ApiError::internal().into_response(),
         }
     };
-    // CORS (issue #12): the headers the request earns, on every answer.
+    // HTTP conventions (issue #12): CORS headers on every answer; every answer counted.
     let response = cors::decorate(&call, response);
+    app.metrics.observe(&call, response.status_code, started);
     log_request(&call, response, started)
 }
 
@@ -246,6 +257,9 @@ fn log_request(call: &Call<'_>, mut response: Response, started: Instant) -> Res
 }
 
 fn dispatch(call: &Call<'_>) -> Result<Response, ApiError> {
+    if let Some(scrape) = metrics::on_main_port(call) {
+        return Ok(scrape);
+    }
     let Some((target, route)) = routes::resolve(call.path()) else {
         return Err(ApiError::not_found("no resource at this path"));
     };

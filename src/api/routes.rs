@@ -1,6 +1,6 @@
 //! The route table: which paths exist and which methods each answers. Dispatch, the 405
-//! `Allow` header, CORS preflights and the openapi.json consistency test all read this
-//! one table. `OPTIONS` is answered on every route
+//! `Allow` header, CORS preflights, the metrics' `route` label and the openapi.json
+//! consistency test all read this one table. `OPTIONS` is answered on every route
 //! (dispatch), so it is not listed per route.
 
 use super::input::path_id;

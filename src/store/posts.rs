@@ -268,6 +268,13 @@ fn list_active(conn: &Connection, query: &ListQuery<'_>) -> StoreResult<Vec<Post
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Posts on each side of the trash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PostCounts {
+    pub active: i64,
+    pub trashed: i64,
+}
+
 /// Where a trash page starts: after the post deleted at `deleted_at` with this `id`.
 pub struct TrashCursor {
     pub deleted_at: Timestamp,
@@ -505,6 +512,18 @@ impl Store {
 
     pub fn restore_post(&self, id: i64, if_match: &IfMatch) -> StoreResult<VersionedPost> {
         self.write(|tx| restore(tx, id, if_match))
+    }
+
+    /// How many posts are active and how many in the trash, counted on one snapshot.
+    pub fn post_counts(&self) -> StoreResult<PostCounts> {
+        self.snapshot(|conn| {
+            let mut active = conn.prepare_cached("SELECT count(*) FROM active_posts")?;
+            let mut trashed = conn.prepare_cached("SELECT count(*) FROM deleted_posts")?;
+            Ok(PostCounts {
+                active: active.query_row([], |row| row.get(0))?,
+                trashed: trashed.query_row([], |row| row.get(0))?,
+            })
+        })
     }
 }
 

@@ -17,6 +17,7 @@ mod hardening;
 mod hostile;
 mod invariants;
 mod litestream;
+mod metrics;
 mod operations;
 mod readme;
 mod slow_clients;
