@@ -96,3 +96,19 @@ CREATE TABLE idempotency_keys (
     PRIMARY KEY (user_id, key)
 ) WITHOUT ROWID;
 CREATE INDEX idempotency_keys_age ON idempotency_keys (created_at);
+
+-- @version 3: a revision per post, for ETag and If-Match
+-- Counts the changes a client can see through the API: 1 when created, one more on every
+-- update and on every restore. A soft delete leaves it, so the tag a client saw before
+-- the delete still matches for the restore. The views carry it; the tag is id and
+-- revision together, so a slug that passes to another post changes the tag too.
+ALTER TABLE posts ADD COLUMN revision INTEGER NOT NULL DEFAULT 1 CHECK (revision >= 1);
+DROP VIEW active_posts;
+CREATE VIEW active_posts AS
+    SELECT id, author_id, title, slug, body, created_at, updated_at, revision
+    FROM posts WHERE deleted_at IS NULL;
+DROP VIEW deleted_posts;
+CREATE VIEW deleted_posts AS
+    SELECT id, author_id, title, slug, body, created_at, updated_at, deleted_at, deleted_by_id,
+           revision
+    FROM posts WHERE deleted_at IS NOT NULL;

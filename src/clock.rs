@@ -58,7 +58,41 @@ impl Timestamp {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Milliseconds since 1970-01-01T00:00:00.000Z; `None` for a text of the right shape
+    /// that names no instant (month 13) or one before 1970.
+    pub fn unix_millis(&self) -> Option<u64> {
+        let number = |at: std::ops::Range<usize>| self.0.get(at)?.parse::<u16>().ok();
+        let month = time::Month::try_from(u8::try_from(number(5..7)?).ok()?).ok()?;
+        let date = time::Date::from_calendar_date(
+            i32::from(number(0..4)?),
+            month,
+            u8::try_from(number(8..10)?).ok()?,
+        )
+        .ok()?;
+        let time = time::Time::from_hms_milli(
+            u8::try_from(number(11..13)?).ok()?,
+            u8::try_from(number(14..16)?).ok()?,
+            u8::try_from(number(17..19)?).ok()?,
+            number(20..23)?,
+        )
+        .ok()?;
+        let nanos = date.with_time(time).assume_utc().unix_timestamp_nanos();
+        u64::try_from(nanos / 1_000_000).ok()
+    }
+
+    /// The instant `millis` after 1970-01-01T00:00:00.000Z, or the last millisecond of the
+    /// year 9999 (the last the stored form can write) for anything later.
+    pub fn from_unix_millis(millis: u64) -> Timestamp {
+        let nanos = i128::from(millis.min(LAST_MILLIS)) * 1_000_000;
+        let at =
+            OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        Timestamp::at(at)
+    }
 }
+
+/// 9999-12-31T23:59:59.999Z in milliseconds since 1970.
+const LAST_MILLIS: u64 = 253_402_300_799_999;
 
 impl std::fmt::Display for Timestamp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -146,6 +180,33 @@ mod tests {
         assert!(text.ends_with(".123Z"), "{text}");
         assert!(Timestamp::parse(&now()).is_some());
         assert!(Timestamp::parse("2026-11-22T10:04:05Z").is_none());
+    }
+
+    #[test]
+    fn unix_millis_round_trip_and_clamp() {
+        let at = Timestamp::parse("2026-11-22T10:04:05.123Z").unwrap();
+        let millis = at.unix_millis().unwrap();
+        assert_eq!(millis, 1_795_341_845_123);
+        assert_eq!(Timestamp::from_unix_millis(millis), at);
+        assert_eq!(
+            Timestamp::from_unix_millis(0).as_str(),
+            "1970-01-01T00:00:00.000Z"
+        );
+        let last = Timestamp::from_unix_millis(u64::MAX);
+        assert_eq!(last.as_str(), "9999-12-31T23:59:59.999Z");
+        assert_eq!(last.unix_millis(), Some(LAST_MILLIS));
+        assert_eq!(
+            Timestamp::parse("2026-13-22T10:04:05.123Z")
+                .unwrap()
+                .unix_millis(),
+            None
+        );
+        assert_eq!(
+            Timestamp::parse("1969-12-31T23:59:59.999Z")
+                .unwrap()
+                .unix_millis(),
+            None
+        );
     }
 
     #[test]

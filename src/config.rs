@@ -5,7 +5,7 @@
 
 use crate::clock::Age;
 use crate::logging::LogFormat;
-use crate::net::Cidr;
+use crate::net::{AllowedOrigins, Cidr};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -110,7 +110,10 @@ pub enum Signup {
 #[derive(Args, Debug, Clone)]
 #[command(
     after_help = "The token signing key is POSTD_JWT_SECRET (>= 32 bytes) or the file \
-                        postd.key beside the database."
+                        postd.key beside the database. POSTD_METRICS_TOKEN (>= 16 visible \
+                        ASCII characters) serves GET /metrics on the main port to \
+                        `Authorization: Bearer <token>`; like the signing key it is read from \
+                        the environment only."
 )]
 pub struct ServeConfig {
     /// listen address (port 0 picks a free one; the start-up line tells which)
@@ -196,10 +199,27 @@ pub struct ServeConfig {
     )]
     pub wal_autocheckpoint: u32,
 
+    /// web origins whose browser scripts may call the API (CORS): `*`, or
+    /// comma-separated origins such as https://app.example.com
+    #[arg(long, env = "POSTD_CORS_ORIGINS", value_name = "ORIGIN,...")]
+    pub cors_origins: Option<AllowedOrigins>,
+
+    /// also serve GET /metrics, without a token, on this address (for loopback or a
+    /// private network)
+    #[arg(long, env = "POSTD_METRICS_ADDR", value_name = "ADDR")]
+    pub metrics_addr: Option<String>,
+
     /// POSTD_JWT_SECRET: read from the environment only, so it never shows in `ps`.
     #[arg(skip)]
     pub jwt_secret: Option<String>,
+
+    /// POSTD_METRICS_TOKEN: read from the environment only, like the signing secret.
+    #[arg(skip)]
+    pub metrics_token: Option<String>,
 }
+
+/// The shortest POSTD_METRICS_TOKEN accepted: guessing it must not be practical.
+pub const METRICS_TOKEN_MIN: usize = 16;
 
 impl ServeConfig {
     pub fn signup_open(&self) -> bool {
@@ -229,6 +249,8 @@ pub fn default_workers() -> usize {
 }
 
 /// What the command line asks for.
+// One value per process, moved once: the size of `Run` costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Invocation {
     Run(Command),
@@ -267,7 +289,7 @@ where
     }
     args.insert(0, "postd".into());
     match Cli::try_parse_from(args) {
-        Ok(cli) => Ok(Invocation::Run(with_secrets(cli.command))),
+        Ok(cli) => Ok(Invocation::Run(with_secrets(cli.command)?)),
         Err(err) => match err.kind() {
             clap::error::ErrorKind::DisplayHelp => Ok(Invocation::Print(err.to_string())),
             _ => Err(UsageError(one_line(&err))),
@@ -283,13 +305,24 @@ fn one_line(err: &clap::Error) -> String {
     format!("{first} (see postd --help)")
 }
 
-fn with_secrets(mut command: Command) -> Command {
+fn with_secrets(mut command: Command) -> Result<Command, UsageError> {
     if let Command::Serve(config) = &mut command {
         config.jwt_secret = std::env::var("POSTD_JWT_SECRET")
             .ok()
             .filter(|s| !s.is_empty());
+        config.metrics_token = std::env::var("POSTD_METRICS_TOKEN")
+            .ok()
+            .filter(|s| !s.is_empty());
+        if let Some(token) = &config.metrics_token {
+            if token.len() < METRICS_TOKEN_MIN || !token.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(UsageError(format!(
+                    "POSTD_METRICS_TOKEN must be at least {METRICS_TOKEN_MIN} visible ASCII \
+                     characters (see postd serve --help)"
+                )));
+            }
+        }
     }
-    command
+    Ok(command)
 }
 
 fn version_text() -> String {
@@ -365,6 +398,8 @@ mod tests {
             "frobnicate",
             "--signup maybe",
             "--trusted-proxies 10.0.0.0/33",
+            "--cors-origins https://a.example/path",
+            "--cors-origins *,https://a.example",
         ] {
             let err = run(bad).unwrap_err().0;
             assert!(!err.contains('\n') && !err.is_empty(), "{bad}: {err}");

@@ -242,6 +242,63 @@ impl Serialize for Post {
     }
 }
 
+/// One state of one post as clients see it: the post's id and its revision, which grows
+/// by one on every update and every restore (a soft delete leaves it). The id is part of
+/// it because `/posts/by-slug/{slug}` may name another post tomorrow, at the same revision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Version {
+    pub post_id: i64,
+    pub revision: i64,
+}
+
+impl Version {
+    /// The opaque text of its entity-tag, without the quotes: `7.3`.
+    pub fn tag(&self) -> String {
+        format!("{}.{}", self.post_id, self.revision)
+    }
+
+    /// The version an opaque tag names, if it is one of ours (`Version::tag`'s form).
+    pub fn from_tag(opaque: &str) -> Option<Version> {
+        let (id, revision) = opaque.split_once('.')?;
+        let number = |text: &str| {
+            (!text.is_empty() && text.len() <= 19 && text.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| text.parse::<i64>().ok())
+                .flatten()
+                .filter(|n| *n > 0)
+        };
+        Some(Version {
+            post_id: number(id)?,
+            revision: number(revision)?,
+        })
+    }
+}
+
+/// A post read together with its current version.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VersionedPost {
+    pub post: Post,
+    pub version: Version,
+}
+
+/// What a change requires of the post's current version (`If-Match`, or a bulk item's
+/// `if_match`), checked in the change's own transaction, after existence and ownership.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IfMatch {
+    /// No condition, or `*`: every existing post matches.
+    Any,
+    /// One of these versions; an empty list (only tags that are not ours) never matches.
+    OneOf(Vec<Version>),
+}
+
+impl IfMatch {
+    pub fn admits(&self, current: Version) -> bool {
+        match self {
+            IfMatch::Any => true,
+            IfMatch::OneOf(versions) => versions.contains(&current),
+        }
+    }
+}
+
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Comment {
     pub id: i64,

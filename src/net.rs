@@ -1,5 +1,6 @@
 //! Client addresses: who is on the other end of a request, seen through trusted reverse
-//! proxies, and the unit one client is throttled by.
+//! proxies, and the unit one client is throttled by; and the web origins whose scripts
+//! may call the API (CORS).
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
@@ -121,6 +122,92 @@ pub fn throttle_unit(address: IpAddr) -> IpAddr {
     }
 }
 
+/// The web origins whose browser scripts may read postd's answers (`--cors-origins`):
+/// any (`*`), or a list of `scheme://host[:port]` compared as browsers send them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AllowedOrigins {
+    Any,
+    Listed(Vec<String>),
+}
+
+impl FromStr for AllowedOrigins {
+    type Err = String;
+
+    /// `*`, or origins separated by commas. `*` stands alone: mixed with origins it would
+    /// make the list meaningless, so it is refused rather than guessed at.
+    fn from_str(text: &str) -> Result<AllowedOrigins, String> {
+        let entries: Vec<&str> = text.split(',').map(str::trim).collect();
+        if entries == ["*"] {
+            return Ok(AllowedOrigins::Any);
+        }
+        let mut listed = Vec::with_capacity(entries.len());
+        for entry in entries {
+            if entry == "*" {
+                return Err("'*' allows every origin and can not be combined with others".into());
+            }
+            listed.push(origin(entry).ok_or_else(|| {
+                format!(
+                    "'{entry}' is not an origin such as https://app.example.com or \
+                     http://localhost:3000 (scheme, host, optional port; no path)"
+                )
+            })?);
+        }
+        Ok(AllowedOrigins::Listed(listed))
+    }
+}
+
+impl AllowedOrigins {
+    /// Whether a request's `Origin` is allowed. Scheme and host are case-insensitive.
+    pub fn admits(&self, origin: &str) -> bool {
+        match self {
+            AllowedOrigins::Any => true,
+            AllowedOrigins::Listed(listed) => listed
+                .iter()
+                .any(|allowed| allowed.eq_ignore_ascii_case(origin)),
+        }
+    }
+}
+
+/// An origin's serialization (RFC 6454) in lower case, if `text` is one: `http` or `https`,
+/// `://`, a host name, IPv4 address or bracketed IPv6 address, an optional port.
+fn origin(text: &str) -> Option<String> {
+    let lower = text.to_ascii_lowercase();
+    let authority = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"))?;
+    let (host_ok, port) = match authority.strip_prefix('[') {
+        Some(bracketed) => {
+            let (address, after) = bracketed.split_once(']')?;
+            let port = match after {
+                "" => None,
+                _ => Some(after.strip_prefix(':')?),
+            };
+            (address.parse::<Ipv6Addr>().is_ok(), port)
+        }
+        None => match authority.split_once(':') {
+            Some((host, port)) => (is_host_name(host), Some(port)),
+            None => (is_host_name(authority), None),
+        },
+    };
+    let port_ok = port.is_none_or(|port| {
+        (1..=5).contains(&port.len())
+            && port.bytes().all(|b| b.is_ascii_digit())
+            && port.parse::<u16>().is_ok()
+    });
+    (host_ok && port_ok).then_some(lower)
+}
+
+/// Dot-separated labels of letters, digits and `-` (an IPv4 address is one too).
+fn is_host_name(host: &str) -> bool {
+    (1..=253).contains(&host.len())
+        && host.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,5 +294,44 @@ mod tests {
             throttle_unit(ip("2001:db8:1:3::1"))
         );
         assert_eq!(throttle_unit(ip("::ffff:1.2.3.4")), ip("1.2.3.4"));
+    }
+
+    #[test]
+    fn cors_origins_are_star_alone_or_a_list_of_origins() {
+        let parse = |text: &str| text.parse::<AllowedOrigins>();
+        assert_eq!(parse("*"), Ok(AllowedOrigins::Any));
+        let listed =
+            parse("https://App.example.com, http://localhost:3000,http://[::1]:8080").unwrap();
+        assert_eq!(
+            listed,
+            AllowedOrigins::Listed(vec![
+                "https://app.example.com".into(),
+                "http://localhost:3000".into(),
+                "http://[::1]:8080".into(),
+            ])
+        );
+        assert!(listed.admits("https://app.example.com"));
+        assert!(listed.admits("HTTP://LOCALHOST:3000"));
+        assert!(!listed.admits("https://app.example.com:443"));
+        assert!(!listed.admits("https://evil.example.com"));
+        assert!(!listed.admits("null"));
+        assert!(AllowedOrigins::Any.admits("null"));
+        for bad in [
+            "",
+            "*,https://a.example",
+            "app.example.com",
+            "ftp://a.example",
+            "https://a.example/",
+            "https://a.example/path",
+            "https://a.example:99999",
+            "https://a.example:",
+            "https://user@a.example",
+            "https://[::1",
+            "https://[nope]",
+            "null",
+            "https://a..example",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -6,14 +6,16 @@
 //! reported, not just the first item's.
 
 use super::auth::{actor, admin};
+use super::conditional;
 use super::input::{json_error, json_id, read_json_body, Fields, JsonObject};
+use super::metrics::BulkOp;
 use super::posts::{
     idempotency_key, new_post_from, once_key, patch_from, recorded, written_response,
 };
 use super::problem::{refusal_status, ApiError};
 use super::{json, no_content, App, Call};
-use crate::model::{ItemError, NewPost, Post, PostPatch};
-use crate::store::PartialOutcome;
+use crate::model::{IfMatch, ItemError, NewPost, Post};
+use crate::store::{PartialOutcome, PatchItem};
 use rouille::Response;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -193,7 +195,7 @@ pub fn create(call: &Call<'_>) -> Result<Response, ApiError> {
     drop(body);
 
     let store = &call.app.store;
-    let written = if atomic {
+    let (written, created) = if atomic {
         let mut items = Vec::with_capacity(checked.len());
         let mut errors = Vec::new();
         for (index, item) in checked.into_iter().enumerate() {
@@ -205,14 +207,24 @@ pub fn create(call: &Call<'_>) -> Result<Response, ApiError> {
         if !errors.is_empty() {
             return Err(ApiError::invalid(errors));
         }
-        store.create_posts_once(&actor, items, once.as_ref(), |created| {
-            recorded(201, &Items { items: created })
-        })?
+        let mut created = 0;
+        let written = store.create_posts_once(&actor, items, once.as_ref(), |posts| {
+            created = posts.len();
+            recorded(201, &Items { items: posts })
+        })?;
+        (written, created)
     } else {
-        store.create_posts_partial_once(&actor, checked, once.as_ref(), |outcomes| {
-            recorded(200, &partial_report(outcomes))
-        })?
+        let mut created = 0;
+        let written =
+            store.create_posts_partial_once(&actor, checked, once.as_ref(), |outcomes| {
+                let report = partial_report(outcomes);
+                created = report.created;
+                recorded(200, &report)
+            })?;
+        (written, created)
     };
+    // A replayed answer records nothing, so it counts 0: it created nothing.
+    call.app.metrics.count_bulk_items(BulkOp::Create, created);
     Ok(written_response(written))
 }
 
@@ -221,7 +233,7 @@ pub fn update(call: &Call<'_>) -> Result<Response, ApiError> {
     let body = read_json_body(call.request, call.app.max_body)?;
     let parsed: UpdateBody = serde_json::from_slice(&body).map_err(json_error)?;
     check_count(call.app, parsed.items.len(), "items")?;
-    let mut items: Vec<(i64, PostPatch)> = Vec::with_capacity(parsed.items.len());
+    let mut items: Vec<PatchItem> = Vec::with_capacity(parsed.items.len());
     let mut errors = Vec::new();
     for (index, raw) in parsed.items.iter().enumerate() {
         match item_object(raw) {
@@ -235,10 +247,20 @@ pub fn update(call: &Call<'_>) -> Result<Response, ApiError> {
                         None
                     }
                 };
+                let if_match = fields.optional_string("if_match");
+                let if_match = fields
+                    .parsed("if_match", if_match, |text| {
+                        conditional::item_if_match(&text).map_err(str::to_owned)
+                    })
+                    .unwrap_or(IfMatch::Any);
                 let patch = patch_from(&mut fields);
                 let item_errors = fields.finish();
                 match id {
-                    Some(id) if item_errors.is_empty() => items.push((id, patch)),
+                    Some(id) if item_errors.is_empty() => items.push(PatchItem {
+                        id,
+                        patch,
+                        if_match,
+                    }),
                     _ => errors.extend(at_index(index, item_errors).map(|e| e.with_id(id))),
                 }
             }
@@ -250,6 +272,9 @@ pub fn update(call: &Call<'_>) -> Result<Response, ApiError> {
     drop(parsed);
     drop(body);
     let updated = call.app.store.update_posts(&actor, items)?;
+    call.app
+        .metrics
+        .count_bulk_items(BulkOp::Update, updated.len());
     json(200, &Items { items: &updated })
 }
 
@@ -259,6 +284,8 @@ struct DeleteReport<'a> {
     skipped: &'a [i64],
 }
 
+/// `DELETE /posts/bulk`, and `POST /posts/bulk/delete` for clients and proxies that drop
+/// the body of a DELETE: the same body, the same answers.
 pub fn delete(call: &Call<'_>) -> Result<Response, ApiError> {
     let actor = admin(call)?;
     let body = read_json_body(call.request, call.app.max_body)?;
@@ -270,6 +297,12 @@ pub fn delete(call: &Call<'_>) -> Result<Response, ApiError> {
         .collect();
     let hard = parsed.hard_delete.unwrap_or(false);
     let outcome = call.app.store.delete_posts(&actor, &ids, hard)?;
+    let op = if hard {
+        BulkOp::DeletePermanent
+    } else {
+        BulkOp::Delete
+    };
+    call.app.metrics.count_bulk_items(op, outcome.deleted.len());
     let wants_report = call.request.header("Prefer").is_some_and(|prefer| {
         prefer
             .split(',')
@@ -295,5 +328,8 @@ pub fn restore(call: &Call<'_>) -> Result<Response, ApiError> {
     check_count(call.app, parsed.post_ids.len(), "post_ids")?;
     let ids = ids_from(&parsed.post_ids)?;
     let restored = call.app.store.restore_posts(&ids)?;
+    call.app
+        .metrics
+        .count_bulk_items(BulkOp::Restore, restored.len());
     json(200, &Items { items: &restored })
 }

@@ -1,7 +1,8 @@
 //! `/posts/{id}/comments` and `/comments/{id}`.
 
 use super::auth::actor;
-use super::input::{encode_cursor, id_cursor, parse_object, read_json_body, Fields, Query};
+use super::input::{parse_object, read_json_body, Fields, Query};
+use super::paging::{self, NextPage};
 use super::problem::ApiError;
 use super::{json, no_content, Call, Page};
 use crate::model::{Comment, CommentBody};
@@ -25,14 +26,11 @@ pub fn create(call: &Call<'_>, post_id: i64) -> Result<Response, ApiError> {
 pub fn list(call: &Call<'_>, post_id: i64) -> Result<Response, ApiError> {
     let query = Query::parse(call.request)?;
     let limit = query.limit()?;
-    let after = id_cursor(&query, 'c')?;
+    let after = paging::id_cursor(&query)?;
     let rows = call.app.store.comments(post_id, limit, after)?;
-    json(
-        200,
-        &Page::from_rows(rows, limit, |c: &Comment| {
-            encode_cursor('c', &[&c.id.to_string()])
-        }),
-    )
+    let page = Page::from_rows(rows, limit, |c: &Comment| paging::after_id(c.id));
+    let next = NextPage::at(&format!("/posts/{post_id}/comments"));
+    paging::page_response(&page, limit, next)
 }
 
 pub fn delete(call: &Call<'_>, id: i64) -> Result<Response, ApiError> {

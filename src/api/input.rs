@@ -1,6 +1,6 @@
 //! Everything that turns request bytes into checked values: the body (415/413/400),
-//! JSON objects (400/422, unknown and duplicate fields refused), query parameters and
-//! cursors (422).
+//! JSON objects (400/422, unknown and duplicate fields refused) and query parameters
+//! (422). Cursors are in `paging`.
 
 use super::problem::ApiError;
 use crate::model::ItemError;
@@ -379,51 +379,6 @@ fn percent_decode(text: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// Cursors are opaque to clients: hex of a tagged text, so a cursor from one listing is
-/// refused by another, and any edit is caught by the strict decoder.
-pub fn encode_cursor(tag: char, fields: &[&str]) -> String {
-    let text = format!("{tag}{}", fields.join(","));
-    text.bytes().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The fields of a cursor made by `encode_cursor` with the same tag and field count.
-pub fn decode_cursor(cursor: &str, tag: char, field_count: usize) -> Result<Vec<String>, ApiError> {
-    let forged = || query_error("cursor", "is not a cursor this listing handed out");
-    if cursor.len() > 256 || !cursor.len().is_multiple_of(2) {
-        return Err(forged());
-    }
-    let bytes: Option<Vec<u8>> = (0..cursor.len())
-        .step_by(2)
-        .map(|i| {
-            cursor
-                .get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        })
-        .collect();
-    let text = bytes
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(forged)?;
-    let rest = text.strip_prefix(tag).ok_or_else(forged)?;
-    let fields: Vec<String> = rest.split(',').map(str::to_owned).collect();
-    if fields.len() != field_count {
-        return Err(forged());
-    }
-    Ok(fields)
-}
-
-/// A cursor holding one id (post and comment listings).
-pub fn id_cursor(query: &Query, tag: char) -> Result<Option<i64>, ApiError> {
-    match query.get("cursor")? {
-        None => Ok(None),
-        Some(cursor) => {
-            let fields = decode_cursor(cursor, tag, 1)?;
-            path_id(&fields[0])
-                .map(Some)
-                .ok_or_else(|| query_error("cursor", "is not a cursor this listing handed out"))
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -441,18 +396,6 @@ mod tests {
         );
         let deep = "[".repeat(10_000) + &"]".repeat(10_000);
         assert_eq!(parse_object(deep.as_bytes()).err().unwrap().status, 422);
-    }
-
-    #[test]
-    fn cursors_round_trip_and_refuse_tampering() {
-        let cursor = encode_cursor('t', &["2026-11-22T10:04:05.123Z", "42"]);
-        assert_eq!(
-            decode_cursor(&cursor, 't', 2).unwrap(),
-            ["2026-11-22T10:04:05.123Z", "42"]
-        );
-        assert!(decode_cursor(&cursor, 'p', 2).is_err());
-        assert!(decode_cursor("zz", 't', 2).is_err());
-        assert!(decode_cursor(&"ab".repeat(5000), 't', 2).is_err());
     }
 
     #[test]

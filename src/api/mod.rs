@@ -4,8 +4,12 @@
 mod auth;
 mod bulk;
 mod comments;
+mod conditional;
+mod cors;
 pub mod input;
+mod metrics;
 mod ops;
+mod paging;
 mod posts;
 pub mod problem;
 pub mod routes;
@@ -16,16 +20,17 @@ pub use server::serve;
 
 use crate::auth::TokenKeys;
 use crate::config::ServeConfig;
-use crate::net::{self, Cidr};
+use crate::net::{self, AllowedOrigins, Cidr};
 use crate::store::Store;
 use problem::ApiError;
 use rouille::{Request, Response, ResponseBody};
-use routes::Target;
+use routes::{Route, Target};
 use serde::Serialize;
 use std::borrow::Cow;
 use std::cell::Cell;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// What every handler may use. Built once at start and shared by all worker threads.
@@ -36,6 +41,9 @@ pub struct App {
     pub max_body: usize,
     pub max_bulk: usize,
     trusted_proxies: Vec<Cidr>,
+    /// Origins whose browser scripts may read the answers (`--cors-origins`).
+    cors: Option<AllowedOrigins>,
+    metrics: Arc<metrics::Metrics>,
     login_throttle: throttle::LoginThrottle,
     register_throttle: throttle::RegisterThrottle,
     /// Requests being handled now; shutdown waits for this to reach zero.
@@ -46,6 +54,9 @@ pub struct App {
 
 impl App {
     pub fn new(config: &ServeConfig, store: Store, keys: TokenKeys) -> App {
+        let metrics = metrics::Metrics::new(config.metrics_token.as_deref());
+        let waits = metrics.clone();
+        store.observe_writer_waits(move |waited| waits.observe_writer_wait(waited));
         App {
             store,
             keys,
@@ -53,6 +64,8 @@ impl App {
             max_body: config.max_body,
             max_bulk: config.max_bulk,
             trusted_proxies: config.trusted_proxies.clone(),
+            cors: config.cors_origins.clone(),
+            metrics,
             login_throttle: throttle::LoginThrottle::default(),
             register_throttle: throttle::RegisterThrottle::new(config.register_limit),
             in_flight: AtomicUsize::new(0),
@@ -67,6 +80,8 @@ pub struct Call<'a> {
     pub app: &'a App,
     pub request: &'a Request,
     user_id: Cell<Option<i64>>,
+    /// The route the path matched, once dispatch knows it (CORS, the metrics' labels).
+    route: Cell<Option<Route>>,
 }
 
 impl<'a> Call<'a> {
@@ -75,7 +90,12 @@ impl<'a> Call<'a> {
             app,
             request,
             user_id: Cell::new(None),
+            route: Cell::new(None),
         }
+    }
+
+    pub fn route(&self) -> Option<Route> {
+        self.route.get()
     }
 
     /// The path without the query string.
@@ -142,6 +162,9 @@ pub fn handle(app: &App, request: &Request) -> Response {
             Err(_) => ApiError::internal().into_response(),
         }
     };
+    // HTTP conventions (issue #12): CORS headers on every answer; every answer counted.
+    let response = cors::decorate(&call, response);
+    app.metrics.observe(&call, response.status_code, started);
     log_request(&call, response, started)
 }
 
@@ -166,20 +189,29 @@ fn log_request(call: &Call<'_>, mut response: Response, started: Instant) -> Res
 }
 
 fn dispatch(call: &Call<'_>) -> Result<Response, ApiError> {
-    let Some((target, methods)) = routes::resolve(call.path()) else {
+    if let Some(scrape) = metrics::on_main_port(call) {
+        return Ok(scrape);
+    }
+    let Some((target, route)) = routes::resolve(call.path()) else {
         return Err(ApiError::not_found("no resource at this path"));
     };
+    call.route.set(Some(route));
+    let methods = route.methods;
     // HEAD is GET without the body (tiny_http leaves the body out for HEAD).
     let method = match call.request.method() {
         "HEAD" if methods.contains(&"GET") => "GET",
         other => other,
     };
+    // Every route answers OPTIONS, without authentication: a CORS preflight carries none.
+    if method == "OPTIONS" {
+        return Ok(no_content().with_additional_header("Allow", routes::allow_header(methods)));
+    }
     if !methods.contains(&method) {
         return Err(ApiError::new(
             405,
             format!("{} is not allowed here", input::clip(method, 32)),
         )
-        .with_header("Allow", allow_header(methods)));
+        .with_header("Allow", routes::allow_header(methods)));
     }
     match (target, method) {
         (Target::Register, _) => auth::register(call),
@@ -192,7 +224,7 @@ fn dispatch(call: &Call<'_>) -> Result<Response, ApiError> {
         (Target::Posts, _) => posts::create(call),
         (Target::PostsBulk, "POST") => bulk::create(call),
         (Target::PostsBulk, "PATCH") => bulk::update(call),
-        (Target::PostsBulk, _) => bulk::delete(call),
+        (Target::PostsBulk, _) | (Target::PostsBulkDelete, _) => bulk::delete(call),
         (Target::PostsBulkRestore, _) => bulk::restore(call),
         (Target::PostBySlug(slug), _) => posts::get_by_slug(call, &slug),
         (Target::Post(id), "GET") => posts::get(call, id),
@@ -206,14 +238,6 @@ fn dispatch(call: &Call<'_>) -> Result<Response, ApiError> {
         (Target::Healthz, _) => ops::healthz(call),
         (Target::OpenApi, _) => Ok(ops::openapi()),
     }
-}
-
-fn allow_header(methods: &[&str]) -> String {
-    let mut allowed = methods.join(", ");
-    if methods.contains(&"GET") {
-        allowed.push_str(", HEAD");
-    }
-    allowed
 }
 
 type Headers = Vec<(Cow<'static, str>, Cow<'static, str>)>;

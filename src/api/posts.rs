@@ -1,17 +1,13 @@
 //! `/posts`, `/posts/{id}`, `/posts/by-slug/{slug}`, `/posts/{id}/restore`, `/trash`.
 
 use super::auth::{actor, admin};
-use super::input::{
-    decode_cursor, encode_cursor, id_cursor, parse_object, path_id, query_error, read_json_body,
-    Fields, JsonObject, Query,
-};
+use super::conditional;
+use super::input::{parse_object, query_error, read_json_body, Fields, JsonObject, Query};
+use super::paging::{self, NextPage};
 use super::problem::ApiError;
-use super::{json, json_bytes, no_content, Call, Page};
-use crate::clock::Timestamp;
+use super::{json_bytes, no_content, Call, Page};
 use crate::model::{ItemError, NewPost, Post, PostBody, PostPatch, Slug, Title};
-use crate::store::{
-    IdempotencyKey, ListQuery, OnceKey, Recorded, StoreResult, TrashCursor, Written,
-};
+use crate::store::{IdempotencyKey, ListQuery, OnceKey, Recorded, StoreResult, Written};
 use rouille::Response;
 
 /// Takes `title`, `body` and `slug` out of `fields` and checks them against the field
@@ -123,21 +119,21 @@ struct IdOnly {
 pub fn list(call: &Call<'_>) -> Result<Response, ApiError> {
     let query = Query::parse(call.request)?;
     let limit = query.limit()?;
-    let before_id = id_cursor(&query, 'p')?;
+    let before_id = paging::id_cursor(&query)?;
     let author_id = query.positive_id("author_id")?;
-    let words = search_words(query.get("q")?)?;
+    let q = query.get("q")?;
+    let words = search_words(q)?;
     let rows = call.app.store.list_posts(&ListQuery {
         limit,
         before_id,
         author_id,
         words: &words,
     })?;
-    json(
-        200,
-        &Page::from_rows(rows, limit, |post: &Post| {
-            encode_cursor('p', &[&post.id.to_string()])
-        }),
-    )
+    let page = Page::from_rows(rows, limit, |post: &Post| paging::after_id(post.id));
+    let next = NextPage::at("/posts")
+        .filter("q", q)
+        .filter("author_id", author_id.map(|id| id.to_string()).as_deref());
+    paging::page_response(&page, limit, next)
 }
 
 const MAX_SEARCH_WORDS: usize = 32;
@@ -166,21 +162,22 @@ fn post_not_found(id: i64) -> ApiError {
 }
 
 pub fn get(call: &Call<'_>, id: i64) -> Result<Response, ApiError> {
-    let post = call.app.store.post(id)?.ok_or_else(|| post_not_found(id))?;
-    json(200, &post)
+    let found = call.app.store.post(id)?.ok_or_else(|| post_not_found(id))?;
+    conditional::read(call, &found)
 }
 
 pub fn get_by_slug(call: &Call<'_>, slug: &str) -> Result<Response, ApiError> {
-    let post = call
+    let found = call
         .app
         .store
         .post_by_slug(slug)?
         .ok_or_else(|| ApiError::not_found("no post has this slug"))?;
-    json(200, &post)
+    conditional::read(call, &found)
 }
 
 pub fn update(call: &Call<'_>, id: i64) -> Result<Response, ApiError> {
     let actor = actor(call)?;
+    let if_match = conditional::if_match(call);
     let body = read_json_body(call.request, call.app.max_body)?;
     let mut fields = Fields::new(parse_object(&body)?);
     let patch = patch_from(&mut fields);
@@ -188,53 +185,35 @@ pub fn update(call: &Call<'_>, id: i64) -> Result<Response, ApiError> {
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
-    json(200, &call.app.store.update_post(&actor, id, patch)?)
+    let updated = call.app.store.update_post(&actor, id, patch, &if_match)?;
+    conditional::with_etag(&updated)
 }
 
 pub fn delete(call: &Call<'_>, id: i64) -> Result<Response, ApiError> {
     let actor = actor(call)?;
+    let if_match = conditional::if_match(call);
     if Query::parse(call.request)?.flag("permanent")? {
-        call.app.store.hard_delete_post(&actor, id)?;
+        call.app.store.hard_delete_post(&actor, id, &if_match)?;
     } else {
-        call.app.store.soft_delete_post(&actor, id)?;
+        call.app.store.soft_delete_post(&actor, id, &if_match)?;
     }
     Ok(no_content())
 }
 
 pub fn restore(call: &Call<'_>, id: i64) -> Result<Response, ApiError> {
     admin(call)?;
-    json(200, &call.app.store.restore_post(id)?)
+    let if_match = conditional::if_match(call);
+    conditional::with_etag(&call.app.store.restore_post(id, &if_match)?)
 }
 
 pub fn trash(call: &Call<'_>) -> Result<Response, ApiError> {
     let actor = actor(call)?;
     let query = Query::parse(call.request)?;
     let limit = query.limit()?;
-    let after = match query.get("cursor")? {
-        None => None,
-        Some(cursor) => {
-            let fields = decode_cursor(cursor, 't', 2)?;
-            match (Timestamp::parse(&fields[0]), path_id(&fields[1])) {
-                (Some(deleted_at), Some(id)) => Some(TrashCursor { deleted_at, id }),
-                _ => {
-                    return Err(query_error(
-                        "cursor",
-                        "is not a cursor this listing handed out",
-                    ))
-                }
-            }
-        }
-    };
+    let after = paging::trash_cursor(&query)?;
     let rows = call.app.store.trash(&actor, limit, after.as_ref())?;
-    json(
-        200,
-        &Page::from_rows(rows, limit, |post: &Post| {
-            let deleted_at = post
-                .deletion
-                .as_ref()
-                .map(|d| d.deleted_at.as_str())
-                .unwrap_or_default();
-            encode_cursor('t', &[deleted_at, &post.id.to_string()])
-        }),
-    )
+    let page = Page::from_rows(rows, limit, |post: &Post| {
+        paging::after_deleted(post.deletion.as_ref().map(|d| &d.deleted_at), post.id)
+    });
+    paging::page_response(&page, limit, NextPage::at("/trash"))
 }

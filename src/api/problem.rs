@@ -109,6 +109,7 @@ pub fn status_title(status: u16) -> &'static str {
         405 => "Method Not Allowed",
         408 => "Request Timeout",
         409 => "Conflict",
+        412 => "Precondition Failed",
         413 => "Content Too Large",
         415 => "Unsupported Media Type",
         422 => "Unprocessable Content",
@@ -127,6 +128,7 @@ pub fn refusal_status(why: Refusal) -> u16 {
         Refusal::Forbidden => 403,
         Refusal::Conflict => 409,
         Refusal::BadState => 400,
+        Refusal::PreconditionFailed => 412,
     }
 }
 

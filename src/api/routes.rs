@@ -1,5 +1,7 @@
 //! The route table: which paths exist and which methods each answers. Dispatch, the 405
-//! `Allow` header and the openapi.json consistency test all read this one table.
+//! `Allow` header, CORS preflights, the metrics' `route` label and the openapi.json
+//! consistency test all read this one table. `OPTIONS` is answered on every route
+//! (dispatch), so it is not listed per route.
 
 use super::input::path_id;
 
@@ -12,6 +14,7 @@ pub enum Target {
     Posts,
     PostsBulk,
     PostsBulkRestore,
+    PostsBulkDelete,
     PostBySlug(String),
     Post(i64),
     PostRestore(i64),
@@ -30,6 +33,7 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/posts", &["GET", "POST"]),
     ("/posts/bulk", &["POST", "PATCH", "DELETE"]),
     ("/posts/bulk/restore", &["POST"]),
+    ("/posts/bulk/delete", &["POST"]),
     ("/posts/by-slug/{slug}", &["GET"]),
     ("/posts/{id}", &["GET", "PATCH", "DELETE"]),
     ("/posts/{id}/restore", &["POST"]),
@@ -40,9 +44,19 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/openapi.json", &["GET"]),
 ];
 
-/// Resolves a path (no query string) to its target and allowed methods. `None` is 404:
-/// unknown paths and ids that are not positive 64-bit integers alike.
-pub fn resolve(path: &str) -> Option<(Target, &'static [&'static str])> {
+/// A route of the table, as a request matched it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// Its position in `ROUTES`.
+    pub index: usize,
+    /// The OpenAPI path template, e.g. `/posts/{id}`.
+    pub template: &'static str,
+    pub methods: &'static [&'static str],
+}
+
+/// Resolves a path (no query string) to its target and route. `None` is 404: unknown
+/// paths and ids that are not positive 64-bit integers alike.
+pub fn resolve(path: &str) -> Option<(Target, Route)> {
     let segments: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
     let (target, template) = match segments.as_slice() {
         ["auth", "register"] => (Target::Register, "/auth/register"),
@@ -51,6 +65,7 @@ pub fn resolve(path: &str) -> Option<(Target, &'static [&'static str])> {
         ["posts"] => (Target::Posts, "/posts"),
         ["posts", "bulk"] => (Target::PostsBulk, "/posts/bulk"),
         ["posts", "bulk", "restore"] => (Target::PostsBulkRestore, "/posts/bulk/restore"),
+        ["posts", "bulk", "delete"] => (Target::PostsBulkDelete, "/posts/bulk/delete"),
         ["posts", "by-slug", slug] if !slug.is_empty() => (
             Target::PostBySlug((*slug).to_string()),
             "/posts/by-slug/{slug}",
@@ -64,11 +79,26 @@ pub fn resolve(path: &str) -> Option<(Target, &'static [&'static str])> {
         ["openapi.json"] => (Target::OpenApi, "/openapi.json"),
         _ => return None,
     };
-    let methods = ROUTES
-        .iter()
-        .find(|(t, _)| *t == template)
-        .map(|(_, m)| *m)?;
-    Some((target, methods))
+    let index = ROUTES.iter().position(|(t, _)| *t == template)?;
+    let (template, methods) = ROUTES[index];
+    Some((
+        target,
+        Route {
+            index,
+            template,
+            methods,
+        },
+    ))
+}
+
+/// The `Allow` header of a route: its methods, HEAD wherever GET is, and OPTIONS.
+pub fn allow_header(methods: &[&str]) -> String {
+    let mut allowed = methods.join(", ");
+    if methods.contains(&"GET") {
+        allowed.push_str(", HEAD");
+    }
+    allowed.push_str(", OPTIONS");
+    allowed
 }
 
 #[cfg(test)]
@@ -87,7 +117,9 @@ mod tests {
         for (template, methods) in ROUTES {
             let (_, resolved) =
                 resolve(&example_path(template)).unwrap_or_else(|| panic!("{template}"));
-            assert_eq!(resolved, *methods, "{template}");
+            assert_eq!(resolved.methods, *methods, "{template}");
+            assert_eq!(resolved.template, *template);
+            assert_eq!(ROUTES[resolved.index].0, *template);
         }
     }
 
@@ -129,11 +161,13 @@ mod tests {
                 }
             }
         }
+        // Every route answers OPTIONS (dispatch) and documents it.
         let mut routed: Vec<(String, String)> = ROUTES
             .iter()
             .flat_map(|(path, methods)| {
                 methods
                     .iter()
+                    .chain(&["OPTIONS"])
                     .map(move |m| (path.to_string(), m.to_string()))
             })
             .collect();

@@ -39,6 +39,8 @@ pub fn serve(config: &ServeConfig, app: App) -> Result<(), String> {
         body_limit: config.max_body,
         read_ahead_budget: config.read_ahead_budget,
     };
+    // The metrics listener (rouille's own server: a scrape now and then) takes these too.
+    tiny_http::settings::set_default(settings.clone());
     let listen = tiny_http::ConfigListenAddr::from_socket_addrs(config.addr.as_str())
         .map_err(|err| format!("cannot listen on {}: {err}", config.addr))?;
     let app = Arc::new(app);
@@ -58,8 +60,10 @@ pub fn serve(config: &ServeConfig, app: App) -> Result<(), String> {
         .to_ip()
         .map(|a| a.to_string())
         .unwrap_or_else(|| config.addr.clone());
+    // The separate listener of --metrics-addr, stopped when dropped.
+    let metrics_listener = super::metrics::Listener::start(config, &app)?;
     println!(
-        "postd {} listening on http://{address} (database {}, {} workers, signup {})",
+        "postd {} listening on http://{address} (database {}, {} workers, signup {}{})",
         env!("CARGO_PKG_VERSION"),
         app.store.path().display(),
         config.workers,
@@ -68,6 +72,7 @@ pub fn serve(config: &ServeConfig, app: App) -> Result<(), String> {
         } else {
             "closed"
         },
+        super::metrics::Listener::banner(metrics_listener.as_ref()),
     );
     app.store.warn_if_readable_by_others();
     while !stop.load(Ordering::SeqCst) {
@@ -86,6 +91,7 @@ pub fn serve(config: &ServeConfig, app: App) -> Result<(), String> {
     }
     let unfinished = app.in_flight.load(Ordering::SeqCst);
     drop(server);
+    drop(metrics_listener);
     match app.store.checkpoint() {
         Ok(()) => log::info!("stopped cleanly"),
         Err(err) => log::error!("stopped; WAL checkpoint failed: {err}"),

@@ -6,11 +6,11 @@
 //! `json_each(?1)`, so a check is one statement, not N round trips.
 
 use super::idempotency::{Commit, OnceKey, Recorded, Written};
-use super::posts::{apply_patch, insert_all, slug_taken_message, SlugAllocator};
+use super::posts::{apply_patch, check_if_match, insert_all, slug_taken_message, SlugAllocator};
 use super::writer::Tx;
 use super::{Refusal, Store, StoreError, StoreResult};
 use crate::clock::Timestamp;
-use crate::model::{Actor, ItemError, NewPost, Post, PostPatch, Slug};
+use crate::model::{Actor, IfMatch, ItemError, NewPost, Post, PostPatch, Slug, Version};
 use rusqlite::Connection;
 use std::collections::{HashMap, HashSet};
 
@@ -311,46 +311,55 @@ fn create_partial(
     Ok(outcomes.into_iter().flatten().collect())
 }
 
-/// Where each requested id stands: `(index, id, author if active, slug if active)`.
+/// Where each requested id stands: author, slug and revision if the post is active.
 struct ActiveLookup {
     author_id: Option<i64>,
     slug: Option<Slug>,
+    revision: Option<i64>,
 }
 
 fn lookup_active(tx: &Tx, ids: &[i64]) -> StoreResult<Vec<ActiveLookup>> {
     let mut stmt = tx.prepare_cached(
-        "SELECT p.author_id, p.slug FROM json_each(?1) AS j
+        "SELECT p.author_id, p.slug, p.revision FROM json_each(?1) AS j
          LEFT JOIN active_posts AS p ON p.id = j.value ORDER BY j.key",
     )?;
     let rows = stmt.query_map([json_array(ids)?], |row| {
         Ok(ActiveLookup {
             author_id: row.get(0)?,
             slug: row.get(1)?,
+            revision: row.get(2)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// One item of a bulk update: the post, the change, and what the post's version must be.
+pub struct PatchItem {
+    pub id: i64,
+    pub patch: PostPatch,
+    pub if_match: IfMatch,
 }
 
 /// The items of a bulk update that conflict: two items changing one post (like two
 /// items claiming one slug), or a new slug that repeats or that another active post holds.
 fn update_conflicts(
     tx: &Tx,
-    items: &[(i64, PostPatch)],
+    items: &[PatchItem],
     found: &[ActiveLookup],
 ) -> StoreResult<Vec<ItemError>> {
-    let ids: Vec<i64> = items.iter().map(|(id, _)| *id).collect();
+    let ids: Vec<i64> = items.iter().map(|item| item.id).collect();
     let new_slugs: Vec<SlugClaim> = items
         .iter()
         .zip(found)
         .enumerate()
-        .filter_map(|(index, ((id, patch), f))| {
-            patch
+        .filter_map(|(index, (item, f))| {
+            item.patch
                 .slug
                 .as_ref()
                 .filter(|s| Some(*s) != f.slug.as_ref())
                 .map(|slug| SlugClaim {
                     index,
-                    post_id: Some(*id),
+                    post_id: Some(item.id),
                     slug,
                 })
         })
@@ -376,10 +385,11 @@ fn update_conflicts(
 }
 
 /// Applies every patch or none: 404 for ids not active, 403 for posts the actor may not
-/// manage, 409 for slugs another active post holds or two items both set, and for a post
-/// that two items both change.
-fn update_all(tx: &Tx, actor: &Actor, items: Vec<(i64, PostPatch)>) -> StoreResult<Vec<Post>> {
-    let ids: Vec<i64> = items.iter().map(|(id, _)| *id).collect();
+/// manage, 412 for posts whose version an item's `if_match` does not admit, 409 for slugs
+/// another active post holds or two items both set, and for a post that two items both
+/// change.
+fn update_all(tx: &Tx, actor: &Actor, items: Vec<PatchItem>) -> StoreResult<Vec<Post>> {
+    let ids: Vec<i64> = items.iter().map(|item| item.id).collect();
     let found = lookup_active(tx, &ids)?;
 
     // Each item's error, for the items where `fails` holds.
@@ -408,15 +418,46 @@ fn update_all(tx: &Tx, actor: &Actor, items: Vec<(i64, PostPatch)>) -> StoreResu
         ),
     )?;
 
+    refuse_posts(
+        Refusal::PreconditionFailed,
+        "changed since the versions named in if_match",
+        stale_items(&items, &found),
+    )?;
+
     refuse_conflicts(update_conflicts(tx, &items, &found)?)?;
 
     let now = Timestamp::now();
     let mut updated = Vec::with_capacity(items.len());
-    for (id, patch) in &items {
-        updated
-            .push(apply_patch(tx, *id, patch, &now)?.ok_or_else(|| super::posts::not_found(*id))?);
+    for item in &items {
+        let changed = apply_patch(tx, item.id, &item.patch, &now)?
+            .ok_or_else(|| super::posts::not_found(item.id))?;
+        updated.push(changed.post);
     }
     Ok(updated)
+}
+
+/// The items whose `if_match` does not admit their post's current version (all of them
+/// active and manageable by now).
+fn stale_items(items: &[PatchItem], found: &[ActiveLookup]) -> Vec<ItemError> {
+    items
+        .iter()
+        .zip(found)
+        .enumerate()
+        .filter_map(|(index, (item, f))| {
+            let current = Version {
+                post_id: item.id,
+                revision: f.revision?,
+            };
+            check_if_match(&item.if_match, current).err().map(|_| {
+                ItemError::item(
+                    index,
+                    Some(item.id),
+                    format!("post {} has changed since the version in if_match", item.id),
+                )
+                .on("if_match")
+            })
+        })
+        .collect()
 }
 
 pub struct DeleteOutcome {
@@ -510,8 +551,9 @@ fn restore_all(tx: &Tx, requested: &[(usize, i64)]) -> StoreResult<Vec<Post>> {
         .collect();
     refuse_slug_conflicts(tx, &claims)?;
 
+    // Each restore is a new revision, as a single restore is (a client's ETag changes).
     let mut restore = tx.prepare_cached(
-        "UPDATE posts SET deleted_at = NULL, deleted_by_id = NULL
+        "UPDATE posts SET deleted_at = NULL, deleted_by_id = NULL, revision = revision + 1
          WHERE deleted_at IS NOT NULL AND id IN (SELECT value FROM json_each(?1))",
     )?;
     restore.execute([json_array(ids)?])?;
@@ -557,12 +599,8 @@ impl Store {
         )
     }
 
-    /// Applies every `(id, patch)` or none.
-    pub fn update_posts(
-        &self,
-        actor: &Actor,
-        items: Vec<(i64, PostPatch)>,
-    ) -> StoreResult<Vec<Post>> {
+    /// Applies every item or none.
+    pub fn update_posts(&self, actor: &Actor, items: Vec<PatchItem>) -> StoreResult<Vec<Post>> {
         self.write_alone(|tx| update_all(tx, actor, items))
     }
 

@@ -18,10 +18,10 @@ use rusqlite::{Connection, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use bulk::{DeleteOutcome, PartialOutcome};
+pub use bulk::{DeleteOutcome, PartialOutcome, PatchItem};
 pub use idempotency::{IdempotencyKey, OnceKey, Recorded, Written};
 pub use maintenance::Progress;
-pub use posts::{ListQuery, TrashCursor};
+pub use posts::{ListQuery, PostCounts, TrashCursor};
 pub use schema::schema_version;
 use writer::Tx;
 
@@ -44,6 +44,8 @@ pub enum Refusal {
     BadState,
     /// An Idempotency-Key reused with a different request.
     Mismatch,
+    /// The post is no longer the version the client named (`If-Match`).
+    PreconditionFailed,
 }
 
 #[derive(Debug)]
@@ -297,6 +299,19 @@ impl Store {
             conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
             Ok(())
         })
+    }
+
+    /// Bytes the database takes on disk: the main file and its WAL (which holds recent
+    /// commits until a checkpoint copies them into the file). A file that is not there
+    /// counts 0.
+    pub fn disk_usage(&self) -> u64 {
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        [self.path.as_os_str(), wal.as_os_str()]
+            .iter()
+            .filter_map(|file| std::fs::metadata(file).ok())
+            .map(|meta| meta.len())
+            .sum()
     }
 
     /// A real round trip to the database file, for `/healthz`.

@@ -6,12 +6,16 @@ use super::writer::Tx;
 use super::{is_unique_violation, Refusal, Store, StoreError, StoreResult};
 use crate::clock::Timestamp;
 use crate::model::{
-    slug_base, slug_candidate, Actor, Deletion, NewPost, Post, PostPatch, Slug, Title,
+    slug_base, slug_candidate, Actor, Deletion, IfMatch, NewPost, Post, PostPatch, Slug, Title,
+    Version, VersionedPost,
 };
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::collections::{HashMap, HashSet};
 
 const POST_COLUMNS: &str = "id, author_id, title, slug, body, created_at, updated_at";
+/// The post columns and the revision, for the reads and writes that answer with a version.
+const VERSIONED_COLUMNS: &str =
+    "id, author_id, title, slug, body, created_at, updated_at, revision";
 
 fn post_from_row(row: &Row<'_>) -> rusqlite::Result<Post> {
     post_from_row_at(row, 0)
@@ -40,25 +44,47 @@ fn trashed_post_from_row(row: &Row<'_>) -> rusqlite::Result<Post> {
     Ok(post)
 }
 
-pub(super) fn active_by_id(conn: &Connection, id: i64) -> StoreResult<Option<Post>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {POST_COLUMNS} FROM active_posts WHERE id = ?1"
-    ))?;
-    Ok(stmt.query_row([id], post_from_row).optional()?)
+/// The post columns, then the revision at column `revision_at`.
+fn versioned_from_row(
+    row: &Row<'_>,
+    post: Post,
+    revision_at: usize,
+) -> rusqlite::Result<VersionedPost> {
+    Ok(VersionedPost {
+        version: Version {
+            post_id: post.id,
+            revision: row.get(revision_at)?,
+        },
+        post,
+    })
 }
 
-fn deleted_by_id(conn: &Connection, id: i64) -> StoreResult<Option<Post>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {POST_COLUMNS}, deleted_at, deleted_by_id FROM deleted_posts WHERE id = ?1"
-    ))?;
-    Ok(stmt.query_row([id], trashed_post_from_row).optional()?)
+fn active_versioned_from_row(row: &Row<'_>) -> rusqlite::Result<VersionedPost> {
+    versioned_from_row(row, post_from_row(row)?, 7)
 }
 
-fn active_by_slug(conn: &Connection, slug: &str) -> StoreResult<Option<Post>> {
+pub(super) fn active_by_id(conn: &Connection, id: i64) -> StoreResult<Option<VersionedPost>> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {POST_COLUMNS} FROM active_posts WHERE slug = ?1"
+        "SELECT {VERSIONED_COLUMNS} FROM active_posts WHERE id = ?1"
     ))?;
-    Ok(stmt.query_row([slug], post_from_row).optional()?)
+    Ok(stmt.query_row([id], active_versioned_from_row).optional()?)
+}
+
+fn deleted_by_id(conn: &Connection, id: i64) -> StoreResult<Option<VersionedPost>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {POST_COLUMNS}, deleted_at, deleted_by_id, revision FROM deleted_posts WHERE id = ?1"
+    ))?;
+    let from_row = |row: &Row<'_>| versioned_from_row(row, trashed_post_from_row(row)?, 9);
+    Ok(stmt.query_row([id], from_row).optional()?)
+}
+
+fn active_by_slug(conn: &Connection, slug: &str) -> StoreResult<Option<VersionedPost>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {VERSIONED_COLUMNS} FROM active_posts WHERE slug = ?1"
+    ))?;
+    Ok(stmt
+        .query_row([slug], active_versioned_from_row)
+        .optional()?)
 }
 
 /// Is `slug` held by an active post? Soft-deleted posts hold no slug.
@@ -71,8 +97,8 @@ fn slug_taken(conn: &Connection, slug: &Slug) -> StoreResult<bool> {
 /// A post wherever it is, for the operations that work on both sides (permanent delete,
 /// restore).
 enum Located {
-    Active(Post),
-    Deleted(Post),
+    Active(VersionedPost),
+    Deleted(VersionedPost),
 }
 
 fn locate(conn: &Connection, id: i64) -> StoreResult<Option<Located>> {
@@ -92,6 +118,22 @@ pub(super) fn slug_taken_message(slug: &str) -> String {
 
 fn slug_conflict(slug: &str) -> StoreError {
     StoreError::conflict(slug_taken_message(slug))
+}
+
+/// 412 unless `if_match` admits the post's current version. Callers check existence and
+/// ownership first, and run this in the transaction that makes the change, so no other
+/// writer can change the post between the check and the write.
+pub(super) fn check_if_match(if_match: &IfMatch, current: Version) -> StoreResult<()> {
+    if if_match.admits(current) {
+        return Ok(());
+    }
+    Err(StoreError::refused(
+        Refusal::PreconditionFailed,
+        format!(
+            "post {} has changed since the version named in If-Match; read it again",
+            current.post_id
+        ),
+    ))
 }
 
 /// Hands out derived slugs: the first free of `base`, `base-2`, `base-3`… that neither an
@@ -316,6 +358,13 @@ fn list_active(conn: &Connection, query: &ListQuery<'_>) -> StoreResult<Vec<Post
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Posts on each side of the trash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PostCounts {
+    pub active: i64,
+    pub trashed: i64,
+}
+
 /// Where a trash page starts: after the post deleted at `deleted_at` with this `id`.
 pub struct TrashCursor {
     pub deleted_at: Timestamp,
@@ -366,40 +415,54 @@ fn belongs_to_another(id: i64) -> StoreError {
     StoreError::forbidden(format!("post {id} belongs to another user"))
 }
 
-fn managed_active_post(tx: &Tx, actor: &Actor, id: i64) -> StoreResult<Post> {
-    let post = active_by_id(tx, id)?.ok_or_else(|| not_found(id))?;
-    if !actor.may_manage(post.author_id) {
+/// The active post `id` if the actor may manage it and `if_match` admits it: 404, 403,
+/// 412, in that order.
+fn managed_active_post(
+    tx: &Tx,
+    actor: &Actor,
+    id: i64,
+    if_match: &IfMatch,
+) -> StoreResult<VersionedPost> {
+    let found = active_by_id(tx, id)?.ok_or_else(|| not_found(id))?;
+    if !actor.may_manage(found.post.author_id) {
         return Err(belongs_to_another(id));
     }
-    Ok(post)
+    check_if_match(if_match, found.version)?;
+    Ok(found)
 }
 
-fn update(tx: &Tx, actor: &Actor, id: i64, patch: PostPatch) -> StoreResult<Post> {
-    let post = managed_active_post(tx, actor, id)?;
+fn update(
+    tx: &Tx,
+    actor: &Actor,
+    id: i64,
+    patch: PostPatch,
+    if_match: &IfMatch,
+) -> StoreResult<VersionedPost> {
+    let found = managed_active_post(tx, actor, id, if_match)?;
     if let Some(slug) = &patch.slug {
-        if *slug != post.slug && slug_taken(tx, slug)? {
+        if *slug != found.post.slug && slug_taken(tx, slug)? {
             return Err(slug_conflict(slug.as_str()));
         }
     }
     apply_patch(tx, id, &patch, &Timestamp::now())?.ok_or_else(|| not_found(id))
 }
 
-/// Writes a checked patch; `None` if the post is not active.
+/// Writes a checked patch, counting a new revision; `None` if the post is not active.
 pub(super) fn apply_patch(
     tx: &Tx,
     id: i64,
     patch: &PostPatch,
     now: &Timestamp,
-) -> StoreResult<Option<Post>> {
+) -> StoreResult<Option<VersionedPost>> {
     let mut stmt = tx.prepare_cached(&format!(
         "UPDATE posts SET title = coalesce(?2, title), body = coalesce(?3, body),
-                          slug = coalesce(?4, slug), updated_at = ?5
-         WHERE id = ?1 AND deleted_at IS NULL RETURNING {POST_COLUMNS}"
+                          slug = coalesce(?4, slug), updated_at = ?5, revision = revision + 1
+         WHERE id = ?1 AND deleted_at IS NULL RETURNING {VERSIONED_COLUMNS}"
     ))?;
     match stmt
         .query_row(
             params![id, patch.title, patch.body, patch.slug, now],
-            post_from_row,
+            active_versioned_from_row,
         )
         .optional()
     {
@@ -411,8 +474,8 @@ pub(super) fn apply_patch(
     }
 }
 
-fn soft_delete(tx: &Tx, actor: &Actor, id: i64) -> StoreResult<()> {
-    managed_active_post(tx, actor, id)?;
+fn soft_delete(tx: &Tx, actor: &Actor, id: i64, if_match: &IfMatch) -> StoreResult<()> {
+    managed_active_post(tx, actor, id, if_match)?;
     let mut stmt = tx.prepare_cached(
         "UPDATE posts SET deleted_at = ?2, deleted_by_id = ?3 WHERE id = ?1 AND deleted_at IS NULL",
     )?;
@@ -420,31 +483,36 @@ fn soft_delete(tx: &Tx, actor: &Actor, id: i64) -> StoreResult<()> {
     Ok(())
 }
 
-fn hard_delete(tx: &Tx, actor: &Actor, id: i64) -> StoreResult<()> {
-    let author_id = match locate(tx, id)? {
-        Some(Located::Active(post)) | Some(Located::Deleted(post)) => post.author_id,
+fn hard_delete(tx: &Tx, actor: &Actor, id: i64, if_match: &IfMatch) -> StoreResult<()> {
+    let found = match locate(tx, id)? {
+        Some(Located::Active(found)) | Some(Located::Deleted(found)) => found,
         None => return Err(not_found(id)),
     };
-    if !actor.may_manage(author_id) {
+    if !actor.may_manage(found.post.author_id) {
         return Err(belongs_to_another(id));
     }
+    check_if_match(if_match, found.version)?;
     let mut stmt = tx.prepare_cached("DELETE FROM posts WHERE id = ?1")?;
     stmt.execute([id])?;
     Ok(())
 }
 
-/// Brings a soft-deleted post back. The caller has checked that the actor is an admin.
-fn restore(tx: &Tx, id: i64) -> StoreResult<Post> {
-    let post = match locate(tx, id)? {
+/// Brings a soft-deleted post back, as a new revision. The caller has checked that the
+/// actor is an admin. 404, then If-Match (412), then "not deleted" (400), then the slug (409).
+fn restore(tx: &Tx, id: i64, if_match: &IfMatch) -> StoreResult<VersionedPost> {
+    let (found, deleted) = match locate(tx, id)? {
         None => return Err(not_found(id)),
-        Some(Located::Active(_)) => {
-            return Err(StoreError::refused(
-                Refusal::BadState,
-                format!("post {id} is not deleted"),
-            ))
-        }
-        Some(Located::Deleted(post)) => post,
+        Some(Located::Active(found)) => (found, false),
+        Some(Located::Deleted(found)) => (found, true),
     };
+    check_if_match(if_match, found.version)?;
+    if !deleted {
+        return Err(StoreError::refused(
+            Refusal::BadState,
+            format!("post {id} is not deleted"),
+        ));
+    }
+    let post = found.post;
     if slug_taken(tx, &post.slug)? {
         return Err(StoreError::conflict(format!(
             "post {id} can not be restored: its slug '{}' is now used by another post",
@@ -452,21 +520,28 @@ fn restore(tx: &Tx, id: i64) -> StoreResult<Post> {
         )));
     }
     let mut stmt = tx.prepare_cached(
-        "UPDATE posts SET deleted_at = NULL, deleted_by_id = NULL WHERE id = ?1 AND deleted_at IS NOT NULL",
+        "UPDATE posts SET deleted_at = NULL, deleted_by_id = NULL, revision = revision + 1
+         WHERE id = ?1 AND deleted_at IS NOT NULL RETURNING revision",
     )?;
-    stmt.execute([id])?;
-    Ok(Post {
-        deletion: None,
-        ..post
+    let revision: i64 = stmt.query_row([id], |row| row.get(0))?;
+    Ok(VersionedPost {
+        version: Version {
+            post_id: id,
+            revision,
+        },
+        post: Post {
+            deletion: None,
+            ..post
+        },
     })
 }
 
 impl Store {
-    pub fn post(&self, id: i64) -> StoreResult<Option<Post>> {
+    pub fn post(&self, id: i64) -> StoreResult<Option<VersionedPost>> {
         self.read(|conn| active_by_id(conn, id))
     }
 
-    pub fn post_by_slug(&self, slug: &str) -> StoreResult<Option<Post>> {
+    pub fn post_by_slug(&self, slug: &str) -> StoreResult<Option<VersionedPost>> {
         self.read(|conn| active_by_slug(conn, slug))
     }
 
@@ -505,20 +580,40 @@ impl Store {
         )
     }
 
-    pub fn update_post(&self, actor: &Actor, id: i64, patch: PostPatch) -> StoreResult<Post> {
-        self.write(|tx| update(tx, actor, id, patch))
+    /// Applies `patch` if the actor may and `if_match` admits the post's current version
+    /// (checked in the same transaction as the write).
+    pub fn update_post(
+        &self,
+        actor: &Actor,
+        id: i64,
+        patch: PostPatch,
+        if_match: &IfMatch,
+    ) -> StoreResult<VersionedPost> {
+        self.write(|tx| update(tx, actor, id, patch, if_match))
     }
 
-    pub fn soft_delete_post(&self, actor: &Actor, id: i64) -> StoreResult<()> {
-        self.write(|tx| soft_delete(tx, actor, id))
+    pub fn soft_delete_post(&self, actor: &Actor, id: i64, if_match: &IfMatch) -> StoreResult<()> {
+        self.write(|tx| soft_delete(tx, actor, id, if_match))
     }
 
-    pub fn hard_delete_post(&self, actor: &Actor, id: i64) -> StoreResult<()> {
-        self.write(|tx| hard_delete(tx, actor, id))
+    pub fn hard_delete_post(&self, actor: &Actor, id: i64, if_match: &IfMatch) -> StoreResult<()> {
+        self.write(|tx| hard_delete(tx, actor, id, if_match))
     }
 
-    pub fn restore_post(&self, id: i64) -> StoreResult<Post> {
-        self.write(|tx| restore(tx, id))
+    pub fn restore_post(&self, id: i64, if_match: &IfMatch) -> StoreResult<VersionedPost> {
+        self.write(|tx| restore(tx, id, if_match))
+    }
+
+    /// How many posts are active and how many in the trash, counted on one snapshot.
+    pub fn post_counts(&self) -> StoreResult<PostCounts> {
+        self.snapshot(|conn| {
+            let mut active = conn.prepare_cached("SELECT count(*) FROM active_posts")?;
+            let mut trashed = conn.prepare_cached("SELECT count(*) FROM deleted_posts")?;
+            Ok(PostCounts {
+                active: active.query_row([], |row| row.get(0))?,
+                trashed: trashed.query_row([], |row| row.get(0))?,
+            })
+        })
     }
 }
 

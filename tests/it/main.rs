@@ -10,12 +10,14 @@ mod support;
 
 mod authz;
 mod bulk;
+mod conventions;
 mod core;
 mod crash;
 mod hardening;
 mod hostile;
 mod invariants;
 mod litestream;
+mod metrics;
 mod operations;
 mod readme;
 mod slow_clients;

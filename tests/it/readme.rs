@@ -36,10 +36,17 @@ fn readme_walkthrough_and_bulk_examples_work_as_written() {
     );
 
     let dir = TempDir::new("readme");
+    // The metrics token the README starts its server with.
+    let metrics_token = readme
+        .split("POSTD_METRICS_TOKEN=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the README starts its server with POSTD_METRICS_TOKEN=…");
     // Default --db (data/postd.db, relative): the server must create data/ itself.
     let server = ServerProcess::start(
         Command::new(BIN)
             .args(["--addr", "127.0.0.1:0"])
+            .env("POSTD_METRICS_TOKEN", metrics_token)
             .current_dir(dir.path())
             .stderr(Stdio::null()),
         START_WITHIN,
@@ -80,6 +87,15 @@ fn readme_walkthrough_and_bulk_examples_work_as_written() {
         "Idempotent-Replayed: true",
         r#""deleted":[2,3],"skipped":[999]"#,
         r#""title":"Bulk one, edited""#,
+        "HTTP/1.1 200 OK",
+        "HTTP/1.1 412 Precondition Failed",
+        "HTTP/1.1 304 Not Modified",
+        r#"rel="next""#,
+        r#""deleted":[4],"skipped":[]"#,
+        "Allow: POST, PATCH, DELETE, OPTIONS",
+        r#"postd_http_requests_total{route="/posts/{id}",method="PATCH",status="412"} 1"#,
+        r#"postd_posts{state="active"}"#,
+        "404\n",
     ] {
         assert!(
             stdout.contains(expected),

@@ -97,6 +97,11 @@ impl Server {
         self.process = Some(process);
     }
 
+    /// The start-up line (it names the `--metrics-addr` listener, when there is one).
+    pub fn banner(&self) -> &str {
+        self.process.as_ref().map_or("", ServerProcess::banner)
+    }
+
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
     }

@@ -492,8 +492,10 @@ where
                 .headers
                 .push(Header::from_bytes(&b"Transfer-Encoding"[..], &b"chunked"[..]).unwrap()),
 
-            // postd patch: RFC 9110 8.6 forbids Content-Length on 1xx and 204 answers.
-            Some(TransferEncoding::Identity) if matches!(self.status_code.0, 100..=199 | 204) => {}
+            // postd patch: RFC 9110 8.6 forbids Content-Length on 1xx and 204 answers, and on
+            // a 304 allows only the length the 200 would have had, which is not known here.
+            Some(TransferEncoding::Identity)
+                if matches!(self.status_code.0, 100..=199 | 204 | 304) => {}
 
             Some(TransferEncoding::Identity) => {
                 assert!(data_length.is_some());

@@ -95,8 +95,25 @@ fn assert_refusal(answer: &str, expected: u16) {
 }
 
 // ---------------------------------------------------------------------------------------
-// response.rs: no Content-Length on 1xx and 204 answers
+// response.rs: no Content-Length on 1xx, 204 and 304 answers
 // ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_304_answer_has_no_content_length_and_no_body() {
+    let addr = serve(|rq| {
+        let etag = Header::from_bytes(&b"ETag"[..], &b"\"1.1\""[..]).unwrap();
+        let _ = rq.respond(Response::empty(304).with_header(etag));
+    });
+    let (answer, _) = exchange(
+        addr,
+        b"GET /x HTTP/1.1\r\nHost: x\r\nIf-None-Match: \"1.1\"\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status(&answer), 304);
+    assert_eq!(header(&answer, "Content-Length"), None, "{answer}");
+    assert_eq!(header(&answer, "Transfer-Encoding"), None, "{answer}");
+    assert_eq!(header(&answer, "ETag"), Some("\"1.1\""), "{answer}");
+    assert!(answer.ends_with("\r\n\r\n"), "{}", answer);
+}
 
 #[test]
 fn a_204_answer_has_no_content_length() {

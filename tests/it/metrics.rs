@@ -1,0 +1,391 @@
+//! Metrics (API.md v1.1): scrapes parsed by a Prometheus text-format parser, counters that
+//! move by exactly the requests sent, the token rules of `GET /metrics` on the main port,
+//! and the `--metrics-addr` listener.
+
+use crate::support::*;
+use openmetrics_parser::prometheus::parse_prometheus;
+use openmetrics_parser::PrometheusValue;
+use postd_testkit::{client, http};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+const TOKEN: &str = "metrics-token-for-tests-0123";
+
+/// Every sample of a scrape as `name{label="value",…}` (labels sorted) → value, histograms
+/// flattened into their `_bucket`, `_sum` and `_count` series. Panics unless the text
+/// parses as the Prometheus text format.
+type Series = BTreeMap<String, f64>;
+
+fn parse(text: &str) -> Series {
+    let exposition = parse_prometheus(text)
+        .unwrap_or_else(|err| panic!("not the Prometheus text format ({err:?}):\n{text}"));
+    let mut series = Series::new();
+    for (name, family) in &exposition.families {
+        for sample in family.iter_samples() {
+            let labelset = sample.get_labelset().expect("labels");
+            let mut labels: Vec<(String, String)> = labelset
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            labels.sort();
+            let key = |suffix: &str, extra: Option<(&str, String)>| {
+                let mut all = labels.clone();
+                if let Some((k, v)) = extra {
+                    all.push((k.to_string(), v));
+                }
+                let inner: Vec<String> = all.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+                format!("{name}{suffix}{{{}}}", inner.join(","))
+            };
+            match &sample.value {
+                PrometheusValue::Counter(c) => {
+                    series.insert(key("", None), c.value.as_f64());
+                }
+                PrometheusValue::Gauge(n) | PrometheusValue::Unknown(n) => {
+                    series.insert(key("", None), n.as_f64());
+                }
+                PrometheusValue::Histogram(h) => {
+                    for bucket in &h.buckets {
+                        let le = if bucket.upper_bound.is_infinite() {
+                            "+Inf".to_string()
+                        } else {
+                            bucket.upper_bound.to_string()
+                        };
+                        series.insert(key("_bucket", Some(("le", le))), bucket.count.as_f64());
+                    }
+                    let count = h.count.expect("histograms have _count") as f64;
+                    series.insert(key("_count", None), count);
+                    series.insert(
+                        key("_sum", None),
+                        h.sum.expect("histograms have _sum").as_f64(),
+                    );
+                    let inf = h
+                        .buckets
+                        .iter()
+                        .find(|b| b.upper_bound.is_infinite())
+                        .expect("+Inf");
+                    assert_eq!(
+                        inf.count.as_f64(),
+                        count,
+                        "{name}: +Inf bucket and _count differ"
+                    );
+                }
+                PrometheusValue::Summary(_) => panic!("{name}: postd has no summaries"),
+            }
+        }
+    }
+    series
+}
+
+/// The `--metrics-addr` listener's address, from the start-up line.
+fn listener_addr(s: &Server) -> SocketAddr {
+    s.banner()
+        .split("metrics on http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("no metrics listener in {:?}", s.banner()))
+}
+
+fn request_to(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Response {
+    let mut all = vec![("Connection", "close")];
+    all.extend_from_slice(headers);
+    let answer = client::send_until_close(
+        addr,
+        &http::request(method, path, addr, &all, None),
+        Duration::from_secs(60),
+    )
+    .expect("connect");
+    Response::parse(&answer).expect("an HTTP answer")
+}
+
+fn scrape_listener(s: &Server) -> Series {
+    let r = request_to(listener_addr(s), "GET", "/metrics", &[]);
+    r.expect(200);
+    assert_eq!(
+        r.header("Content-Type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    parse(&r.text())
+}
+
+fn requests(route: &str, method: &str, status: u16) -> String {
+    format!(
+        "postd_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}}"
+    )
+}
+
+/// The series whose value changed from `before` to `after`, with the change, for the
+/// series named `prefix…`.
+fn moved(before: &Series, after: &Series, prefix: &str) -> BTreeMap<String, f64> {
+    after
+        .iter()
+        .filter(|(name, _)| name.starts_with(prefix))
+        .map(|(name, value)| {
+            (
+                name.clone(),
+                value - before.get(name).copied().unwrap_or(0.0),
+            )
+        })
+        .filter(|(_, change)| *change != 0.0)
+        .collect()
+}
+
+#[test]
+fn counters_move_by_exactly_the_requests_sent() {
+    let s = Server::start_with(
+        &[("POSTD_METRICS_TOKEN", TOKEN)],
+        &["--metrics-addr", "127.0.0.1:0"],
+    );
+    let alice = s.register("alice");
+    let admin = s.admin("root");
+    let kept = s.create_post(&alice, "kept", "b")["id"].as_i64().unwrap();
+    let before = scrape_listener(&s);
+    // The listener's own scrapes are not the API's traffic: they count nothing.
+    assert_eq!(
+        moved(&before, &scrape_listener(&s), "postd_http_requests_total"),
+        BTreeMap::new()
+    );
+
+    let mut expected: BTreeMap<String, f64> = BTreeMap::new();
+    let mut expect = |route: &str, method: &str, status: u16| {
+        *expected.entry(requests(route, method, status)).or_default() += 1.0;
+    };
+    for _ in 0..3 {
+        s.get("/posts", None).expect(200);
+        expect("/posts", "GET", 200);
+    }
+    for _ in 0..2 {
+        s.get("/posts/999999", None).expect(404);
+        expect("/posts/{id}", "GET", 404);
+    }
+    s.get("/nope", None).expect(404);
+    s.get("/posts/abc", None).expect(404);
+    expect("unmatched", "GET", 404);
+    expect("unmatched", "GET", 404);
+    s.request("PUT", "/posts", &[], None).expect(405);
+    expect("/posts", "PUT", 405);
+    s.request("FROB", "/posts", &[], None).expect(405);
+    expect("/posts", "other", 405);
+    assert_eq!(s.request("OPTIONS", "/trash", &[], None).status, 204);
+    expect("/trash", "OPTIONS", 204);
+    assert_eq!(s.request("HEAD", "/healthz", &[], None).status, 200);
+    expect("/healthz", "HEAD", 200);
+    s.call(
+        "POST",
+        "/posts",
+        Some(&alice.token),
+        Some(&json!({"title": "one", "body": ""})),
+    )
+    .expect(201);
+    expect("/posts", "POST", 201);
+    let created = s.call(
+        "POST",
+        "/posts/bulk",
+        Some(&alice.token),
+        Some(&json!({"items": [{"title": "a", "body": ""}, {"title": "b", "body": ""}, {"title": "c", "body": ""}]})),
+    );
+    created.expect(201);
+    expect("/posts/bulk", "POST", 201);
+    let bulk_ids: Vec<i64> = created.json()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_i64().unwrap())
+        .collect();
+    let r = s.call(
+        "POST",
+        "/posts/bulk/delete",
+        Some(&admin.token),
+        Some(&json!({"post_ids": [bulk_ids[0], bulk_ids[1], 999_999]})),
+    );
+    assert_eq!(r.status, 204);
+    expect("/posts/bulk/delete", "POST", 204);
+    s.call(
+        "PATCH",
+        "/posts/bulk",
+        Some(&alice.token),
+        Some(&json!({"items": [{"id": kept, "body": "x"}]})),
+    )
+    .expect(200);
+    expect("/posts/bulk", "PATCH", 200);
+    s.call(
+        "POST",
+        "/posts/bulk/restore",
+        Some(&admin.token),
+        Some(&json!({"post_ids": [bulk_ids[0]]})),
+    )
+    .expect(200);
+    expect("/posts/bulk/restore", "POST", 200);
+    let r = s.call(
+        "DELETE",
+        "/posts/bulk",
+        Some(&admin.token),
+        Some(&json!({"post_ids": [bulk_ids[2]], "hard_delete": true})),
+    );
+    assert_eq!(r.status, 204);
+    expect("/posts/bulk", "DELETE", 204);
+    // A refused bulk request changes nothing, so it counts no items.
+    s.call(
+        "POST",
+        "/posts/bulk/restore",
+        Some(&admin.token),
+        Some(&json!({"post_ids": [kept]})),
+    )
+    .expect(400);
+    expect("/posts/bulk/restore", "POST", 400);
+
+    let after = scrape_listener(&s);
+    assert_eq!(
+        moved(&before, &after, "postd_http_requests_total"),
+        expected
+    );
+
+    // Each route's duration histogram counted exactly its requests.
+    let mut per_route: BTreeMap<String, f64> = BTreeMap::new();
+    for (series, n) in &expected {
+        let route = series
+            .split("route=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap();
+        *per_route
+            .entry(format!(
+                "postd_http_request_duration_seconds_count{{route=\"{route}\"}}"
+            ))
+            .or_default() += n;
+    }
+    assert_eq!(
+        moved(&before, &after, "postd_http_request_duration_seconds_count"),
+        per_route
+    );
+
+    let bulk = moved(&before, &after, "postd_bulk_items_total");
+    let items = |op: &str| {
+        bulk.get(&format!("postd_bulk_items_total{{op=\"{op}\"}}"))
+            .copied()
+    };
+    assert_eq!(
+        (
+            items("create"),
+            items("delete"),
+            items("update"),
+            items("restore"),
+            items("delete_permanent")
+        ),
+        (Some(3.0), Some(2.0), Some(1.0), Some(1.0), Some(1.0)),
+        "{bulk:?}"
+    );
+    // Seven writes: POST /posts, the five successful bulk requests, and the refused restore
+    // (it took the writer too, and rolled back).
+    let waits = "postd_writer_wait_seconds_count{}";
+    assert_eq!(after[waits] - before[waits], 7.0);
+
+    // The gauges say what the database holds now.
+    assert_eq!(
+        after["postd_posts{state=\"active\"}"],
+        s.sql_count("SELECT count(*) FROM posts WHERE deleted_at IS NULL") as f64
+    );
+    assert_eq!(after["postd_posts{state=\"trashed\"}"], 1.0);
+    assert!(after["postd_db_size_bytes{}"] > 0.0);
+    let build = format!(
+        "postd_build_info{{version=\"{}\"}}",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(after.get(&build), Some(&1.0), "{after:?}");
+}
+
+#[test]
+fn the_main_port_serves_metrics_only_to_the_token() {
+    let s = Server::start_with(&[("POSTD_METRICS_TOKEN", TOKEN)], &[]);
+    assert!(!s.banner().contains("metrics on"), "{}", s.banner());
+    let right = format!("Bearer {TOKEN}");
+    let lower = format!("bearer {TOKEN}");
+    let wrong = format!("Bearer {TOKEN}x");
+    let prefix = format!("Bearer {}", &TOKEN[..TOKEN.len() - 1]);
+    let unknown = s.get("/nope", None);
+    unknown.expect(404);
+
+    let r = s.request("GET", "/metrics", &[("Authorization", &right)], None);
+    r.expect(200);
+    let first = parse(&r.text());
+    let r = s.request("GET", "/metrics?x=1", &[("Authorization", &lower)], None);
+    r.expect(200);
+    let second = parse(&r.text());
+    // The first scrape was counted, as route /metrics.
+    assert_eq!(
+        moved(&first, &second, "postd_http_requests_total"),
+        BTreeMap::from([(requests("/metrics", "GET", 200), 1.0)])
+    );
+    let head = s.request("HEAD", "/metrics", &[("Authorization", &right)], None);
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+
+    // Everyone else gets exactly the 404 of a path that does not exist, whatever the method.
+    let alice = s.register("alice");
+    let user_token = format!("Bearer {}", alice.token);
+    for (method, headers) in [
+        ("GET", vec![]),
+        ("GET", vec![("Authorization", wrong.as_str())]),
+        ("GET", vec![("Authorization", prefix.as_str())]),
+        ("GET", vec![("Authorization", TOKEN)]),
+        ("GET", vec![("Authorization", user_token.as_str())]),
+        ("POST", vec![("Authorization", right.as_str())]),
+        ("OPTIONS", vec![("Authorization", right.as_str())]),
+        ("DELETE", vec![]),
+    ] {
+        let r = s.request(method, "/metrics", &headers, None);
+        r.expect(404);
+        assert_eq!(r.json(), unknown.json(), "{method} {headers:?}");
+        assert_eq!(r.header("Allow"), None);
+    }
+    // Refused scrapes count as unmatched requests, like any unknown path.
+    let r = s.request("GET", "/metrics", &[("Authorization", &right)], None);
+    let third = parse(&r.text());
+    let refused = moved(&second, &third, &requests("unmatched", "GET", 404));
+    assert_eq!(refused.values().sum::<f64>(), 5.0, "{refused:?}");
+}
+
+#[test]
+fn the_metrics_listener_serves_only_metrics_and_nothing_is_served_when_off() {
+    let s = Server::start_with(&[], &["--metrics-addr", "127.0.0.1:0"]);
+    let addr = listener_addr(&s);
+    assert_ne!(addr, s.addr);
+    let r = request_to(addr, "HEAD", "/metrics", &[]);
+    assert_eq!(r.status, 200);
+    for (method, path) in [
+        ("GET", "/posts"),
+        ("POST", "/metrics"),
+        ("GET", "/healthz"),
+        ("GET", "/"),
+    ] {
+        request_to(addr, method, path, &[]).expect(404);
+    }
+    // Without POSTD_METRICS_TOKEN the main port has no /metrics, token or not.
+    s.request(
+        "GET",
+        "/metrics",
+        &[("Authorization", &format!("Bearer {TOKEN}"))],
+        None,
+    )
+    .expect(404);
+
+    let off = Server::start();
+    assert!(!off.banner().contains("metrics"), "{}", off.banner());
+    off.get("/metrics", None).expect(404);
+}
+
+#[test]
+fn a_short_metrics_token_stops_the_start_with_one_line() {
+    let dir = TempDir::new("metrics-token");
+    let out = cli(
+        &dir.path().join("x.db"),
+        &["serve", "--addr", "127.0.0.1:0"],
+        &[("POSTD_METRICS_TOKEN", "short")],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("POSTD_METRICS_TOKEN"), "{stderr}");
+}
