@@ -884,7 +884,9 @@ fn concurrent_creates(
     let script = dir.join("w7.lua");
     std::fs::write(&script, wrk::create_script(token)).expect("write w7.lua");
     settle();
+    let commits_before = commits(&session.server);
     let (w7, rss, _) = run_wrk_with(&session.server, "/posts", Some(&script), secs, 16);
+    let commits_after = commits(&session.server);
     check_wrk(report, "W7", &w7);
     report.row(
         "W7 POST /posts from 16 conns at once (wrk -t2 -c16)",
@@ -893,45 +895,30 @@ fn concurrent_creates(
         sequential_floor / w7.rps,
         rss,
     );
-    let syncs = match count_syncs(&session.server, &script) {
-        Some((syncs, posts)) => format!(
-            "{syncs} fdatasync calls for {posts} posts in a separate 3 s run under strace \
-             ({:.1} posts per sync)",
-            posts as f64 / syncs.max(1) as f64
-        ),
-        None => "sync count n/a (strace not installed)".to_owned(),
-    };
+    let commits = commits_after - commits_before;
     report.notes.push(format!(
-        "W7 is {:.2}× the sequential floor's posts/s (target ≥ 3×); {syncs}.",
-        w7.rps / sequential_floor
+        "W7 is {:.2}× the sequential floor's posts/s (target ≥ 3×); {} commits (one WAL \
+         sync each) for {} posts: {:.1} posts per sync.",
+        w7.rps / sequential_floor,
+        commits,
+        w7.requests,
+        w7.requests as f64 / commits.max(1.0)
     ));
 }
 
-/// fdatasync calls and posts created during a 3 s W7 run with strace attached (which slows
-/// the server, so this run is not the timed one).
-fn count_syncs(server: &Server, script: &Path) -> Option<(u64, u64)> {
-    let out = script.with_file_name("w7-strace.txt");
-    let mut tracer = std::process::Command::new("strace")
-        .args(["-f", "-c", "-e", "trace=fdatasync,fsync", "-o"])
-        .arg(&out)
-        .args(["-p", &server.pid().to_string()])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .ok()?;
-    std::thread::sleep(Duration::from_millis(500));
-    let (w7, _, _) = run_wrk_with(server, "/posts", Some(script), 3, 16);
-    // SIGINT makes strace detach and write its summary.
-    let _ = std::process::Command::new("kill")
-        .args(["-INT", &tracer.id().to_string()])
-        .status();
-    let _ = tracer.wait();
-    let text = std::fs::read_to_string(&out).ok()?;
-    let syncs = text
+/// The server's `postd_commits_total`: write transactions committed, one sync each.
+fn commits(server: &Server) -> f64 {
+    let mut client = Client::new(server.addr);
+    let auth = format!("Bearer {}", server::METRICS_TOKEN);
+    let scrape = client
+        .request("GET", "/metrics", &[("Authorization", &auth)], None)
+        .expect("scrape /metrics");
+    scrape.expect(200);
+    String::from_utf8_lossy(&scrape.body)
         .lines()
-        .filter(|l| l.trim_end().ends_with("fdatasync") || l.trim_end().ends_with("fsync"))
-        .filter_map(|l| l.split_whitespace().nth(3)?.parse::<u64>().ok())
-        .sum();
-    Some((syncs, w7.requests))
+        .find_map(|line| line.strip_prefix("postd_commits_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("postd_commits_total in the scrape")
 }
 
 fn note_problems(report: &mut Report, name: &str, server: &Server) {

@@ -8,6 +8,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_postd");
+/// The bench servers' metrics token.
+pub const METRICS_TOKEN: &str = "bench-metrics-token-0123456789";
 
 /// The server binary to measure: `POSTD_BENCH_BIN` (e.g. the static musl build), else this
 /// package's own release build.
@@ -63,6 +65,8 @@ impl Server {
                 .env_remove("POSTD_ADDR")
                 .env_remove("POSTD_DB")
                 .env_remove("POSTD_WORKERS")
+                // W7 reads the commit counter from /metrics.
+                .env("POSTD_METRICS_TOKEN", METRICS_TOKEN)
                 .stderr(Stdio::from(log_file)),
             Duration::from_secs(30),
         )
@@ -86,10 +90,6 @@ impl Server {
             banner: process.banner().to_owned(),
             process,
         }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.process.pid()
     }
 
     pub fn status_kib(&self, key: &str) -> Option<u64> {

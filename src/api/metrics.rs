@@ -350,6 +350,15 @@ impl Metrics {
 
         family(
             &mut out,
+            "postd_commits_total",
+            "counter",
+            "Write transactions committed, each one sync of the WAL; with group commit, \
+             fewer than the writes answered.",
+        );
+        let _ = writeln!(out, "postd_commits_total {}", store.commits());
+
+        family(
+            &mut out,
             "postd_db_size_bytes",
             "gauge",
             "Bytes the database takes on disk: the main file and its WAL.",

@@ -281,6 +281,9 @@ fn counters_move_by_exactly_the_requests_sent() {
     // (it took the writer too, and rolled back).
     let waits = "postd_writer_wait_seconds_count{}";
     assert_eq!(after[waits] - before[waits], 7.0);
+    // Six of them committed (one sync each, here one at a time); the refused one did not.
+    let commits = "postd_commits_total{}";
+    assert_eq!(after[commits] - before[commits], 6.0);
 
     // The gauges say what the database holds now.
     assert_eq!(
