@@ -191,7 +191,12 @@ pub(super) fn insert(
         Err(err) if is_unique_violation(&err) => return Err(slug_conflict(slug.as_str())),
         Err(err) => return Err(err.into()),
     };
-    Ok(Post {
+    Ok(just_inserted(id, author_id, post, slug, now))
+}
+
+/// The post as just inserted.
+fn just_inserted(id: i64, author_id: i64, post: NewPost, slug: Slug, now: &Timestamp) -> Post {
+    Post {
         id,
         author_id,
         title: post.title,
@@ -200,7 +205,7 @@ pub(super) fn insert(
         created_at: now.clone(),
         updated_at: now.clone(),
         deletion: None,
-    })
+    }
 }
 
 /// Rows per INSERT statement of `insert_all`.
@@ -280,16 +285,7 @@ fn insert_chunk(
     Ok(posts
         .into_iter()
         .zip(ids)
-        .map(|((post, slug), id)| Post {
-            id,
-            author_id,
-            title: post.title,
-            slug,
-            body: post.body,
-            created_at: now.clone(),
-            updated_at: now.clone(),
-            deletion: None,
-        })
+        .map(|((post, slug), id)| just_inserted(id, author_id, post, slug, now))
         .collect())
 }
 

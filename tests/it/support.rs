@@ -288,19 +288,11 @@ impl Server {
     }
 }
 
-/// RFC 3339 UTC with exactly millisecond precision: `2026-11-22T10:04:05.123Z`.
+/// RFC 3339 UTC with exactly millisecond precision: `2026-11-22T10:04:05.123Z` (the form
+/// postd's own `Timestamp` parses).
 pub fn is_timestamp(v: &Value) -> bool {
-    let Some(s) = v.as_str() else { return false };
-    let b = s.as_bytes();
-    b.len() == 24
-        && b.iter().enumerate().all(|(i, c)| match i {
-            4 | 7 => *c == b'-',
-            10 => *c == b'T',
-            13 | 16 => *c == b':',
-            19 => *c == b'.',
-            23 => *c == b'Z',
-            _ => c.is_ascii_digit(),
-        })
+    v.as_str()
+        .is_some_and(|s| postd::clock::Timestamp::parse(s).is_some())
 }
 
 /// A Post object: exactly the public fields, positive ids, timestamps.
