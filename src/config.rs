@@ -36,6 +36,8 @@ pub enum Command {
     User(UserCommand),
     /// Permanently delete posts soft-deleted more than DURATION ago, with their comments
     Purge(PurgeArgs),
+    /// Print the audit log (deletes, restores, purges, role changes), newest first
+    Audit(AuditArgs),
     /// Write a consistent copy of the live database (safe while the server runs)
     Backup(BackupArgs),
     /// Integrity, foreign-key and full-text index checks; exit 1 on problems
@@ -89,6 +91,19 @@ pub struct PurgeArgs {
     /// only count what would be purged
     #[arg(long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub db: DbArg,
+}
+
+#[derive(Args, Debug)]
+pub struct AuditArgs {
+    /// how many events to print, newest first
+    #[arg(long, default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub limit: u32,
+    /// one JSON event per line (as GET /admin/audit shows them) instead of a table
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub db: DbArg,
 }
@@ -343,6 +358,7 @@ mod tests {
             ("serve --help", "--max-connections"),
             ("user add --help", "POSTD_PASSWORD"),
             ("purge -h", "--older-than"),
+            ("audit --help", "--json"),
             ("backup --help", "symbolic link"),
             ("check --help", "--db"),
         ] {
@@ -365,6 +381,7 @@ mod tests {
             "frobnicate",
             "--signup maybe",
             "--trusted-proxies 10.0.0.0/33",
+            "audit --limit 0",
         ] {
             let err = run(bad).unwrap_err().0;
             assert!(!err.contains('\n') && !err.is_empty(), "{bad}: {err}");

@@ -1,6 +1,7 @@
 //! The HTTP edge: routing, authentication, input limits and problem+json. Handlers are
 //! thin: parse and check input, call the store, shape the answer.
 
+mod admin;
 mod auth;
 mod bulk;
 mod comments;
@@ -270,6 +271,8 @@ fn dispatch(call: &Call<'_>) -> Result<Response, ApiError> {
         (Target::Trash, _) => posts::trash(call),
         (Target::Healthz, _) => ops::healthz(call),
         (Target::OpenApi, _) => Ok(ops::openapi()),
+        (Target::AdminAudit, _) => admin::audit(call),
+        (Target::AdminPurge, _) => admin::purge(call),
     }
 }
 

@@ -10,7 +10,7 @@ use super::{json, json_bytes, no_content, Call, Page};
 use crate::clock::Timestamp;
 use crate::model::{ItemError, NewPost, Post, PostBody, PostPatch, Slug, Title};
 use crate::store::{
-    IdempotencyKey, ListQuery, OnceKey, Recorded, StoreResult, TrashCursor, Written,
+    IdempotencyKey, ListQuery, OnceKey, Recorded, StoreResult, TrashCursor, TrashQuery, Written,
 };
 use rouille::Response;
 
@@ -145,7 +145,7 @@ const MAX_SEARCH_LEN: usize = 1_000;
 
 /// Splits `q` into words the way the index splits text (runs of letters and digits), so
 /// punctuation and operators are separators, never syntax.
-fn search_words(q: Option<&str>) -> Result<Vec<String>, ApiError> {
+pub(super) fn search_words(q: Option<&str>) -> Result<Vec<String>, ApiError> {
     let Some(q) = q else { return Ok(Vec::new()) };
     if q.len() > MAX_SEARCH_LEN {
         return Err(query_error("q", "must be at most 1000 bytes"));
@@ -202,30 +202,37 @@ pub fn delete(call: &Call<'_>, id: i64) -> Result<Response, ApiError> {
 }
 
 pub fn restore(call: &Call<'_>, id: i64) -> Result<Response, ApiError> {
-    admin(call)?;
-    json(200, &call.app.store.restore_post(id)?)
+    let actor = admin(call)?;
+    json(200, &call.app.store.restore_post(&actor, id)?)
+}
+
+fn trash_cursor(cursor: &str) -> Result<TrashCursor, ApiError> {
+    let fields = decode_cursor(cursor, 't', 2)?;
+    match (Timestamp::parse(&fields[0]), path_id(&fields[1])) {
+        (Some(deleted_at), Some(id)) => Ok(TrashCursor { deleted_at, id }),
+        _ => Err(query_error(
+            "cursor",
+            "is not a cursor this listing handed out",
+        )),
+    }
 }
 
 pub fn trash(call: &Call<'_>) -> Result<Response, ApiError> {
     let actor = actor(call)?;
     let query = Query::parse(call.request)?;
     let limit = query.limit()?;
-    let after = match query.get("cursor")? {
-        None => None,
-        Some(cursor) => {
-            let fields = decode_cursor(cursor, 't', 2)?;
-            match (Timestamp::parse(&fields[0]), path_id(&fields[1])) {
-                (Some(deleted_at), Some(id)) => Some(TrashCursor { deleted_at, id }),
-                _ => {
-                    return Err(query_error(
-                        "cursor",
-                        "is not a cursor this listing handed out",
-                    ))
-                }
-            }
-        }
-    };
-    let rows = call.app.store.trash(&actor, limit, after.as_ref())?;
+    let after = query.get("cursor")?.map(trash_cursor).transpose()?;
+    let author_id = query.positive_id("author_id")?;
+    let words = search_words(query.get("q")?)?;
+    let rows = call.app.store.trash(
+        &actor,
+        &TrashQuery {
+            limit,
+            after,
+            author_id,
+            words: &words,
+        },
+    )?;
     json(
         200,
         &Page::from_rows(rows, limit, |post: &Post| {

@@ -20,6 +20,8 @@ pub enum Target {
     Trash,
     Healthz,
     OpenApi,
+    AdminAudit,
+    AdminPurge,
 }
 
 /// Every route as `(OpenAPI path template, methods)`.
@@ -38,6 +40,8 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/trash", &["GET"]),
     ("/healthz", &["GET"]),
     ("/openapi.json", &["GET"]),
+    ("/admin/audit", &["GET"]),
+    ("/admin/purge", &["POST"]),
 ];
 
 /// Resolves a path (no query string) to its target and allowed methods. `None` is 404:
@@ -62,6 +66,8 @@ pub fn resolve(path: &str) -> Option<(Target, &'static [&'static str])> {
         ["trash"] => (Target::Trash, "/trash"),
         ["healthz"] => (Target::Healthz, "/healthz"),
         ["openapi.json"] => (Target::OpenApi, "/openapi.json"),
+        ["admin", "audit"] => (Target::AdminAudit, "/admin/audit"),
+        ["admin", "purge"] => (Target::AdminPurge, "/admin/purge"),
         _ => return None,
     };
     let methods = ROUTES
@@ -102,6 +108,9 @@ mod tests {
             "/",
             "/posts/",
             "posts",
+            "/admin/",
+            "/admin/nope.js",
+            "/admin/audit/1",
         ] {
             assert!(resolve(path).is_none(), "{path}");
         }

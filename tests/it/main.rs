@@ -8,6 +8,7 @@
 
 mod support;
 
+mod audit;
 mod authz;
 mod bulk;
 mod core;
