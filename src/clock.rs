@@ -58,6 +58,40 @@ impl Timestamp {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The moment `later` after this one; the last representable millisecond of year 9999
+    /// when that is further away.
+    pub fn plus(&self, later: std::time::Duration) -> Timestamp {
+        let last = || Timestamp("9999-12-31T23:59:59.999Z".to_owned());
+        let Some(at) = self.to_datetime() else {
+            return last();
+        };
+        Duration::try_from(later)
+            .ok()
+            .and_then(|later| at.checked_add(later))
+            .filter(|then| then.year() <= 9999)
+            .map_or_else(last, Timestamp::at)
+    }
+
+    /// The stored form back as a date-time (the form was checked when the value was made).
+    fn to_datetime(&self) -> Option<OffsetDateTime> {
+        let field = |range: std::ops::Range<usize>| self.0.get(range)?.parse::<u16>().ok();
+        let month = time::Month::try_from(u8::try_from(field(5..7)?).ok()?).ok()?;
+        let date = time::Date::from_calendar_date(
+            i32::from(field(0..4)?),
+            month,
+            u8::try_from(field(8..10)?).ok()?,
+        )
+        .ok()?;
+        let clock = time::Time::from_hms_milli(
+            u8::try_from(field(11..13)?).ok()?,
+            u8::try_from(field(14..16)?).ok()?,
+            u8::try_from(field(17..19)?).ok()?,
+            field(20..23)?,
+        )
+        .ok()?;
+        Some(time::PrimitiveDateTime::new(date, clock).assume_utc())
+    }
 }
 
 impl std::fmt::Display for Timestamp {
@@ -146,6 +180,22 @@ mod tests {
         assert!(text.ends_with(".123Z"), "{text}");
         assert!(Timestamp::parse(&now()).is_some());
         assert!(Timestamp::parse("2026-11-22T10:04:05Z").is_none());
+    }
+
+    #[test]
+    fn adding_a_duration() {
+        let at = Timestamp::parse("2026-02-27T23:59:59.999Z").unwrap();
+        let day = std::time::Duration::from_secs(86_400);
+        assert_eq!(at.plus(day).as_str(), "2026-02-28T23:59:59.999Z");
+        assert_eq!(at.plus(day * 2).as_str(), "2026-03-01T23:59:59.999Z");
+        assert_eq!(
+            at.plus(std::time::Duration::from_millis(1)).as_str(),
+            "2026-02-28T00:00:00.000Z"
+        );
+        assert_eq!(
+            at.plus(day * 36_500 * 100).as_str(),
+            "9999-12-31T23:59:59.999Z"
+        );
     }
 
     #[test]

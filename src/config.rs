@@ -202,6 +202,11 @@ pub struct ServeConfig {
           value_parser = seconds, value_name = "SECS")]
     pub shutdown_grace: Duration,
 
+    /// permanently delete posts soft-deleted longer ago than this (e.g. 30d), checking at
+    /// least once a minute; off when not given
+    #[arg(long, env = "POSTD_TRASH_RETENTION", value_name = "DURATION")]
+    pub trash_retention: Option<Age>,
+
     /// checkpoint the WAL at N pages; 0 leaves checkpoints to Litestream
     #[arg(
         long,
@@ -359,6 +364,7 @@ mod tests {
             ("user add --help", "POSTD_PASSWORD"),
             ("purge -h", "--older-than"),
             ("audit --help", "--json"),
+            ("serve --help", "POSTD_TRASH_RETENTION"),
             ("backup --help", "symbolic link"),
             ("check --help", "--db"),
         ] {
@@ -381,6 +387,8 @@ mod tests {
             "frobnicate",
             "--signup maybe",
             "--trusted-proxies 10.0.0.0/33",
+            "--trash-retention 30",
+            "--trash-retention 36501d",
             "audit --limit 0",
         ] {
             let err = run(bad).unwrap_err().0;

@@ -13,8 +13,10 @@ pub mod routes;
 mod throttle;
 
 use crate::auth::TokenKeys;
+use crate::clock::Age;
 use crate::config::ServeConfig;
 use crate::net::{self, Cidr};
+use crate::retention::Sweeper;
 use crate::store::Store;
 use problem::ApiError;
 use rouille::{Request, Response, ResponseBody};
@@ -29,11 +31,14 @@ use std::time::{Duration, Instant};
 
 /// What every handler may use. Built once at start and shared by all worker threads.
 pub struct App {
-    pub store: Store,
+    /// Shared with the retention sweep (crate::retention).
+    pub store: Arc<Store>,
     pub keys: TokenKeys,
     pub signup_open: bool,
     pub max_body: usize,
     pub max_bulk: usize,
+    /// How long soft-deleted posts are kept (`--trash-retention`), for their `expires_at`.
+    pub trash_retention: Option<Age>,
     trusted_proxies: Vec<Cidr>,
     login_throttle: throttle::LoginThrottle,
     register_throttle: throttle::RegisterThrottle,
@@ -46,11 +51,12 @@ pub struct App {
 impl App {
     pub fn new(config: &ServeConfig, store: Store, keys: TokenKeys) -> App {
         App {
-            store,
+            store: Arc::new(store),
             keys,
             signup_open: config.signup_open(),
             max_body: config.max_body,
             max_bulk: config.max_bulk,
+            trash_retention: config.trash_retention.clone(),
             trusted_proxies: config.trusted_proxies.clone(),
             login_throttle: throttle::LoginThrottle::default(),
             register_throttle: throttle::RegisterThrottle::new(config.register_limit),
@@ -145,6 +151,10 @@ pub fn serve(config: &ServeConfig, app: App) -> Result<(), String> {
         },
     );
     app.store.warn_if_readable_by_others();
+    let sweeper = match app.trash_retention.clone() {
+        Some(retention) => Some(Sweeper::start(app.store.clone(), retention)?),
+        None => None,
+    };
     while !stop.load(Ordering::SeqCst) {
         server.poll_timeout(Duration::from_millis(100));
     }
@@ -165,6 +175,8 @@ pub fn serve(config: &ServeConfig, app: App) -> Result<(), String> {
         server.join();
     }
     drop(server);
+    // The sweep finishes its batch in flight before the final checkpoint.
+    drop(sweeper);
     match app.store.checkpoint() {
         Ok(()) => log::info!("stopped cleanly"),
         Err(err) => log::error!("stopped; WAL checkpoint failed: {err}"),

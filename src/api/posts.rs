@@ -206,6 +206,15 @@ pub fn restore(call: &Call<'_>, id: i64) -> Result<Response, ApiError> {
     json(200, &call.app.store.restore_post(&actor, id)?)
 }
 
+/// A trash item: the post with its deletion record, and when the retention sweep will
+/// remove it (`null` when retention is off).
+#[derive(serde::Serialize)]
+struct TrashItem {
+    #[serde(flatten)]
+    post: Post,
+    expires_at: Option<Timestamp>,
+}
+
 fn trash_cursor(cursor: &str) -> Result<TrashCursor, ApiError> {
     let fields = decode_cursor(cursor, 't', 2)?;
     match (Timestamp::parse(&fields[0]), path_id(&fields[1])) {
@@ -233,15 +242,28 @@ pub fn trash(call: &Call<'_>) -> Result<Response, ApiError> {
             words: &words,
         },
     )?;
+    let retention = call.app.trash_retention.as_ref().map(|age| age.duration());
+    let items: Vec<TrashItem> = rows
+        .into_iter()
+        .map(|post| {
+            let expires_at = post
+                .deletion
+                .as_ref()
+                .zip(retention)
+                .map(|(deletion, retention)| deletion.deleted_at.plus(retention));
+            TrashItem { post, expires_at }
+        })
+        .collect();
     json(
         200,
-        &Page::from_rows(rows, limit, |post: &Post| {
-            let deleted_at = post
+        &Page::from_rows(items, limit, |item: &TrashItem| {
+            let deleted_at = item
+                .post
                 .deletion
                 .as_ref()
                 .map(|d| d.deleted_at.as_str())
                 .unwrap_or_default();
-            encode_cursor('t', &[deleted_at, &post.id.to_string()])
+            encode_cursor('t', &[deleted_at, &item.post.id.to_string()])
         }),
     )
 }

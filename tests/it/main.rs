@@ -19,6 +19,7 @@ mod invariants;
 mod litestream;
 mod operations;
 mod readme;
+mod retention;
 mod slow_clients;
 mod soak;
 mod transport;
