@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod bulk;
 mod comments;
+mod console;
 pub mod input;
 mod ops;
 mod posts;
@@ -285,6 +286,8 @@ fn dispatch(call: &Call<'_>) -> Result<Response, ApiError> {
         (Target::OpenApi, _) => Ok(ops::openapi()),
         (Target::AdminAudit, _) => admin::audit(call),
         (Target::AdminPurge, _) => admin::purge(call),
+        (Target::Console, _) => Ok(console::page()),
+        (Target::ConsoleAsset(name), _) => console::asset(&name),
     }
 }
 

@@ -1,6 +1,12 @@
 //! The route table: which paths exist and which methods each answers. Dispatch, the 405
 //! `Allow` header and the openapi.json consistency test all read this one table.
+//!
+//! Two lists: `ROUTES`, the JSON API, which openapi.json documents exactly; and `PAGES`,
+//! the operator's console (an HTML page and its files), which it does not: the document
+//! is the contract for API clients and for schemathesis, and the console is one such
+//! client, whose file names are its own business and may change with any release.
 
+use super::console;
 use super::input::path_id;
 
 /// A matched path, with its parameters parsed.
@@ -22,6 +28,8 @@ pub enum Target {
     OpenApi,
     AdminAudit,
     AdminPurge,
+    Console,
+    ConsoleAsset(String),
 }
 
 /// Every route as `(OpenAPI path template, methods)`.
@@ -43,6 +51,9 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/admin/audit", &["GET"]),
     ("/admin/purge", &["POST"]),
 ];
+
+/// The console's page and files, as `(path template, methods)`; not in openapi.json.
+pub const PAGES: &[(&str, &[&str])] = &[("/admin", &["GET"]), ("/admin/{asset}", &["GET"])];
 
 /// Resolves a path (no query string) to its target and allowed methods. `None` is 404:
 /// unknown paths and ids that are not positive 64-bit integers alike.
@@ -68,10 +79,15 @@ pub fn resolve(path: &str) -> Option<(Target, &'static [&'static str])> {
         ["openapi.json"] => (Target::OpenApi, "/openapi.json"),
         ["admin", "audit"] => (Target::AdminAudit, "/admin/audit"),
         ["admin", "purge"] => (Target::AdminPurge, "/admin/purge"),
+        ["admin"] => (Target::Console, "/admin"),
+        ["admin", name] if console::is_asset(name) => {
+            (Target::ConsoleAsset((*name).to_string()), "/admin/{asset}")
+        }
         _ => return None,
     };
     let methods = ROUTES
         .iter()
+        .chain(PAGES)
         .find(|(t, _)| *t == template)
         .map(|(_, m)| *m)?;
     Some((target, methods))
@@ -86,11 +102,12 @@ mod tests {
         template
             .replace("{id}", "7")
             .replace("{slug}", "hello-world")
+            .replace("{asset}", "admin.js")
     }
 
     #[test]
     fn every_table_route_resolves_and_only_to_itself() {
-        for (template, methods) in ROUTES {
+        for (template, methods) in ROUTES.iter().chain(PAGES) {
             let (_, resolved) =
                 resolve(&example_path(template)).unwrap_or_else(|| panic!("{template}"));
             assert_eq!(resolved, *methods, "{template}");
@@ -149,5 +166,11 @@ mod tests {
         documented.sort();
         routed.sort();
         assert_eq!(documented, routed, "openapi.json and the router disagree");
+        for (page, _) in PAGES {
+            assert!(
+                !paths.contains_key(*page),
+                "{page} is a console page, not an API route"
+            );
+        }
     }
 }

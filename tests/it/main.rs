@@ -11,6 +11,7 @@ mod support;
 mod audit;
 mod authz;
 mod bulk;
+mod console;
 mod core;
 mod crash;
 mod hardening;
