@@ -80,6 +80,10 @@ fn readme_walkthrough_and_bulk_examples_work_as_written() {
         "Idempotent-Replayed: true",
         r#""deleted":[2,3],"skipped":[999]"#,
         r#""title":"Bulk one, edited""#,
+        r#""action":"posts.bulk_delete_permanent""#,
+        r#""detail":"requested 3, skipped 1""#,
+        r#"{"purged":0}"#,
+        "posts.bulk_restore  ",
     ] {
         assert!(
             stdout.contains(expected),
