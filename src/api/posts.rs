@@ -145,7 +145,7 @@ const MAX_SEARCH_LEN: usize = 1_000;
 
 /// Splits `q` into words the way the index splits text (runs of letters and digits), so
 /// punctuation and operators are separators, never syntax.
-pub(super) fn search_words(q: Option<&str>) -> Result<Vec<String>, ApiError> {
+fn search_words(q: Option<&str>) -> Result<Vec<String>, ApiError> {
     let Some(q) = q else { return Ok(Vec::new()) };
     if q.len() > MAX_SEARCH_LEN {
         return Err(query_error("q", "must be at most 1000 bytes"));
