@@ -112,3 +112,33 @@ CREATE VIEW deleted_posts AS
     SELECT id, author_id, title, slug, body, created_at, updated_at, deleted_at, deleted_by_id,
            revision
     FROM posts WHERE deleted_at IS NOT NULL;
+
+-- @version 4: the audit log
+-- One row per change an operator may need to account for: soft deletes, permanent
+-- deletes, restores, purges, role changes and user deletions. Each is written in the same
+-- transaction as the change it records (store/audit.rs), so neither is ever seen without
+-- the other. actor_id is NULL for the command line and the retention sweep; it is not a
+-- foreign key, since removing a user must not rewrite who did what.
+CREATE TABLE audit_events (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    at         TEXT    NOT NULL,
+    actor_id   INTEGER,
+    action     TEXT    NOT NULL CHECK (action IN (
+                   'post.delete', 'post.delete_permanent', 'post.restore',
+                   'posts.bulk_delete', 'posts.bulk_delete_permanent', 'posts.bulk_restore',
+                   'trash.purge', 'user.role', 'user.delete')),
+    -- A JSON array of the ids actually changed (post ids; user ids for user.*).
+    target_ids TEXT    NOT NULL CHECK (json_valid(target_ids) AND json_type(target_ids) = 'array'),
+    count      INTEGER NOT NULL CHECK (count >= 1),
+    detail     TEXT    NOT NULL
+);
+-- GET /admin/audit filtered by action or by actor, newest first.
+CREATE INDEX audit_events_action ON audit_events (action, id);
+CREATE INDEX audit_events_actor ON audit_events (actor_id, id) WHERE actor_id IS NOT NULL;
+-- The log is append-only: what happened stays written.
+CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events BEGIN
+    SELECT RAISE(ABORT, 'the audit log is append-only');
+END;
+CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events BEGIN
+    SELECT RAISE(ABORT, 'the audit log is append-only');
+END;

@@ -5,13 +5,13 @@
 use crate::api::{self, App};
 use crate::auth::{hash_password, load_or_create_key, TokenKeys};
 use crate::config::{
-    self, BackupArgs, Command, Invocation, PurgeArgs, RoleArg, ServeConfig, UserCommand,
+    self, AuditArgs, BackupArgs, Command, Invocation, PurgeArgs, RoleArg, ServeConfig, UserCommand,
 };
 use crate::logging::{self, LogFormat};
 use crate::model::{Password, Role, Username};
-use crate::store::Store;
+use crate::store::{AuditEvent, AuditQuery, Purger, RoleChange, Store};
 use std::ffi::OsString;
-use std::io::{BufRead, IsTerminal};
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
 /// Runs the command line (without the program name); returns the process exit code.
@@ -53,7 +53,7 @@ fn restrict_new_files() {
 
 fn execute(command: Command) -> Result<(), String> {
     match command {
-        Command::Serve(config) => serve(config),
+        Command::Serve(config) => serve(*config),
         Command::User(UserCommand::Add { name, admin, db }) => {
             let name = username(&name)?;
             let password = match std::env::var("POSTD_PASSWORD") {
@@ -79,10 +79,19 @@ fn execute(command: Command) -> Result<(), String> {
                 RoleArg::Admin => Role::Admin,
                 RoleArg::User => Role::User,
             };
-            let user = open_store(&db.path)?
+            let change = open_store(&db.path)?
                 .set_role(&username(&name)?, role)
                 .map_err(|e| e.to_string())?;
-            println!("'{}' is now {}", user.username, user.role.as_str());
+            match change {
+                RoleChange::Changed(user) => {
+                    println!("'{}' is now {}", user.username, user.role.as_str())
+                }
+                RoleChange::Unchanged(user) => println!(
+                    "'{}' is already {}; nothing changed",
+                    user.username,
+                    user.role.as_str()
+                ),
+            }
             Ok(())
         }
         Command::User(UserCommand::Delete { name, db }) => {
@@ -93,6 +102,7 @@ fn execute(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Purge(args) => purge(args),
+        Command::Audit(args) => audit(args),
         Command::Backup(args) => backup(args),
         Command::Check(db) => check(&db.path),
     }
@@ -117,17 +127,92 @@ fn open_existing(db: &Path) -> Result<Store, String> {
 fn purge(args: PurgeArgs) -> Result<(), String> {
     let cutoff = args.older_than.before_now();
     let store = open_store(&args.db.path)?;
+    if args.dry_run {
+        let count = store
+            .count_deleted_before(&cutoff)
+            .map_err(|e| e.to_string())?;
+        println!("would purge {count} posts deleted before {cutoff}");
+        return Ok(());
+    }
     let mut meter = ProgressMeter::new("purging");
     let count = store
-        .purge_deleted_before(&cutoff, args.dry_run, &mut |done, total| {
-            meter.show(done, total)
-        })
+        .purge_deleted_before(
+            &cutoff,
+            &args.older_than,
+            Purger::CommandLine,
+            &mut |done, total| meter.show(done, total),
+        )
         .map_err(|e| e.to_string())?;
     meter.finish();
-    if args.dry_run {
-        println!("would purge {count} posts deleted before {cutoff}");
+    println!("purged {count} posts deleted before {cutoff}");
+    Ok(())
+}
+
+fn audit(args: AuditArgs) -> Result<(), String> {
+    let store = open_existing(&args.db.path)?;
+    let mut events = store
+        .audit_events(&AuditQuery {
+            limit: args.limit,
+            before_id: None,
+            action: None,
+            actor_id: None,
+        })
+        .map_err(|e| e.to_string())?;
+    events.truncate(args.limit as usize);
+    let mut out = std::io::stdout().lock();
+    let written = if args.json {
+        events.iter().try_for_each(|event| {
+            serde_json::to_writer(&mut out, event).map_err(std::io::Error::from)?;
+            writeln!(out)
+        })
     } else {
-        println!("purged {count} posts deleted before {cutoff}");
+        write_audit_table(&mut out, &events)
+    };
+    // A closed pipe (`postd audit | head`) is the reader's choice, not a failure.
+    match written {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(format!("cannot write the audit log: {err}"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Ids shown per event in the table; `--json` has them all.
+const TABLE_IDS: usize = 8;
+
+fn write_audit_table(out: &mut impl Write, events: &[AuditEvent]) -> std::io::Result<()> {
+    if events.is_empty() {
+        return writeln!(out, "the audit log is empty");
+    }
+    writeln!(
+        out,
+        "{:>6}  {:<24}  {:<8}  {:<27}  {:>6}  TARGETS / DETAIL",
+        "ID", "AT", "ACTOR", "ACTION", "COUNT"
+    )?;
+    for event in events {
+        let actor = event
+            .actor_id
+            .map_or_else(|| "-".to_string(), |id| id.to_string());
+        let mut ids: Vec<String> = event
+            .target_ids
+            .iter()
+            .take(TABLE_IDS)
+            .map(i64::to_string)
+            .collect();
+        if event.target_ids.len() > TABLE_IDS {
+            ids.push(format!("… {} more", event.target_ids.len() - TABLE_IDS));
+        }
+        writeln!(
+            out,
+            "{:>6}  {:<24}  {:<8}  {:<27}  {:>6}  [{}] {}",
+            event.id,
+            event.at,
+            actor,
+            event.action.as_str(),
+            event.count,
+            ids.join(", "),
+            event.detail
+        )?;
     }
     Ok(())
 }

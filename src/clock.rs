@@ -62,22 +62,7 @@ impl Timestamp {
     /// Milliseconds since 1970-01-01T00:00:00.000Z; `None` for a text of the right shape
     /// that names no instant (month 13) or one before 1970.
     pub fn unix_millis(&self) -> Option<u64> {
-        let number = |at: std::ops::Range<usize>| self.0.get(at)?.parse::<u16>().ok();
-        let month = time::Month::try_from(u8::try_from(number(5..7)?).ok()?).ok()?;
-        let date = time::Date::from_calendar_date(
-            i32::from(number(0..4)?),
-            month,
-            u8::try_from(number(8..10)?).ok()?,
-        )
-        .ok()?;
-        let time = time::Time::from_hms_milli(
-            u8::try_from(number(11..13)?).ok()?,
-            u8::try_from(number(14..16)?).ok()?,
-            u8::try_from(number(17..19)?).ok()?,
-            number(20..23)?,
-        )
-        .ok()?;
-        let nanos = date.with_time(time).assume_utc().unix_timestamp_nanos();
+        let nanos = self.to_datetime()?.unix_timestamp_nanos();
         u64::try_from(nanos / 1_000_000).ok()
     }
 
@@ -88,6 +73,41 @@ impl Timestamp {
         let at =
             OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(OffsetDateTime::UNIX_EPOCH);
         Timestamp::at(at)
+    }
+
+    /// The moment `later` after this one; the last representable millisecond of year 9999
+    /// when that is further away.
+    pub fn plus(&self, later: std::time::Duration) -> Timestamp {
+        let last = || Timestamp::from_unix_millis(LAST_MILLIS);
+        let Some(at) = self.to_datetime() else {
+            return last();
+        };
+        Duration::try_from(later)
+            .ok()
+            .and_then(|later| at.checked_add(later))
+            .filter(|then| then.year() <= 9999)
+            .map_or_else(last, Timestamp::at)
+    }
+
+    /// The stored form back as a date-time; `None` for a text of the right shape that
+    /// names no instant (month 13).
+    fn to_datetime(&self) -> Option<OffsetDateTime> {
+        let field = |range: std::ops::Range<usize>| self.0.get(range)?.parse::<u16>().ok();
+        let month = time::Month::try_from(u8::try_from(field(5..7)?).ok()?).ok()?;
+        let date = time::Date::from_calendar_date(
+            i32::from(field(0..4)?),
+            month,
+            u8::try_from(field(8..10)?).ok()?,
+        )
+        .ok()?;
+        let clock = time::Time::from_hms_milli(
+            u8::try_from(field(11..13)?).ok()?,
+            u8::try_from(field(14..16)?).ok()?,
+            u8::try_from(field(17..19)?).ok()?,
+            field(20..23)?,
+        )
+        .ok()?;
+        Some(time::PrimitiveDateTime::new(date, clock).assume_utc())
     }
 }
 
@@ -206,6 +226,22 @@ mod tests {
                 .unwrap()
                 .unix_millis(),
             None
+        );
+    }
+
+    #[test]
+    fn adding_a_duration() {
+        let at = Timestamp::parse("2026-02-27T23:59:59.999Z").unwrap();
+        let day = std::time::Duration::from_secs(86_400);
+        assert_eq!(at.plus(day).as_str(), "2026-02-28T23:59:59.999Z");
+        assert_eq!(at.plus(day * 2).as_str(), "2026-03-01T23:59:59.999Z");
+        assert_eq!(
+            at.plus(std::time::Duration::from_millis(1)).as_str(),
+            "2026-02-28T00:00:00.000Z"
+        );
+        assert_eq!(
+            at.plus(day * 36_500 * 100).as_str(),
+            "9999-12-31T23:59:59.999Z"
         );
     }
 

@@ -30,12 +30,14 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Serve the HTTP API (the default command)
-    Serve(ServeConfig),
+    Serve(Box<ServeConfig>),
     /// Create users, change their role, delete them
     #[command(subcommand)]
     User(UserCommand),
     /// Permanently delete posts soft-deleted more than DURATION ago, with their comments
     Purge(PurgeArgs),
+    /// Print the audit log (deletes, restores, purges, role changes), newest first
+    Audit(AuditArgs),
     /// Write a consistent copy of the live database (safe while the server runs)
     Backup(BackupArgs),
     /// Integrity, foreign-key and full-text index checks; exit 1 on problems
@@ -89,6 +91,19 @@ pub struct PurgeArgs {
     /// only count what would be purged
     #[arg(long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub db: DbArg,
+}
+
+#[derive(Args, Debug)]
+pub struct AuditArgs {
+    /// how many events to print, newest first
+    #[arg(long, default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub limit: u32,
+    /// one JSON event per line (as GET /admin/audit shows them) instead of a table
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub db: DbArg,
 }
@@ -189,6 +204,11 @@ pub struct ServeConfig {
     #[arg(long = "shutdown-grace", env = "POSTD_SHUTDOWN_GRACE", default_value = "30",
           value_parser = seconds, value_name = "SECS")]
     pub shutdown_grace: Duration,
+
+    /// permanently delete posts soft-deleted longer ago than this (e.g. 30d), checking at
+    /// least once a minute; off when not given
+    #[arg(long, env = "POSTD_TRASH_RETENTION", value_name = "DURATION")]
+    pub trash_retention: Option<Age>,
 
     /// checkpoint the WAL at N pages; 0 leaves checkpoints to Litestream
     #[arg(
@@ -376,6 +396,8 @@ mod tests {
             ("serve --help", "--max-connections"),
             ("user add --help", "POSTD_PASSWORD"),
             ("purge -h", "--older-than"),
+            ("audit --help", "--json"),
+            ("serve --help", "POSTD_TRASH_RETENTION"),
             ("backup --help", "symbolic link"),
             ("check --help", "--db"),
         ] {
@@ -400,6 +422,9 @@ mod tests {
             "--trusted-proxies 10.0.0.0/33",
             "--cors-origins https://a.example/path",
             "--cors-origins *,https://a.example",
+            "--trash-retention 30",
+            "--trash-retention 36501d",
+            "audit --limit 0",
         ] {
             let err = run(bad).unwrap_err().0;
             assert!(!err.contains('\n') && !err.is_empty(), "{bad}: {err}");

@@ -12,5 +12,6 @@ pub mod config;
 pub mod logging;
 pub mod model;
 pub mod net;
+pub mod retention;
 pub mod store;
 pub mod version;

@@ -322,12 +322,12 @@ pub fn delete(call: &Call<'_>) -> Result<Response, ApiError> {
 }
 
 pub fn restore(call: &Call<'_>) -> Result<Response, ApiError> {
-    admin(call)?;
+    let actor = admin(call)?;
     let body = read_json_body(call.request, call.app.max_body)?;
     let parsed: RestoreBody = serde_json::from_slice(&body).map_err(json_error)?;
     check_count(call.app, parsed.post_ids.len(), "post_ids")?;
     let ids = ids_from(&parsed.post_ids)?;
-    let restored = call.app.store.restore_posts(&ids)?;
+    let restored = call.app.store.restore_posts(&actor, &ids)?;
     call.app
         .metrics
         .count_bulk_items(BulkOp::Restore, restored.len());

@@ -214,6 +214,17 @@ impl Fields {
         }
     }
 
+    /// A boolean field that may be absent; `None` when absent or (reported) not a boolean.
+    pub fn optional_bool(&mut self, name: &'static str) -> Option<bool> {
+        match self.take(name)? {
+            Value::Bool(value) => Some(value),
+            _ => {
+                self.error(name, "must be true or false");
+                None
+            }
+        }
+    }
+
     /// A required positive id field.
     pub fn take_id(&mut self, name: &'static str) -> Result<i64, &'static str> {
         match self.take(name) {

@@ -11,7 +11,7 @@
 //! allocation: every (route, method, status) series has its counter from the start.
 
 use super::problem::ApiError;
-use super::routes::{Route, ROUTES};
+use super::routes::{route_at, Route, PAGES, ROUTES};
 use super::{App, Call};
 use crate::config::ServeConfig;
 use crate::store::Store;
@@ -27,16 +27,16 @@ use std::time::{Duration, Instant};
 
 /// The `route` label of requests for `/metrics` on the main port (token accepted).
 const METRICS_ROUTE: Route = Route {
-    index: ROUTES.len(),
+    index: ROUTES.len() + PAGES.len(),
     template: "/metrics",
     methods: &["GET"],
 };
 /// The `route` label index of requests that match no route.
-const UNMATCHED: usize = ROUTES.len() + 1;
-const ROUTE_LABELS: usize = ROUTES.len() + 2;
+const UNMATCHED: usize = METRICS_ROUTE.index + 1;
+const ROUTE_LABELS: usize = METRICS_ROUTE.index + 2;
 
 fn route_label(index: usize) -> &'static str {
-    match ROUTES.get(index) {
+    match route_at(index) {
         Some((template, _)) => template,
         None if index == METRICS_ROUTE.index => METRICS_ROUTE.template,
         None => "unmatched",

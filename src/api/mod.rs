@@ -1,10 +1,12 @@
 //! The HTTP edge: routing, authentication, input limits and problem+json. Handlers are
 //! thin: parse and check input, call the store, shape the answer.
 
+mod admin;
 mod auth;
 mod bulk;
 mod comments;
 mod conditional;
+mod console;
 mod cors;
 pub mod input;
 mod metrics;
@@ -19,6 +21,7 @@ mod throttle;
 pub use server::serve;
 
 use crate::auth::TokenKeys;
+use crate::clock::Age;
 use crate::config::ServeConfig;
 use crate::net::{self, AllowedOrigins, Cidr};
 use crate::store::Store;
@@ -35,11 +38,14 @@ use std::time::Instant;
 
 /// What every handler may use. Built once at start and shared by all worker threads.
 pub struct App {
-    pub store: Store,
+    /// Shared with the retention sweep (crate::retention).
+    pub store: Arc<Store>,
     pub keys: TokenKeys,
     pub signup_open: bool,
     pub max_body: usize,
     pub max_bulk: usize,
+    /// How long soft-deleted posts are kept (`--trash-retention`), for their `expires_at`.
+    pub trash_retention: Option<Age>,
     trusted_proxies: Vec<Cidr>,
     /// Origins whose browser scripts may read the answers (`--cors-origins`).
     cors: Option<AllowedOrigins>,
@@ -58,11 +64,12 @@ impl App {
         let waits = metrics.clone();
         store.observe_writer_waits(move |waited| waits.observe_writer_wait(waited));
         App {
-            store,
+            store: Arc::new(store),
             keys,
             signup_open: config.signup_open(),
             max_body: config.max_body,
             max_bulk: config.max_bulk,
+            trash_retention: config.trash_retention.clone(),
             trusted_proxies: config.trusted_proxies.clone(),
             cors: config.cors_origins.clone(),
             metrics,
@@ -237,6 +244,10 @@ fn dispatch(call: &Call<'_>) -> Result<Response, ApiError> {
         (Target::Trash, _) => posts::trash(call),
         (Target::Healthz, _) => ops::healthz(call),
         (Target::OpenApi, _) => Ok(ops::openapi()),
+        (Target::AdminAudit, _) => admin::audit(call),
+        (Target::AdminPurge, _) => admin::purge(call),
+        (Target::Console, _) => Ok(console::page()),
+        (Target::ConsoleAsset(name), _) => console::asset(&name),
     }
 }
 

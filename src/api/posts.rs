@@ -6,8 +6,11 @@ use super::input::{parse_object, query_error, read_json_body, Fields, JsonObject
 use super::paging::{self, NextPage};
 use super::problem::ApiError;
 use super::{json_bytes, no_content, Call, Page};
+use crate::clock::Timestamp;
 use crate::model::{ItemError, NewPost, Post, PostBody, PostPatch, Slug, Title};
-use crate::store::{IdempotencyKey, ListQuery, OnceKey, Recorded, StoreResult, Written};
+use crate::store::{
+    IdempotencyKey, ListQuery, OnceKey, Recorded, StoreResult, TrashQuery, Written,
+};
 use rouille::Response;
 
 /// Takes `title`, `body` and `slug` out of `fields` and checks them against the field
@@ -201,9 +204,18 @@ pub fn delete(call: &Call<'_>, id: i64) -> Result<Response, ApiError> {
 }
 
 pub fn restore(call: &Call<'_>, id: i64) -> Result<Response, ApiError> {
-    admin(call)?;
+    let actor = admin(call)?;
     let if_match = conditional::if_match(call);
-    conditional::with_etag(&call.app.store.restore_post(id, &if_match)?)
+    conditional::with_etag(&call.app.store.restore_post(&actor, id, &if_match)?)
+}
+
+/// A trash item: the post with its deletion record, and when the retention sweep will
+/// remove it (`null` when retention is off).
+#[derive(serde::Serialize)]
+struct TrashItem {
+    #[serde(flatten)]
+    post: Post,
+    expires_at: Option<Timestamp>,
 }
 
 pub fn trash(call: &Call<'_>) -> Result<Response, ApiError> {
@@ -211,9 +223,36 @@ pub fn trash(call: &Call<'_>) -> Result<Response, ApiError> {
     let query = Query::parse(call.request)?;
     let limit = query.limit()?;
     let after = paging::trash_cursor(&query)?;
-    let rows = call.app.store.trash(&actor, limit, after.as_ref())?;
-    let page = Page::from_rows(rows, limit, |post: &Post| {
-        paging::after_deleted(post.deletion.as_ref().map(|d| &d.deleted_at), post.id)
+    let author_id = query.positive_id("author_id")?;
+    let q = query.get("q")?;
+    let words = search_words(q)?;
+    let rows = call.app.store.trash(
+        &actor,
+        &TrashQuery {
+            limit,
+            after,
+            author_id,
+            words: &words,
+        },
+    )?;
+    let retention = call.app.trash_retention.as_ref().map(|age| age.duration());
+    let items: Vec<TrashItem> = rows
+        .into_iter()
+        .map(|post| {
+            let expires_at = post
+                .deletion
+                .as_ref()
+                .zip(retention)
+                .map(|(deletion, retention)| deletion.deleted_at.plus(retention));
+            TrashItem { post, expires_at }
+        })
+        .collect();
+    let page = Page::from_rows(items, limit, |item: &TrashItem| {
+        let deleted_at = item.post.deletion.as_ref().map(|d| &d.deleted_at);
+        paging::after_deleted(deleted_at, item.post.id)
     });
-    paging::page_response(&page, limit, NextPage::at("/trash"))
+    let next = NextPage::at("/trash")
+        .filter("q", q)
+        .filter("author_id", author_id.map(|id| id.to_string()).as_deref());
+    paging::page_response(&page, limit, next)
 }

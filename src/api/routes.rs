@@ -2,7 +2,13 @@
 //! `Allow` header, CORS preflights, the metrics' `route` label and the openapi.json
 //! consistency test all read this one table. `OPTIONS` is answered on every route
 //! (dispatch), so it is not listed per route.
+//!
+//! Two lists: `ROUTES`, the JSON API, which openapi.json documents exactly; and `PAGES`,
+//! the operator's console (an HTML page and its files), which it does not: the document
+//! is the contract for API clients and for schemathesis, and the console is one such
+//! client, whose file names are its own business and may change with any release.
 
+use super::console;
 use super::input::path_id;
 
 /// A matched path, with its parameters parsed.
@@ -23,6 +29,10 @@ pub enum Target {
     Trash,
     Healthz,
     OpenApi,
+    AdminAudit,
+    AdminPurge,
+    Console,
+    ConsoleAsset(String),
 }
 
 /// Every route as `(OpenAPI path template, methods)`.
@@ -42,16 +52,26 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/trash", &["GET"]),
     ("/healthz", &["GET"]),
     ("/openapi.json", &["GET"]),
+    ("/admin/audit", &["GET"]),
+    ("/admin/purge", &["POST"]),
 ];
 
-/// A route of the table, as a request matched it.
+/// The console's page and files, as `(path template, methods)`; not in openapi.json.
+pub const PAGES: &[(&str, &[&str])] = &[("/admin", &["GET"]), ("/admin/{asset}", &["GET"])];
+
+/// A route of the tables, as a request matched it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Route {
-    /// Its position in `ROUTES`.
+    /// Its position in `ROUTES`, then `PAGES` (`ROUTES.len()` is the first page).
     pub index: usize,
-    /// The OpenAPI path template, e.g. `/posts/{id}`.
+    /// The path template, e.g. `/posts/{id}`.
     pub template: &'static str,
     pub methods: &'static [&'static str],
+}
+
+/// The route at `index` of `ROUTES` then `PAGES`.
+pub fn route_at(index: usize) -> Option<(&'static str, &'static [&'static str])> {
+    ROUTES.iter().chain(PAGES).nth(index).copied()
 }
 
 /// Resolves a path (no query string) to its target and route. `None` is 404: unknown
@@ -77,10 +97,19 @@ pub fn resolve(path: &str) -> Option<(Target, Route)> {
         ["trash"] => (Target::Trash, "/trash"),
         ["healthz"] => (Target::Healthz, "/healthz"),
         ["openapi.json"] => (Target::OpenApi, "/openapi.json"),
+        ["admin", "audit"] => (Target::AdminAudit, "/admin/audit"),
+        ["admin", "purge"] => (Target::AdminPurge, "/admin/purge"),
+        ["admin"] => (Target::Console, "/admin"),
+        ["admin", name] if console::is_asset(name) => {
+            (Target::ConsoleAsset((*name).to_string()), "/admin/{asset}")
+        }
         _ => return None,
     };
-    let index = ROUTES.iter().position(|(t, _)| *t == template)?;
-    let (template, methods) = ROUTES[index];
+    let index = ROUTES
+        .iter()
+        .chain(PAGES)
+        .position(|(t, _)| *t == template)?;
+    let (template, methods) = route_at(index)?;
     Some((
         target,
         Route {
@@ -110,16 +139,17 @@ mod tests {
         template
             .replace("{id}", "7")
             .replace("{slug}", "hello-world")
+            .replace("{asset}", "admin.js")
     }
 
     #[test]
     fn every_table_route_resolves_and_only_to_itself() {
-        for (template, methods) in ROUTES {
+        for (template, methods) in ROUTES.iter().chain(PAGES) {
             let (_, resolved) =
                 resolve(&example_path(template)).unwrap_or_else(|| panic!("{template}"));
             assert_eq!(resolved.methods, *methods, "{template}");
             assert_eq!(resolved.template, *template);
-            assert_eq!(ROUTES[resolved.index].0, *template);
+            assert_eq!(route_at(resolved.index).map(|r| r.0), Some(*template));
         }
     }
 
@@ -134,6 +164,9 @@ mod tests {
             "/",
             "/posts/",
             "posts",
+            "/admin/",
+            "/admin/nope.js",
+            "/admin/audit/1",
         ] {
             assert!(resolve(path).is_none(), "{path}");
         }
@@ -174,5 +207,11 @@ mod tests {
         documented.sort();
         routed.sort();
         assert_eq!(documented, routed, "openapi.json and the router disagree");
+        for (page, _) in PAGES {
+            assert!(
+                !paths.contains_key(*page),
+                "{page} is a console page, not an API route"
+            );
+        }
     }
 }

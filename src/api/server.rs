@@ -11,6 +11,7 @@
 
 use super::{handle, App};
 use crate::config::ServeConfig;
+use crate::retention::Sweeper;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -75,6 +76,10 @@ pub fn serve(config: &ServeConfig, app: App) -> Result<(), String> {
         super::metrics::Listener::banner(metrics_listener.as_ref()),
     );
     app.store.warn_if_readable_by_others();
+    let sweeper = match app.trash_retention.clone() {
+        Some(retention) => Some(Sweeper::start(app.store.clone(), retention)?),
+        None => None,
+    };
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -92,6 +97,8 @@ pub fn serve(config: &ServeConfig, app: App) -> Result<(), String> {
     let unfinished = app.in_flight.load(Ordering::SeqCst);
     drop(server);
     drop(metrics_listener);
+    // The sweep finishes its batch in flight before the final checkpoint.
+    drop(sweeper);
     match app.store.checkpoint() {
         Ok(()) => log::info!("stopped cleanly"),
         Err(err) => log::error!("stopped; WAL checkpoint failed: {err}"),

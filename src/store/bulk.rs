@@ -5,6 +5,7 @@
 //! Checks over N items are set-based: the ids or slugs go in as one JSON array bound to
 //! `json_each(?1)`, so a check is one statement, not N round trips.
 
+use super::audit::{self, AuditAction};
 use super::idempotency::{Commit, OnceKey, Recorded, Written};
 use super::posts::{apply_patch, check_if_match, insert_all, slug_taken_message, SlugAllocator};
 use super::writer::Tx;
@@ -465,39 +466,71 @@ pub struct DeleteOutcome {
     pub skipped: Vec<i64>,
 }
 
-/// Deletes the listed posts (ids given once each). Soft: active posts get `deleted_at`;
-/// already-deleted ones keep their first and are skipped. Hard: active and soft-deleted
-/// rows go, comments by cascade. Unknown ids are skipped. The caller checked the role.
-fn delete_all(tx: &Tx, actor: &Actor, ids: &[i64], hard: bool) -> StoreResult<DeleteOutcome> {
-    let mut stmt = if hard {
-        tx.prepare_cached(
-            "DELETE FROM posts WHERE id IN (SELECT value FROM json_each(?1)) RETURNING id",
-        )?
-    } else {
-        tx.prepare_cached(
-            "UPDATE posts SET deleted_at = ?2, deleted_by_id = ?3
-             WHERE deleted_at IS NULL AND id IN (SELECT value FROM json_each(?1)) RETURNING id",
-        )?
-    };
-    let ids_json = json_array(ids)?;
-    let done: HashSet<i64> = if hard {
-        stmt.query_map([ids_json], |row| row.get(0))?
-            .collect::<Result<_, _>>()?
-    } else {
-        stmt.query_map(
-            rusqlite::params![ids_json, Timestamp::now(), actor.user_id],
+impl DeleteOutcome {
+    /// Splits the requested ids by whether the statement changed them.
+    fn of(ids: &[i64], done: &HashSet<i64>) -> DeleteOutcome {
+        let (deleted, skipped) = ids.iter().partition(|id| done.contains(id));
+        DeleteOutcome { deleted, skipped }
+    }
+
+    /// The audit detail: how many were asked for and how many skipped.
+    fn detail(&self) -> String {
+        let requested = self.deleted.len() + self.skipped.len();
+        match self.skipped.len() {
+            0 => format!("requested {requested}"),
+            skipped => format!("requested {requested}, skipped {skipped}"),
+        }
+    }
+}
+
+/// Soft-deletes the listed active posts (ids given once each); already-deleted ones keep
+/// their first `deleted_at` and are skipped, like unknown ids. The caller checked the role.
+fn soft_delete_all(tx: &Tx, actor: &Actor, ids: &[i64]) -> StoreResult<DeleteOutcome> {
+    let mut stmt = tx.prepare_cached(
+        "UPDATE posts SET deleted_at = ?2, deleted_by_id = ?3
+         WHERE deleted_at IS NULL AND id IN (SELECT value FROM json_each(?1)) RETURNING id",
+    )?;
+    let done: HashSet<i64> = stmt
+        .query_map(
+            rusqlite::params![json_array(ids)?, Timestamp::now(), actor.user_id],
             |row| row.get(0),
         )?
-        .collect::<Result<_, _>>()?
-    };
-    let (deleted, skipped) = ids.iter().partition(|id| done.contains(id));
-    Ok(DeleteOutcome { deleted, skipped })
+        .collect::<Result<_, _>>()?;
+    let outcome = DeleteOutcome::of(ids, &done);
+    audit::append(
+        tx,
+        Some(actor.user_id),
+        AuditAction::PostsBulkDelete,
+        &outcome.deleted,
+        &outcome.detail(),
+    )?;
+    Ok(outcome)
+}
+
+/// Permanently deletes the listed posts, active or soft-deleted, comments by cascade;
+/// unknown ids are skipped. The caller checked the role.
+fn hard_delete_all(tx: &Tx, actor: &Actor, ids: &[i64]) -> StoreResult<DeleteOutcome> {
+    let mut stmt = tx.prepare_cached(
+        "DELETE FROM posts WHERE id IN (SELECT value FROM json_each(?1)) RETURNING id",
+    )?;
+    let done: HashSet<i64> = stmt
+        .query_map([json_array(ids)?], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    let outcome = DeleteOutcome::of(ids, &done);
+    audit::append(
+        tx,
+        Some(actor.user_id),
+        AuditAction::PostsBulkDeletePermanent,
+        &outcome.deleted,
+        &outcome.detail(),
+    )?;
+    Ok(outcome)
 }
 
 /// Restores every listed post or none: 404 for ids that exist nowhere, 400 for posts that
 /// are not deleted, 409 for slugs an active post now holds or two restored posts share.
 /// `requested` pairs each id with its position in the request, for the error entries.
-fn restore_all(tx: &Tx, requested: &[(usize, i64)]) -> StoreResult<Vec<Post>> {
+fn restore_all(tx: &Tx, actor: &Actor, requested: &[(usize, i64)]) -> StoreResult<Vec<Post>> {
     let ids: Vec<i64> = requested.iter().map(|(_, id)| *id).collect();
     let ids = ids.as_slice();
     let mut find = tx.prepare_cached(
@@ -557,6 +590,13 @@ fn restore_all(tx: &Tx, requested: &[(usize, i64)]) -> StoreResult<Vec<Post>> {
          WHERE deleted_at IS NOT NULL AND id IN (SELECT value FROM json_each(?1))",
     )?;
     restore.execute([json_array(ids)?])?;
+    audit::append(
+        tx,
+        Some(actor.user_id),
+        AuditAction::PostsBulkRestore,
+        ids,
+        &format!("requested {}", ids.len()),
+    )?;
     Ok(posts)
 }
 
@@ -611,13 +651,21 @@ impl Store {
         ids: &[i64],
         hard: bool,
     ) -> StoreResult<DeleteOutcome> {
-        self.write_alone(|tx| delete_all(tx, actor, ids, hard))
+        if hard {
+            self.write_alone(|tx| hard_delete_all(tx, actor, ids))
+        } else {
+            self.write_alone(|tx| soft_delete_all(tx, actor, ids))
+        }
     }
 
     /// Restores every listed post or none; `requested` pairs each id with its position in
     /// the request, for the error entries.
-    pub fn restore_posts(&self, requested: &[(usize, i64)]) -> StoreResult<Vec<Post>> {
-        self.write_alone(|tx| restore_all(tx, requested))
+    pub fn restore_posts(
+        &self,
+        actor: &Actor,
+        requested: &[(usize, i64)],
+    ) -> StoreResult<Vec<Post>> {
+        self.write_alone(|tx| restore_all(tx, actor, requested))
     }
 }
 

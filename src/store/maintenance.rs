@@ -1,8 +1,10 @@
 //! Whole-database operations for the command line: purge, backup, check. Each reports
 //! progress through a callback `(done, total)`; the CLI decides whether to show it.
 
+use super::audit::{self, AuditAction};
+use super::writer::Tx;
 use super::{Store, StoreError, StoreResult};
-use crate::clock::Timestamp;
+use crate::clock::{Age, Timestamp};
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 use std::os::unix::fs::DirBuilderExt;
@@ -15,6 +17,48 @@ const PURGE_CHUNK: i64 = 1000;
 const BACKUP_PAGES_PER_STEP: i32 = 1024;
 
 pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
+
+/// Who asked for a purge, for its audit event.
+#[derive(Clone, Copy, Debug)]
+pub enum Purger {
+    /// `POST /admin/purge`, by this user.
+    Admin(i64),
+    /// `postd purge`.
+    CommandLine,
+}
+
+impl Purger {
+    fn actor_id(self) -> Option<i64> {
+        match self {
+            Purger::Admin(user_id) => Some(user_id),
+            Purger::CommandLine => None,
+        }
+    }
+
+    fn detail(self, older_than: &Age) -> String {
+        match self {
+            Purger::Admin(_) => format!("older than {older_than}"),
+            Purger::CommandLine => format!("older than {older_than}, command line"),
+        }
+    }
+}
+
+/// Deletes up to `limit` posts soft-deleted before `cutoff`, oldest first, comments by
+/// cascade; returns their ids. The subquery names the trash view, so what is purged is
+/// exactly what the trash shows as older than the cutoff.
+fn purge_some(tx: &Tx, cutoff: &Timestamp, limit: i64) -> StoreResult<Vec<i64>> {
+    let mut purge = tx.prepare_cached(
+        "DELETE FROM posts WHERE id IN
+             (SELECT id FROM deleted_posts WHERE deleted_at < ?1
+              ORDER BY deleted_at, id LIMIT ?2)
+         RETURNING id",
+    )?;
+    let mut ids = purge
+        .query_map(rusqlite::params![cutoff, limit], |row| row.get(0))?
+        .collect::<Result<Vec<i64>, _>>()?;
+    ids.sort_unstable();
+    Ok(ids)
+}
 
 /// A directory only we can enter, beside `dest`, for a copy in progress: nobody else can
 /// plant a symbolic link where the copy is written. Removed on drop.
@@ -65,12 +109,23 @@ fn unpredictable(salt: u64) -> u64 {
 }
 
 impl Store {
-    /// Permanently deletes posts soft-deleted before `cutoff`, in one transaction;
-    /// comments go by cascade. With `dry_run`, only counts.
+    /// How many posts were soft-deleted before `cutoff` (what a purge would remove now).
+    pub fn count_deleted_before(&self, cutoff: &Timestamp) -> StoreResult<u64> {
+        self.read(|conn| {
+            let mut count =
+                conn.prepare_cached("SELECT count(*) FROM deleted_posts WHERE deleted_at < ?1")?;
+            let total: i64 = count.query_row([cutoff], |row| row.get(0))?;
+            Ok(total as u64)
+        })
+    }
+
+    /// Permanently deletes posts soft-deleted before `cutoff` (`older_than` ago), in one
+    /// transaction with its one audit event; comments go by cascade.
     pub fn purge_deleted_before(
         &self,
         cutoff: &Timestamp,
-        dry_run: bool,
+        older_than: &Age,
+        by: Purger,
         progress: Progress<'_>,
     ) -> StoreResult<u64> {
         self.write_alone(|tx| {
@@ -78,24 +133,40 @@ impl Store {
                 tx.prepare_cached("SELECT count(*) FROM deleted_posts WHERE deleted_at < ?1")?;
             let total: i64 = count.query_row([cutoff], |row| row.get(0))?;
             let total = total as u64;
-            if dry_run {
-                return Ok(total);
-            }
-            // The subquery names the trash view, so what is purged is exactly what the trash
-            // shows as older than the cutoff.
-            let mut purge = tx.prepare_cached(
-                "DELETE FROM posts WHERE id IN
-                     (SELECT id FROM deleted_posts WHERE deleted_at < ?1 LIMIT ?2)",
-            )?;
-            let mut done = 0u64;
+            let mut purged = Vec::new();
             loop {
-                let removed = purge.execute(rusqlite::params![cutoff, PURGE_CHUNK])? as u64;
-                if removed == 0 {
-                    return Ok(done);
+                let ids = purge_some(tx, cutoff, PURGE_CHUNK)?;
+                if ids.is_empty() {
+                    break;
                 }
-                done += removed;
-                progress(done, total);
+                purged.extend(ids);
+                progress(purged.len() as u64, total);
             }
+            audit::append(
+                tx,
+                by.actor_id(),
+                AuditAction::TrashPurge,
+                &purged,
+                &by.detail(older_than),
+            )?;
+            Ok(purged.len() as u64)
+        })
+    }
+
+    /// One batch of the retention sweep: permanently deletes up to `limit` posts
+    /// soft-deleted before `cutoff`, oldest first, and records them, in one transaction of
+    /// its own. Returns how many went (0: the sweep is done).
+    pub fn purge_expired_batch(
+        &self,
+        cutoff: &Timestamp,
+        retention: &Age,
+        limit: usize,
+    ) -> StoreResult<usize> {
+        self.write_alone(|tx| {
+            let ids = purge_some(tx, cutoff, i64::try_from(limit).unwrap_or(i64::MAX))?;
+            let detail = format!("older than {retention}, retention sweep");
+            audit::append(tx, None, AuditAction::TrashPurge, &ids, &detail)?;
+            Ok(ids.len())
         })
     }
 
@@ -191,8 +262,10 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use crate::clock::Timestamp;
+    use super::Purger;
+    use crate::clock::{Age, Timestamp};
     use crate::store::testing::TempStore;
+    use crate::store::AuditQuery;
 
     #[test]
     fn check_finds_a_full_text_index_out_of_step() {
@@ -218,7 +291,7 @@ mod tests {
     }
 
     #[test]
-    fn purge_reports_progress_and_counts() {
+    fn purge_reports_progress_and_counts_and_records_one_event() {
         let t = TempStore::new("purge");
         t.store
             .write(|tx| {
@@ -234,19 +307,45 @@ mod tests {
             })
             .unwrap();
         let cutoff = Timestamp::now();
-        assert_eq!(
-            t.store
-                .purge_deleted_before(&cutoff, true, &mut |_, _| {})
-                .unwrap(),
-            2500
-        );
+        let age: Age = "0s".parse().unwrap();
+        assert_eq!(t.store.count_deleted_before(&cutoff).unwrap(), 2500);
         let mut seen = Vec::new();
         assert_eq!(
             t.store
-                .purge_deleted_before(&cutoff, false, &mut |d, n| seen.push((d, n)))
+                .purge_deleted_before(&cutoff, &age, Purger::CommandLine, &mut |d, n| seen
+                    .push((d, n)))
                 .unwrap(),
             2500
         );
         assert_eq!(seen, [(1000, 2500), (2000, 2500), (2500, 2500)]);
+        let events = t
+            .store
+            .audit_events(&AuditQuery {
+                limit: 10,
+                before_id: None,
+                action: None,
+                actor_id: None,
+            })
+            .unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].count, 2500);
+        assert_eq!(events[0].detail, "older than 0s, command line");
+        // Nothing left to purge: nothing recorded.
+        t.store
+            .purge_deleted_before(&cutoff, &age, Purger::Admin(1), &mut |_, _| {})
+            .unwrap();
+        t.store.purge_expired_batch(&cutoff, &age, 1000).unwrap();
+        assert_eq!(
+            t.store
+                .audit_events(&AuditQuery {
+                    limit: 10,
+                    before_id: None,
+                    action: None,
+                    actor_id: None,
+                })
+                .unwrap()
+                .len(),
+            1
+        );
     }
 }

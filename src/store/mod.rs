@@ -2,6 +2,7 @@
 //! domain rules that need the database (existence → ownership → conflicts), and answers
 //! with domain types or a [`StoreError`].
 
+mod audit;
 mod bulk;
 mod comments;
 mod idempotency;
@@ -18,11 +19,13 @@ use rusqlite::{Connection, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use audit::{AuditAction, AuditEvent, AuditQuery};
 pub use bulk::{DeleteOutcome, PartialOutcome, PatchItem};
 pub use idempotency::{IdempotencyKey, OnceKey, Recorded, Written};
-pub use maintenance::Progress;
-pub use posts::{ListQuery, PostCounts, TrashCursor};
+pub use maintenance::{Progress, Purger};
+pub use posts::{ListQuery, PostCounts, TrashCursor, TrashQuery};
 pub use schema::schema_version;
+pub use users::RoleChange;
 use writer::Tx;
 
 /// How long a connection waits for another *process* (the CLI, a backup, Litestream)

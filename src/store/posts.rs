@@ -1,6 +1,7 @@
 //! Posts: reads through `active_posts` (ordinary) and `deleted_posts` (trash, restore);
 //! writes to the `posts` table.
 
+use super::audit::{self, AuditAction};
 use super::idempotency::{Commit, OnceKey, Recorded, Written};
 use super::writer::Tx;
 use super::{is_unique_violation, Refusal, Store, StoreError, StoreResult};
@@ -367,44 +368,59 @@ pub struct TrashCursor {
     pub id: i64,
 }
 
-/// Up to `limit + 1` soft-deleted posts, most recently deleted first; only `author_id`'s
-/// when given.
+/// A page of the trash: most recently deleted first, after `after` when given, only one
+/// author's posts and only posts matching every search word when asked.
+pub struct TrashQuery<'a> {
+    pub limit: u32,
+    pub after: Option<TrashCursor>,
+    pub author_id: Option<i64>,
+    pub words: &'a [String],
+}
+
+/// Up to `limit + 1` soft-deleted posts, most recently deleted first, for `query` with
+/// its author filter replaced by `author_id`.
 fn list_trash(
     conn: &Connection,
     author_id: Option<i64>,
-    limit: u32,
-    after: Option<&TrashCursor>,
+    query: &TrashQuery<'_>,
 ) -> StoreResult<Vec<Post>> {
-    let fetch = i64::from(limit) + 1;
+    // Fixed statements per filter, as for the public list, so each can use its index.
+    const BASE: &str = "SELECT id, author_id, title, slug, body, created_at, updated_at,
+                               deleted_at, deleted_by_id
+                        FROM deleted_posts WHERE (deleted_at, id) < (?1, ?2)";
+    const BY_AUTHOR: &str = " AND author_id = ?4";
+    const MATCHING: &str = " AND id IN (SELECT rowid FROM posts_fts WHERE posts_fts MATCH ?5)";
+    const ORDER: &str = " ORDER BY deleted_at DESC, id DESC LIMIT ?3";
+    let fetch = i64::from(query.limit) + 1;
     // "~" sorts after every timestamp, so the first page starts above all of them.
-    let (after_at, after_id) = match after {
+    let (after_at, after_id) = match &query.after {
         Some(c) => (c.deleted_at.as_str(), c.id),
         None => ("~", i64::MAX),
     };
-    let cols =
-        "id, author_id, title, slug, body, created_at, updated_at, deleted_at, deleted_by_id";
-    let rows = match author_id {
-        Some(author) => {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {cols} FROM deleted_posts WHERE author_id = ?1 AND (deleted_at, id) < (?2, ?3)
-                 ORDER BY deleted_at DESC, id DESC LIMIT ?4"
-            ))?;
-            let rows = stmt.query_map(
-                params![author, after_at, after_id, fetch],
-                trashed_post_from_row,
-            )?;
-            rows.collect::<Result<Vec<_>, _>>()?
-        }
-        None => {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {cols} FROM deleted_posts WHERE (deleted_at, id) < (?1, ?2)
-                 ORDER BY deleted_at DESC, id DESC LIMIT ?3"
-            ))?;
-            let rows = stmt.query_map(params![after_at, after_id, fetch], trashed_post_from_row)?;
-            rows.collect::<Result<Vec<_>, _>>()?
-        }
+    let searching = !query.words.is_empty();
+    let sql = match (author_id.is_some(), searching) {
+        (false, false) => [BASE, ORDER].concat(),
+        (true, false) => [BASE, BY_AUTHOR, ORDER].concat(),
+        (false, true) => [BASE, MATCHING, ORDER].concat(),
+        (true, true) => [BASE, BY_AUTHOR, MATCHING, ORDER].concat(),
     };
-    Ok(rows)
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let author = author_id.unwrap_or(0);
+    let rows = match (author_id.is_some(), searching) {
+        (false, false) => {
+            stmt.query_map(params![after_at, after_id, fetch], trashed_post_from_row)?
+        }
+        (true, false) => stmt.query_map(
+            params![after_at, after_id, fetch, author],
+            trashed_post_from_row,
+        )?,
+        // With words the statement numbers up to ?5; an unused ?4 may be bound harmlessly.
+        (_, true) => stmt.query_map(
+            params![after_at, after_id, fetch, author, fts_query(query.words)],
+            trashed_post_from_row,
+        )?,
+    };
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 fn belongs_to_another(id: i64) -> StoreError {
@@ -471,17 +487,31 @@ pub(super) fn apply_patch(
 }
 
 fn soft_delete(tx: &Tx, actor: &Actor, id: i64, if_match: &IfMatch) -> StoreResult<()> {
-    managed_active_post(tx, actor, id, if_match)?;
+    let post = managed_active_post(tx, actor, id, if_match)?.post;
     let mut stmt = tx.prepare_cached(
         "UPDATE posts SET deleted_at = ?2, deleted_by_id = ?3 WHERE id = ?1 AND deleted_at IS NULL",
     )?;
     stmt.execute(params![id, Timestamp::now(), actor.user_id])?;
-    Ok(())
+    let detail = format!("slug {}", post.slug);
+    audit::append(
+        tx,
+        Some(actor.user_id),
+        AuditAction::PostDelete,
+        &[id],
+        &detail,
+    )
 }
 
 fn hard_delete(tx: &Tx, actor: &Actor, id: i64, if_match: &IfMatch) -> StoreResult<()> {
-    let found = match locate(tx, id)? {
-        Some(Located::Active(found)) | Some(Located::Deleted(found)) => found,
+    let (found, detail) = match locate(tx, id)? {
+        Some(Located::Active(found)) => {
+            let detail = format!("slug {}", found.post.slug);
+            (found, detail)
+        }
+        Some(Located::Deleted(found)) => {
+            let detail = format!("slug {}, from the trash", found.post.slug);
+            (found, detail)
+        }
         None => return Err(not_found(id)),
     };
     if !actor.may_manage(found.post.author_id) {
@@ -490,12 +520,18 @@ fn hard_delete(tx: &Tx, actor: &Actor, id: i64, if_match: &IfMatch) -> StoreResu
     check_if_match(if_match, found.version)?;
     let mut stmt = tx.prepare_cached("DELETE FROM posts WHERE id = ?1")?;
     stmt.execute([id])?;
-    Ok(())
+    audit::append(
+        tx,
+        Some(actor.user_id),
+        AuditAction::PostDeletePermanent,
+        &[id],
+        &detail,
+    )
 }
 
 /// Brings a soft-deleted post back, as a new revision. The caller has checked that the
 /// actor is an admin. 404, then If-Match (412), then "not deleted" (400), then the slug (409).
-fn restore(tx: &Tx, id: i64, if_match: &IfMatch) -> StoreResult<VersionedPost> {
+fn restore(tx: &Tx, actor: &Actor, id: i64, if_match: &IfMatch) -> StoreResult<VersionedPost> {
     let (found, deleted) = match locate(tx, id)? {
         None => return Err(not_found(id)),
         Some(Located::Active(found)) => (found, false),
@@ -520,6 +556,14 @@ fn restore(tx: &Tx, id: i64, if_match: &IfMatch) -> StoreResult<VersionedPost> {
          WHERE id = ?1 AND deleted_at IS NOT NULL RETURNING revision",
     )?;
     let revision: i64 = stmt.query_row([id], |row| row.get(0))?;
+    let detail = format!("slug {}", post.slug);
+    audit::append(
+        tx,
+        Some(actor.user_id),
+        AuditAction::PostRestore,
+        &[id],
+        &detail,
+    )?;
     Ok(VersionedPost {
         version: Version {
             post_id: id,
@@ -545,18 +589,15 @@ impl Store {
         self.read(|conn| list_active(conn, query))
     }
 
-    pub fn trash(
-        &self,
-        actor: &Actor,
-        limit: u32,
-        after: Option<&TrashCursor>,
-    ) -> StoreResult<Vec<Post>> {
-        let only_author = if actor.is_admin() {
-            None
-        } else {
-            Some(actor.user_id)
+    /// The trash as `actor` may see it: everybody's for an admin, their own for a user
+    /// (asking for another author's is then an empty page).
+    pub fn trash(&self, actor: &Actor, query: &TrashQuery<'_>) -> StoreResult<Vec<Post>> {
+        let author_id = match query.author_id {
+            _ if actor.is_admin() => query.author_id,
+            Some(other) if other != actor.user_id => return Ok(Vec::new()),
+            _ => Some(actor.user_id),
         };
-        self.read(|conn| list_trash(conn, only_author, limit, after))
+        self.read(|conn| list_trash(conn, author_id, query))
     }
 
     /// Creates one post. With a key, the answer `record` makes is stored in the same
@@ -596,8 +637,13 @@ impl Store {
         self.write(|tx| hard_delete(tx, actor, id, if_match))
     }
 
-    pub fn restore_post(&self, id: i64, if_match: &IfMatch) -> StoreResult<VersionedPost> {
-        self.write(|tx| restore(tx, id, if_match))
+    pub fn restore_post(
+        &self,
+        actor: &Actor,
+        id: i64,
+        if_match: &IfMatch,
+    ) -> StoreResult<VersionedPost> {
+        self.write(|tx| restore(tx, actor, id, if_match))
     }
 
     /// How many posts are active and how many in the trash, counted on one snapshot.

@@ -1,5 +1,7 @@
 //! Users: accounts, password hashes and roles.
 
+use super::audit::{self, AuditAction};
+use super::writer::Tx;
 use super::{is_unique_violation, Store, StoreError, StoreResult};
 use crate::clock::Timestamp;
 use crate::model::{Role, User, Username};
@@ -62,6 +64,66 @@ fn user_not_found(username: &Username) -> StoreError {
     StoreError::not_found(format!("user '{username}' not found"))
 }
 
+/// What `set_role` did: a role set to the one the user already has changes nothing and
+/// is not recorded.
+pub enum RoleChange {
+    Changed(User),
+    Unchanged(User),
+}
+
+/// Changes a role from the command line (actor: none), recording the change.
+fn set_role(tx: &Tx, username: &Username, role: Role) -> StoreResult<RoleChange> {
+    let before = credentials(tx, username)?
+        .map(|(user, _)| user)
+        .ok_or_else(|| user_not_found(username))?;
+    if before.role == role {
+        return Ok(RoleChange::Unchanged(before));
+    }
+    let mut stmt = tx.prepare_cached(&format!(
+        "UPDATE users SET role = ?2 WHERE id = ?1 RETURNING {USER_COLUMNS}"
+    ))?;
+    let user = stmt.query_row(params![before.id, role.as_str()], user_from_row)?;
+    let detail = format!(
+        "role {} (was {}), user {}",
+        role.as_str(),
+        before.role.as_str(),
+        user.username
+    );
+    audit::append(tx, None, AuditAction::UserRole, &[user.id], &detail)?;
+    Ok(RoleChange::Changed(user))
+}
+
+/// Removes a user from the command line (actor: none) with their posts and comments,
+/// recording what went with them: the user's name is gone from the database afterwards.
+fn delete_user(tx: &Tx, username: &Username) -> StoreResult<()> {
+    let mut find = tx.prepare_cached(
+        "SELECT u.id, u.username,
+                (SELECT count(*) FROM active_posts WHERE author_id = u.id),
+                (SELECT count(*) FROM deleted_posts WHERE author_id = u.id),
+                (SELECT count(*) FROM comments WHERE author_id = u.id)
+         FROM users AS u WHERE u.username = ?1 COLLATE NOCASE",
+    )?;
+    let (id, name, active, trashed, comments): (i64, String, i64, i64, i64) = find
+        .query_row([username], |row| {
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+            ))
+        })
+        .optional()?
+        .ok_or_else(|| user_not_found(username))?;
+    let mut stmt = tx.prepare_cached("DELETE FROM users WHERE id = ?1")?;
+    stmt.execute([id])?;
+    let detail = format!(
+        "user {name}, with {} posts and {comments} comments of theirs",
+        active + trashed
+    );
+    audit::append(tx, None, AuditAction::UserDelete, &[id], &detail)
+}
+
 impl Store {
     pub fn create_user(
         &self,
@@ -80,26 +142,12 @@ impl Store {
         self.read(|conn| credentials(conn, username))
     }
 
-    pub fn set_role(&self, username: &Username, role: Role) -> StoreResult<User> {
-        self.write_alone(|tx| {
-            let mut stmt = tx.prepare_cached(&format!(
-                "UPDATE users SET role = ?2 WHERE username = ?1 COLLATE NOCASE RETURNING {USER_COLUMNS}"
-            ))?;
-            stmt.query_row(params![username, role.as_str()], user_from_row)
-                .optional()?
-                .ok_or_else(|| user_not_found(username))
-        })
+    pub fn set_role(&self, username: &Username, role: Role) -> StoreResult<RoleChange> {
+        self.write_alone(|tx| set_role(tx, username, role))
     }
 
     /// Removes a user; their posts and comments go with them (ON DELETE CASCADE).
     pub fn delete_user(&self, username: &Username) -> StoreResult<()> {
-        self.write_alone(|tx| {
-            let mut stmt =
-                tx.prepare_cached("DELETE FROM users WHERE username = ?1 COLLATE NOCASE")?;
-            match stmt.execute([username])? {
-                0 => Err(user_not_found(username)),
-                _ => Ok(()),
-            }
-        })
+        self.write_alone(|tx| delete_user(tx, username))
     }
 }

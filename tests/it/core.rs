@@ -40,11 +40,14 @@ fn assert_trashed_shape(p: &Value) {
             "created_at",
             "updated_at",
             "deleted_at",
-            "deleted_by_id"
+            "deleted_by_id",
+            "expires_at"
         ]),
         "{p}"
     );
     assert!(is_timestamp(&p["deleted_at"]), "{p}");
+    // No --trash-retention in these tests: nothing expires.
+    assert_eq!(p["expires_at"], Value::Null, "{p}");
 }
 
 #[track_caller]
@@ -1837,6 +1840,7 @@ fn trash_admin_sees_all_user_sees_own() {
     let mut stripped = admin_view[2].clone();
     stripped.as_object_mut().unwrap().remove("deleted_at");
     stripped.as_object_mut().unwrap().remove("deleted_by_id");
+    stripped.as_object_mut().unwrap().remove("expires_at");
     assert_eq!(stripped, a1);
 
     assert_eq!(

@@ -48,7 +48,7 @@ impl Fixture {
             "off".to_string(),
         ];
         let config: ServeConfig = match postd::config::parse(args) {
-            Ok(Invocation::Run(Command::Serve(config))) => config,
+            Ok(Invocation::Run(Command::Serve(config))) => *config,
             other => panic!("not a serve config: {other:?}"),
         };
         let store = Store::open(&db, 4).expect("open store");
@@ -203,6 +203,7 @@ const BODY_ROUTES: &[(&str, &str)] = &[
     ("PATCH", "/posts/bulk"),
     ("DELETE", "/posts/bulk"),
     ("POST", "/posts/bulk/restore"),
+    ("POST", "/admin/purge"),
 ];
 
 fn body_route() -> impl Strategy<Value = (&'static str, &'static str)> {
@@ -644,12 +645,23 @@ fn arbitrary_paths_and_query_strings_are_never_a_server_error() {
 #[test]
 fn listing_queries_with_search_syntax_and_cursors_answer_200_or_422() {
     let fixture = Fixture::new(64 * 1024);
-    let listing = proptest::sample::select(vec!["/posts", "/trash", "/posts/1/comments"]);
+    let listing = proptest::sample::select(vec![
+        "/posts",
+        "/trash",
+        "/posts/1/comments",
+        "/admin/audit",
+    ]);
     let strategy = (listing, query());
     proptest::test_runner::TestRunner::new(config())
         .run(&strategy, |(path, query)| {
             let url = format!("{path}?{query}");
-            let headers = fixture.json_headers(Some(&fixture.user_token));
+            // The audit log is for admins; any other caller would stop at 403.
+            let token = if path == "/admin/audit" {
+                &fixture.admin_token
+            } else {
+                &fixture.user_token
+            };
+            let headers = fixture.json_headers(Some(token));
             let status = fixture.check("GET", &url, headers, Vec::new())?;
             prop_assert!(status == 200 || status == 422, "{} for {}", status, url);
             Ok(())
@@ -724,6 +736,8 @@ fn arbitrary_header_values_are_never_a_server_error() {
             ("DELETE", "/comments/1"),
             ("POST", "/posts/4/restore"),
             ("GET", "/healthz"),
+            ("GET", "/admin/audit"),
+            ("GET", "/admin"),
         ]),
     ];
     let headers = proptest::collection::vec(

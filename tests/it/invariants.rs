@@ -244,3 +244,111 @@ fn integration_tests_are_one_binary() {
         "files in tests/it and mod lines of its main.rs"
     );
 }
+
+/// The functions of `src/store` (production code): `(file, name, text)`, each running from
+/// its `fn` line to the next one.
+fn store_functions() -> Vec<(String, String, String)> {
+    let mut functions = Vec::new();
+    for file in rust_files(&src().join("store")) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let production = text.split("#[cfg(test)]").next().unwrap_or_default();
+        let name = file.strip_prefix(src()).unwrap().display().to_string();
+        let mut current: Option<(String, String)> = None;
+        for line in production
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+        {
+            let trimmed = line.trim_start();
+            let declared = ["fn ", "pub fn ", "pub(super) fn ", "pub(crate) fn "]
+                .iter()
+                .find_map(|prefix| trimmed.strip_prefix(prefix));
+            if let Some(rest) = declared {
+                functions.extend(current.take().map(|(f, body)| (name.clone(), f, body)));
+                let fn_name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                current = Some((fn_name, String::new()));
+            }
+            if let Some((_, body)) = current.as_mut() {
+                body.push_str(line);
+                body.push('\n');
+            }
+        }
+        functions.extend(current.map(|(f, body)| (name.clone(), f, body)));
+    }
+    functions
+}
+
+/// The audit log's promise (ARCHITECTURE.md, "audit in the same transaction"): a function
+/// of the store that runs a statement making an audited change — soft delete or restore
+/// (`SET deleted_at`), permanent delete or purge (`DELETE FROM posts`), role change,
+/// user deletion — runs on a write transaction (`&Tx`, or inside `write`/`write_alone`)
+/// and appends the event itself, or is a helper whose every caller does. `audit::append`
+/// takes the change's own `&Tx`, so the event commits or rolls back with the change.
+#[test]
+fn every_audited_change_appends_its_event_on_the_same_transaction() {
+    const AUDITED: &[&str] = &[
+        "SET deleted_at",
+        "DELETE FROM posts",
+        "UPDATE users SET role",
+        "DELETE FROM users",
+    ];
+    const APPEND: &str = "audit::append(";
+    let on_a_write = |body: &str| {
+        body.contains("tx: &Tx") || body.contains("write_alone(|tx|") || body.contains("write(|tx|")
+    };
+    let functions = store_functions();
+    let mut changers = Vec::new();
+    for (file, name, body) in &functions {
+        if !AUDITED.iter().any(|statement| body.contains(statement)) {
+            continue;
+        }
+        changers.push(name.clone());
+        assert!(
+            on_a_write(body),
+            "{file}: {name} changes outside a write transaction"
+        );
+        if body.contains(APPEND) {
+            continue;
+        }
+        let callers: Vec<&(String, String, String)> = functions
+            .iter()
+            .filter(|(_, caller, text)| caller != name && text.contains(&format!("{name}(")))
+            .collect();
+        assert!(
+            !callers.is_empty(),
+            "{file}: {name} makes an audited change and appends no event"
+        );
+        for (caller_file, caller, text) in callers {
+            assert!(
+                text.contains(APPEND) && on_a_write(text),
+                "{caller_file}: {caller} calls {name}, which makes an audited change, \
+                 without appending its event on the same transaction"
+            );
+        }
+    }
+    // The rule found the changes it is about (a renamed statement would silence it).
+    for expected in [
+        "soft_delete",
+        "hard_delete",
+        "restore",
+        "soft_delete_all",
+        "hard_delete_all",
+        "restore_all",
+        "purge_some",
+        "set_role",
+        "delete_user",
+    ] {
+        assert!(
+            changers.iter().any(|c| c == expected),
+            "{expected}: {changers:?}"
+        );
+    }
+    // The event can only be written on a write transaction.
+    let append = functions
+        .iter()
+        .find(|(file, name, _)| file == "store/audit.rs" && name == "append")
+        .expect("store/audit.rs has append");
+    assert!(append.2.contains("tx: &Tx"), "{}", append.2);
+}

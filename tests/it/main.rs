@@ -8,8 +8,10 @@
 
 mod support;
 
+mod audit;
 mod authz;
 mod bulk;
+mod console;
 mod conventions;
 mod core;
 mod crash;
@@ -20,6 +22,7 @@ mod litestream;
 mod metrics;
 mod operations;
 mod readme;
+mod retention;
 mod slow_clients;
 mod soak;
 mod transport;

@@ -96,6 +96,10 @@ fn readme_walkthrough_and_bulk_examples_work_as_written() {
         r#"postd_http_requests_total{route="/posts/{id}",method="PATCH",status="412"} 1"#,
         r#"postd_posts{state="active"}"#,
         "404\n",
+        r#""action":"posts.bulk_delete_permanent""#,
+        r#""detail":"requested 3, skipped 1""#,
+        r#"{"purged":0}"#,
+        "posts.bulk_restore  ",
     ] {
         assert!(
             stdout.contains(expected),

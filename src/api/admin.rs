@@ -1,0 +1,80 @@
+//! `/admin/audit` and `/admin/purge`: the operator's endpoints, admins only (403 right
+//! after authentication, before anything else is looked at).
+
+use super::auth::admin;
+use super::input::{parse_object, query_error, read_json_body, Fields, Query};
+use super::paging::{self, NextPage};
+use super::problem::ApiError;
+use super::{json, Call, Page};
+use crate::clock::Age;
+use crate::store::{AuditAction, AuditEvent, AuditQuery, Purger};
+use rouille::Response;
+
+const ACTION_RULE: &str = "must be one of post.delete, post.delete_permanent, post.restore, \
+     posts.bulk_delete, posts.bulk_delete_permanent, posts.bulk_restore, trash.purge, \
+     user.role, user.delete";
+
+const DURATION_RULE: &str =
+    "must be a whole number and a unit s, m, h or d (e.g. 30d, 12h), at most 36500d";
+
+pub fn audit(call: &Call<'_>) -> Result<Response, ApiError> {
+    admin(call)?;
+    let query = Query::parse(call.request)?;
+    let limit = query.limit()?;
+    let before_id = paging::id_cursor(&query)?;
+    let action = match query.get("action")? {
+        None => None,
+        Some(text) => {
+            Some(AuditAction::parse(text).ok_or_else(|| query_error("action", ACTION_RULE))?)
+        }
+    };
+    let actor_id = query.positive_id("actor_id")?;
+    let rows = call.app.store.audit_events(&AuditQuery {
+        limit,
+        before_id,
+        action,
+        actor_id,
+    })?;
+    let page = Page::from_rows(rows, limit, |event: &AuditEvent| paging::after_id(event.id));
+    let next = NextPage::at("/admin/audit")
+        .filter("action", action.map(AuditAction::as_str))
+        .filter("actor_id", actor_id.map(|id| id.to_string()).as_deref());
+    paging::page_response(&page, limit, next)
+}
+
+#[derive(serde::Serialize)]
+struct Purged {
+    purged: u64,
+}
+
+/// `{"older_than": DURATION, "dry_run"?: bool}`: like `postd purge`, one transaction and
+/// one audit event; a dry run only counts, and records nothing.
+pub fn purge(call: &Call<'_>) -> Result<Response, ApiError> {
+    let actor = admin(call)?;
+    let body = read_json_body(call.request, call.app.max_body)?;
+    let mut fields = Fields::new(parse_object(&body)?);
+    let older_than = fields.required_string("older_than");
+    // Age's own message quotes the text; a client's 16 MiB string is not sent back.
+    let older_than = fields.parsed("older_than", older_than, |text| {
+        text.parse::<Age>().map_err(|_| DURATION_RULE.to_string())
+    });
+    let dry_run = fields.optional_bool("dry_run").unwrap_or(false);
+    let errors = fields.finish();
+    let older_than = match older_than {
+        Some(age) if errors.is_empty() => age,
+        _ => return Err(ApiError::invalid(errors)),
+    };
+    let cutoff = older_than.before_now();
+    let store = &call.app.store;
+    let purged = if dry_run {
+        store.count_deleted_before(&cutoff)?
+    } else {
+        store.purge_deleted_before(
+            &cutoff,
+            &older_than,
+            Purger::Admin(actor.user_id),
+            &mut |_, _| {},
+        )?
+    };
+    json(200, &Purged { purged })
+}
