@@ -4,7 +4,9 @@
 
 mod bulk;
 mod comments;
+mod export;
 mod idempotency;
+mod import;
 mod maintenance;
 mod posts;
 mod schema;
@@ -19,7 +21,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use bulk::{DeleteOutcome, PartialOutcome};
+pub use export::ExportScope;
 pub use idempotency::{IdempotencyKey, OnceKey, Recorded, Written};
+pub use import::{
+    ChunkOutcome, ChunkReport, Import, ImportCheck, ImportLine, ImportMode, ImportProgress,
+    ImportState, InputDigest, LineError,
+};
 pub use maintenance::Progress;
 pub use posts::{ListQuery, TrashCursor};
 pub use schema::schema_version;
