@@ -11,6 +11,9 @@ pub mod problem;
 pub mod routes;
 mod throttle;
 
+/// A post's fields checked by `POST /posts`'s rules, for other ways in (`postd import`).
+pub use posts::new_post_from;
+
 use crate::auth::TokenKeys;
 use crate::config::ServeConfig;
 use crate::net::{self, Cidr};
