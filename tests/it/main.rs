@@ -20,5 +20,6 @@ mod operations;
 mod readme;
 mod slow_clients;
 mod soak;
+mod transfer;
 mod transport;
 mod upgrade;
