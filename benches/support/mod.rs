@@ -4,4 +4,5 @@
 
 pub mod content;
 pub mod server;
+pub mod transfer;
 pub mod wrk;
