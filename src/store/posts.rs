@@ -109,6 +109,16 @@ impl SlugAllocator {
         self.reserved.insert(slug.clone());
     }
 
+    /// Claims an explicit slug for a post not yet inserted, as a single create would:
+    /// `false` when an active post or an earlier claim of this transaction holds it.
+    pub fn claim(&mut self, conn: &Connection, slug: &Slug) -> StoreResult<bool> {
+        if self.reserved.contains(slug) || slug_taken(conn, slug)? {
+            return Ok(false);
+        }
+        self.reserve(slug);
+        Ok(true)
+    }
+
     pub fn derive(&mut self, conn: &Connection, title: &Title) -> StoreResult<Slug> {
         self.derive_avoiding(title, |candidate| slug_taken(conn, candidate))
     }
