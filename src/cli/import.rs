@@ -41,9 +41,12 @@ pub fn run(args: ImportArgs) -> Result<i32, String> {
     };
     let store = super::open_existing(&args.db.path)?;
     let input = Input::open(&args.file, &args.db.path)?;
-    let mut import = store
-        .import_of(&author, input.digest().clone(), mode)
-        .map_err(|e| e.to_string())?;
+    let import_of = || {
+        store
+            .import_of(&author, input.digest().clone(), mode)
+            .map_err(|e| e.to_string())
+    };
+    let mut import = import_of()?;
 
     match import.state() {
         ImportState::Done => return Ok(already_done(&input, &author, &import)),
@@ -53,6 +56,8 @@ pub fn run(args: ImportArgs) -> Result<i32, String> {
                 input.name()
             );
             undo(&store, &mut import)?;
+            // Undone, the input counts as never imported: start afresh, in this run's mode.
+            import = import_of()?;
         }
         ImportState::Importing => {}
     }
