@@ -7,6 +7,7 @@ use crate::api::new_post_from;
 use crate::files::PrivateDir;
 use crate::model::{ItemError, NewPost};
 use crate::store::{ImportProgress, InputDigest};
+use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Take, Write};
 use std::path::Path;
@@ -117,7 +118,7 @@ fn digest(
     size: u64,
     meter: &mut RateMeter,
 ) -> io::Result<Summary> {
-    let mut hash = hmac_sha256::Hash::new();
+    let mut hash = Sha256::new();
     let mut block = vec![0u8; READ_BLOCK];
     let (mut len, mut newlines, mut last) = (0u64, 0u64, b'\n');
     loop {
@@ -138,7 +139,7 @@ fn digest(
         meter.show(len / MIB, size / MIB);
     }
     Ok(Summary {
-        digest: InputDigest::from_sha256(hash.finalize()),
+        digest: InputDigest::from_sha256(hash.finalize().into()),
         len,
         lines: newlines + u64::from(last != b'\n'),
     })
