@@ -276,8 +276,19 @@ fn an_import_killed_at_random_moments_and_run_again_writes_every_line_once() {
         let status = child.wait().expect("reap");
         let now = posts(&db);
         println!("kill {kill} after {delay:?} ({status}): {now} posts");
-        // A chunk is all or nothing: whole thousands of lines, never a part of one.
+        // A chunk is all or nothing: whole thousands of lines, never a part of one; and
+        // the progress recorded is exactly what is committed (the same transaction).
         assert_eq!(now % 1000, 0, "kill {kill}: {now} posts");
+        assert_eq!(
+            count(&db, "SELECT coalesce(sum(posts_created), 0) FROM imports"),
+            now,
+            "kill {kill}: recorded progress"
+        );
+        assert_eq!(
+            count(&db, "SELECT coalesce(sum(lines_done), 0) FROM imports"),
+            now,
+            "kill {kill}: recorded lines"
+        );
         seen.push(now);
     }
     assert!(
