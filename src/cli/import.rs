@@ -5,7 +5,7 @@
 //! pass over it computes the digest, which finds where an earlier run of the same import
 //! stopped. `--atomic` then checks every remaining line (a second pass, writing nothing,
 //! slugs simulated in a scratch database) before the first chunk is written. Memory holds
-//! one line at a time, whatever the size of the input.
+//! one chunk at most (1,000 lines, 8 MiB), whatever the size of the input.
 
 use super::ndjson::{parse_line, Input, Lines};
 use super::rate::{counted, thousands, RateMeter};

@@ -80,6 +80,9 @@ fn readme_walkthrough_and_bulk_examples_work_as_written() {
         "Idempotent-Replayed: true",
         r#""deleted":[2,3],"skipped":[999]"#,
         r#""title":"Bulk one, edited""#,
+        "exported ",
+        "imported 2 posts from 2 lines of more.ndjson as 'alice'",
+        "more.ndjson was imported completely as 'alice'",
     ] {
         assert!(
             stdout.contains(expected),
