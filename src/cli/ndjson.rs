@@ -43,9 +43,8 @@ impl Input {
                 .map_err(|e| format!("cannot copy stdin beside the database: {e}"))?;
             let summary = digest(&mut io::stdin().lock(), Some(&mut writer), 0, &mut meter)
                 .map_err(|e| format!("cannot copy stdin beside the database: {e}"))?;
-            writer
-                .sync_all()
-                .map_err(|e| format!("cannot copy stdin beside the database: {e}"))?;
+            // Not synced: only this process reads the copy, and a crash loses it anyway
+            // (the next run copies stdin again).
             drop(writer);
             let file =
                 File::open(&copy).map_err(|e| format!("cannot read the copy of stdin: {e}"))?;
