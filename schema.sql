@@ -142,3 +142,31 @@ END;
 CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events BEGIN
     SELECT RAISE(ABORT, 'the audit log is append-only');
 END;
+
+-- @version 5: progress of `postd import`
+-- One row per input (the SHA-256 of its bytes) and user, advanced in the same transaction
+-- as each chunk of posts the import writes: a re-run after any interruption continues
+-- exactly after the last committed line, and a finished input is not imported twice.
+CREATE TABLE imports (
+    id            INTEGER PRIMARY KEY,
+    user_id       INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    input_sha256  TEXT    NOT NULL,
+    mode          TEXT    NOT NULL CHECK (mode IN ('skip-bad-lines', 'all-or-nothing')),
+    state         TEXT    NOT NULL CHECK (state IN ('importing', 'undoing', 'done')),
+    lines_done    INTEGER NOT NULL,
+    bytes_done    INTEGER NOT NULL,
+    posts_created INTEGER NOT NULL,
+    lines_refused INTEGER NOT NULL,
+    started_at    TEXT    NOT NULL,
+    updated_at    TEXT    NOT NULL,
+    UNIQUE (user_id, input_sha256)
+);
+-- The posts each chunk of an all-or-nothing import created (one transaction, so one run
+-- of ids), kept until it is done: if a line turns bad after the file was validated (a
+-- concurrent writer took its slug), these are removed again and nothing stays written.
+CREATE TABLE import_chunks (
+    import_id     INTEGER NOT NULL REFERENCES imports (id) ON DELETE CASCADE,
+    first_post_id INTEGER NOT NULL,
+    last_post_id  INTEGER NOT NULL,
+    PRIMARY KEY (import_id, first_post_id)
+) WITHOUT ROWID;

@@ -6,8 +6,10 @@
 //! same order, so each database has the same history when a workload runs.
 //!
 //! Environment: `POSTD_BENCH_SECS` (wrk duration, default 10), `POSTD_BENCH_SCALE=0`
-//! skips the 1,000,000-post part, `POSTD_BENCH_BIN=PATH` measures another postd binary
-//! (e.g. the static musl build) instead of this package's release build. The report is printed and written to
+//! skips the 1,000,000-post part, `POSTD_BENCH_TRANSFER_POSTS` sets the size of the
+//! import/export part (default 1,000,000; small values check the code quickly),
+//! `POSTD_BENCH_BIN=PATH` measures another postd binary (e.g. the static musl build)
+//! instead of this package's release build. The report is printed and written to
 //! `target/bench-report.md`.
 
 mod support;
@@ -23,6 +25,7 @@ use std::time::{Duration, Instant};
 use support::bare;
 use support::content::{self, Rng};
 use support::server::{self, Peak, Server};
+use support::transfer;
 use support::wrk::{self, WrkResult};
 
 const PASSWORD: &str = "bench-password-1234";
@@ -829,6 +832,15 @@ fn main() {
             .push("1,000,000-post reads skipped (POSTD_BENCH_SCALE=0)".into());
     }
 
+    // ---- Scale: postd import / postd export of 1,000,000 posts
+    if scale {
+        import_export(&mut report, per_item_us(median(&w1.server), W1_ITEMS));
+    } else {
+        report
+            .scale
+            .push("1,000,000-post import and export skipped (POSTD_BENCH_SCALE=0)".into());
+    }
+
     report
         .header
         .push(format!("load average at end: {}", load_average()));
@@ -996,4 +1008,78 @@ fn million(report: &mut Report, secs: u64, floor_secs: f64) {
     ));
     note_problems(report, "1M server", &server);
     drop(server);
+}
+
+// ---------------------------------------------------------------------------------------
+// postd import / postd export
+
+fn transfer_posts() -> u64 {
+    match std::env::var("POSTD_BENCH_TRANSFER_POSTS") {
+        Ok(text) => text
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .unwrap_or_else(|| {
+                panic!("POSTD_BENCH_TRANSFER_POSTS must be a whole number ≥ 1, got {text:?}")
+            }),
+        Err(_) => MILLION,
+    }
+}
+
+/// `postd import` of N posts (W1's content, one NDJSON file) into a fresh database, then
+/// `postd export` of them, each a child process whose time and peak RSS are measured;
+/// the import's time per post is set against W1's per item in the same run.
+fn import_export(report: &mut Report, w1_us_per_item: f64) {
+    let n = transfer_posts();
+    let dir = TempDir::new("bench-transfer");
+    let db = dir.path().join("postd.db");
+    let input = dir.path().join("posts.ndjson");
+    eprintln!("scale: writing {n} posts as NDJSON");
+    transfer::write_ndjson(&input, 0..n);
+    let input_mib = std::fs::metadata(&input).map_or(0.0, |m| m.len() as f64 / (1 << 20) as f64);
+    server::add_admin(&db, "bench", PASSWORD);
+    let input_arg = input.to_str().expect("UTF-8 temp path");
+
+    eprintln!("scale: postd import of {n} posts");
+    settle();
+    let import = transfer::run(&db, &["import", input_arg, "--as", "bench"]);
+    assert!(
+        import
+            .stdout
+            .contains(&format!("imported {} posts", thousands(n as f64))),
+        "{}",
+        import.stdout
+    );
+    let import_us = per_item_us(import.took, n);
+    report.scale.push(format!(
+        "`postd import` of {} posts (one {input_mib:.0} MiB NDJSON file, W1's content, \
+         1,000 lines per transaction): {} ({import_us:.1} µs/post) vs W1 server \
+         {w1_us_per_item:.1} µs/item in this run ({}); peak RSS {}",
+        thousands(n as f64),
+        ms(import.took),
+        times(import_us / w1_us_per_item.max(1e-9)),
+        mib(import.peak_kib)
+    ));
+
+    eprintln!("scale: postd export of {n} posts");
+    let output = dir.path().join("export.ndjson");
+    settle();
+    let export = transfer::run(
+        &db,
+        &[
+            "export",
+            "--output",
+            output.to_str().expect("UTF-8 temp path"),
+        ],
+    );
+    let output_mib = std::fs::metadata(&output).map_or(0.0, |m| m.len() as f64 / (1 << 20) as f64);
+    report.scale.push(format!(
+        "`postd export --output` of the same {} posts: {} ({} posts/s, {output_mib:.0} MiB); \
+         peak RSS {}",
+        thousands(n as f64),
+        ms(export.took),
+        thousands(n as f64 / export.took.as_secs_f64().max(1e-9)),
+        mib(export.peak_kib)
+    ));
 }

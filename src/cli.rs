@@ -14,6 +14,11 @@ use std::ffi::OsString;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
+mod export;
+mod import;
+mod ndjson;
+mod rate;
+
 /// Runs the command line (without the program name); returns the process exit code.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
     restrict_new_files();
@@ -33,8 +38,14 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         Command::Serve(config) => config.log_format,
         _ => LogFormat::Plain,
     });
-    match execute(command) {
-        Ok(()) => 0,
+    let outcome = match command {
+        // The one command with a third ending: 2 when it skipped (or, --atomic, refused
+        // the file for) bad lines.
+        Command::Import(args) => import::run(args),
+        command => execute(command).map(|()| 0),
+    };
+    match outcome {
+        Ok(status) => status,
         Err(message) => {
             log::error!("{message}");
             1
@@ -105,6 +116,8 @@ fn execute(command: Command) -> Result<(), String> {
         Command::Audit(args) => audit(args),
         Command::Backup(args) => backup(args),
         Command::Check(db) => check(&db.path),
+        Command::Export(args) => export::run(args),
+        Command::Import(_) => Err("import is run through cli::run, for its exit status".into()),
     }
 }
 
@@ -256,6 +269,11 @@ fn check(db: &Path) -> Result<(), String> {
     ))
 }
 
+/// Progress is for people watching: shown only when stderr is a terminal.
+fn progress_wanted() -> bool {
+    std::io::stderr().is_terminal()
+}
+
 /// Progress on stderr, redrawn in place, only when stderr is a terminal: scripts and logs
 /// get the final line alone. (A redrawn status line, not a log line: it never reaches a
 /// log file.)
@@ -269,7 +287,7 @@ impl ProgressMeter {
     fn new(label: &'static str) -> ProgressMeter {
         ProgressMeter {
             label,
-            enabled: std::io::stderr().is_terminal(),
+            enabled: progress_wanted(),
             shown: false,
         }
     }

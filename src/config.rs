@@ -42,6 +42,10 @@ pub enum Command {
     Backup(BackupArgs),
     /// Integrity, foreign-key and full-text index checks; exit 1 on problems
     Check(DbArg),
+    /// Write every post as one JSON object per line (NDJSON), as of one moment
+    Export(ExportArgs),
+    /// Create posts from NDJSON lines {"title","body","slug"?}; a re-run resumes
+    Import(ImportArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -112,6 +116,51 @@ pub struct AuditArgs {
 pub struct BackupArgs {
     /// where the copy goes; replaced atomically, never through a symbolic link
     pub file: PathBuf,
+    #[command(flatten)]
+    pub db: DbArg,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Posts come out in id order, as GET /posts/{id} shows them (with \
+                        --trash, soft-deleted ones as GET /trash does), all read in one \
+                        snapshot while writers go on. The WAL can not be checkpointed past \
+                        that snapshot until the export ends, so it grows by what is written \
+                        meanwhile."
+)]
+pub struct ExportArgs {
+    /// soft-deleted posts too, with deleted_at and deleted_by_id
+    #[arg(long)]
+    pub trash: bool,
+    /// write to FILE instead of stdout (mode 0600; replaced once complete, never written
+    /// through a symbolic link)
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub db: DbArg,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Each line is checked and written as POST /posts would, in file \
+                        order: a bad line is reported as `line N: field: message`, skipped, \
+                        and makes the exit status 2. Lines are committed 1,000 at a time \
+                        together with the import's progress. Resuming: the input is \
+                        recognised by the SHA-256 of its bytes and the --as user; the same \
+                        command again (the same bytes, also on stdin) continues after the \
+                        last committed line, and an input imported completely is not \
+                        imported again. stdin is first copied beside the database."
+)]
+pub struct ImportArgs {
+    /// the NDJSON file, or - for stdin
+    #[arg(value_name = "FILE|-")]
+    pub file: PathBuf,
+    /// the user who becomes the author of every post
+    #[arg(long = "as", value_name = "USERNAME")]
+    pub author: String,
+    /// check the whole file first: any bad line rejects it and nothing is written
+    #[arg(long)]
+    pub atomic: bool,
     #[command(flatten)]
     pub db: DbArg,
 }
@@ -400,6 +449,8 @@ mod tests {
             ("serve --help", "POSTD_TRASH_RETENTION"),
             ("backup --help", "symbolic link"),
             ("check --help", "--db"),
+            ("export --help", "snapshot"),
+            ("import --help", "SHA-256"),
         ] {
             match parse(line.split_whitespace()) {
                 Ok(Invocation::Print(text)) => assert!(text.contains(mentions), "{line}: {text}"),

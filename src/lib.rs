@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod files;
 pub mod logging;
 pub mod model;
 pub mod net;

@@ -5,4 +5,5 @@
 pub mod bare;
 pub mod content;
 pub mod server;
+pub mod transfer;
 pub mod wrk;

@@ -18,6 +18,8 @@ pub mod routes;
 mod server;
 mod throttle;
 
+/// A post's fields checked by `POST /posts`'s rules, for other ways in (`postd import`).
+pub use posts::new_post_from;
 pub use server::serve;
 
 use crate::auth::TokenKeys;

@@ -25,7 +25,7 @@ fn post_fields(fields: &mut Fields, title: Option<String>, body: Option<String>)
 }
 
 /// Reads `{title, body, slug?}`; every problem is reported, not just the first.
-pub(super) fn new_post_from(object: JsonObject) -> Result<NewPost, Vec<ItemError>> {
+pub fn new_post_from(object: JsonObject) -> Result<NewPost, Vec<ItemError>> {
     let mut fields = Fields::new(object);
     let title = fields.required_string("title");
     let body = fields.required_string("body");

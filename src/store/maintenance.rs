@@ -5,10 +5,10 @@ use super::audit::{self, AuditAction};
 use super::writer::Tx;
 use super::{Store, StoreError, StoreResult};
 use crate::clock::{Age, Timestamp};
+use crate::files::PrivateDir;
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
-use std::os::unix::fs::DirBuilderExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Rows deleted per statement by `purge`, all inside one transaction: small enough to
 /// report progress often, large enough to cost nothing extra.
@@ -58,54 +58,6 @@ fn purge_some(tx: &Tx, cutoff: &Timestamp, limit: i64) -> StoreResult<Vec<i64>> 
         .collect::<Result<Vec<i64>, _>>()?;
     ids.sort_unstable();
     Ok(ids)
-}
-
-/// A directory only we can enter, beside `dest`, for a copy in progress: nobody else can
-/// plant a symbolic link where the copy is written. Removed on drop.
-struct PrivateDir(PathBuf);
-
-impl PrivateDir {
-    fn beside(dest: &Path) -> StoreResult<PrivateDir> {
-        let parent = match dest.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let mut last_error = None;
-        for attempt in 0..8u64 {
-            let dir = parent.join(format!(".postd-partial-{:016x}", unpredictable(attempt)));
-            // mkdir never follows a link and fails if the name exists: whatever it creates
-            // is ours, mode 0700.
-            match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
-                Ok(()) => return Ok(PrivateDir(dir)),
-                Err(err) => last_error = Some(err),
-            }
-        }
-        Err(StoreError::Unavailable(format!(
-            "cannot make a private directory beside {}: {}",
-            dest.display(),
-            last_error.map(|e| e.to_string()).unwrap_or_default()
-        )))
-    }
-}
-
-impl Drop for PrivateDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A name nobody can guess ahead: std's per-process random hash keys, mixed with the time.
-fn unpredictable(salt: u64) -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u64(salt);
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    hasher.finish()
 }
 
 impl Store {
@@ -177,8 +129,8 @@ impl Store {
     /// either what it was or a complete new copy; a link at `dest` is replaced, not
     /// followed.
     pub fn backup_to(&self, dest: &Path, progress: Progress<'_>) -> StoreResult<()> {
-        let dir = PrivateDir::beside(dest)?;
-        let partial = dir.0.join("copy.db");
+        let dir = PrivateDir::beside(dest).map_err(StoreError::Unavailable)?;
+        let partial = dir.path().join("copy.db");
         self.snapshot(|conn| {
             let mut target = Connection::open_with_flags(
                 &partial,

@@ -89,7 +89,7 @@ fn active_by_slug(conn: &Connection, slug: &str) -> StoreResult<Option<Versioned
 }
 
 /// Is `slug` held by an active post? Soft-deleted posts hold no slug.
-fn slug_taken(conn: &Connection, slug: &Slug) -> StoreResult<bool> {
+pub(super) fn slug_taken(conn: &Connection, slug: &Slug) -> StoreResult<bool> {
     let mut stmt =
         conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM active_posts WHERE slug = ?1)")?;
     Ok(stmt.query_row([slug], |row| row.get(0))?)
@@ -152,17 +152,49 @@ impl SlugAllocator {
         self.reserved.insert(slug.clone());
     }
 
+    /// Claims an explicit slug for a post not yet inserted, as a single create would:
+    /// `false` when an active post or an earlier claim of this transaction holds it.
+    pub fn claim(&mut self, conn: &Connection, slug: &Slug) -> StoreResult<bool> {
+        if self.reserved.contains(slug) || slug_taken(conn, slug)? {
+            return Ok(false);
+        }
+        self.reserve(slug);
+        Ok(true)
+    }
+
     pub fn derive(&mut self, conn: &Connection, title: &Title) -> StoreResult<Slug> {
+        self.derive_avoiding(title, |candidate| slug_taken(conn, candidate))
+    }
+
+    /// `derive`, where `taken` says which candidates are held (an import's dry run also
+    /// counts the slugs its earlier lines would have taken).
+    pub fn derive_avoiding(
+        &mut self,
+        title: &Title,
+        mut taken: impl FnMut(&Slug) -> StoreResult<bool>,
+    ) -> StoreResult<Slug> {
         let base = slug_base(title);
         let mut n = self.next_suffix.get(&base).copied().unwrap_or(1);
         loop {
             let candidate = slug_candidate(&base, n);
             n += 1;
-            if !self.reserved.contains(&candidate) && !slug_taken(conn, &candidate)? {
+            if !self.reserved.contains(&candidate) && !taken(&candidate)? {
                 self.next_suffix.insert(base, n);
                 self.reserved.insert(candidate.clone());
                 return Ok(candidate);
             }
+        }
+    }
+
+    /// Readies the allocator for the next transaction of a long run (an import): the
+    /// reservations belonged to the transaction that ended; the suffix hints stay, so N
+    /// equal titles spread over many transactions still cost N lookups, not N² — up to
+    /// `max_hints` bases, to keep memory bounded. A hint skips suffixes that were taken
+    /// when it was made: one freed since (a soft delete in between) is not reused.
+    pub fn next_transaction(&mut self, max_hints: usize) {
+        self.reserved.clear();
+        if self.next_suffix.len() > max_hints {
+            self.next_suffix.clear();
         }
     }
 

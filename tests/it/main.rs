@@ -25,6 +25,7 @@ mod readme;
 mod retention;
 mod slow_clients;
 mod soak;
+mod transfer;
 mod transport;
 mod upgrade;
 mod version;

@@ -100,6 +100,9 @@ fn readme_walkthrough_and_bulk_examples_work_as_written() {
         r#""detail":"requested 3, skipped 1""#,
         r#"{"purged":0}"#,
         "posts.bulk_restore  ",
+        "exported ",
+        "imported 2 posts from 2 lines of more.ndjson as 'alice'",
+        "more.ndjson was imported completely as 'alice'",
     ] {
         assert!(
             stdout.contains(expected),
