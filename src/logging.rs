@@ -1,7 +1,12 @@
 //! The one logger. Every line postd writes to stderr — the access log, its own errors and
 //! warnings, and the vendored HTTP server's — goes through the `log` facade and is written
-//! here, one `write` per line (so lines of concurrent threads never interleave), in the
-//! configured format.
+//! here, in the configured format, whole (lines of concurrent threads never interleave).
+//!
+//! Writing is batched like a group commit (`Sink`): a thread that finds another one
+//! writing appends its line to the pending batch and goes on; the writing thread writes
+//! what has piled up, in order, until nothing is left. Under load many lines go out in one
+//! `write`, and no request thread waits for another's system call: one locked `write` per
+//! line cost W2 (GET /posts/{id}, 64 connections) a fifth of its rate.
 //!
 //! The access log is the `access` target; its fields travel as `log` key-values, so the
 //! JSON and logfmt lines hold them as their own keys. It never carries a password, a token,
@@ -11,6 +16,7 @@ use log::kv::{self, VisitSource, VisitValue};
 use log::{Level, LevelFilter, Log, Metadata, Record};
 use std::fmt::Write as _;
 use std::io::Write as _;
+use std::sync::{Condvar, Mutex, MutexGuard};
 
 /// The target of access-log records.
 pub const ACCESS: &str = "access";
@@ -30,14 +36,82 @@ pub enum LogFormat {
 
 struct Logger {
     format: LogFormat,
+    sink: Sink,
 }
 
 /// Installs the logger for the process. Called once, first thing; a second call (tests
 /// that run several commands in one process) keeps the first logger.
 pub fn init(format: LogFormat) {
+    let logger = Logger {
+        format,
+        sink: Sink::default(),
+    };
     // Leaked on purpose: the logger lives as long as the process.
-    if log::set_logger(Box::leak(Box::new(Logger { format }))).is_ok() {
+    if log::set_logger(Box::leak(Box::new(logger))).is_ok() {
         log::set_max_level(LevelFilter::Info);
+    }
+}
+
+/// Lines not written yet, bounded: past `MAX_PENDING` bytes a thread waits for the writer
+/// (stderr that nobody reads must slow the server down, not grow it without end).
+#[derive(Default)]
+struct Sink {
+    pending: Mutex<Pending>,
+    drained: Condvar,
+}
+
+#[derive(Default)]
+struct Pending {
+    bytes: Vec<u8>,
+    writing: bool,
+}
+
+const MAX_PENDING: usize = 1 << 20;
+
+impl Sink {
+    fn lock(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Hands `line` to `write`, maybe with other threads' lines, maybe from another thread.
+    fn emit(&self, line: &[u8], write: impl Fn(&[u8])) {
+        let mut batch = {
+            let mut pending = self.lock();
+            while pending.writing && pending.bytes.len() >= MAX_PENDING {
+                pending = self
+                    .drained
+                    .wait(pending)
+                    .unwrap_or_else(|p| p.into_inner());
+            }
+            pending.bytes.extend_from_slice(line);
+            if pending.writing {
+                return;
+            }
+            pending.writing = true;
+            std::mem::take(&mut pending.bytes)
+        };
+        loop {
+            write(&batch);
+            batch.clear();
+            let mut pending = self.lock();
+            std::mem::swap(&mut pending.bytes, &mut batch);
+            self.drained.notify_all();
+            if batch.is_empty() {
+                pending.writing = false;
+                return;
+            }
+        }
+    }
+
+    /// Returns once every line handed in so far is written.
+    fn wait_written(&self) {
+        let mut pending = self.lock();
+        while pending.writing {
+            pending = self
+                .drained
+                .wait(pending)
+                .unwrap_or_else(|p| p.into_inner());
+        }
     }
 }
 
@@ -57,10 +131,14 @@ impl Log for Logger {
             LogFormat::Json => json_line(record),
         };
         line.push('\n');
-        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        self.sink.emit(line.as_bytes(), |bytes| {
+            let _ = std::io::stderr().write_all(bytes);
+        });
     }
 
-    fn flush(&self) {}
+    fn flush(&self) {
+        self.sink.wait_written();
+    }
 }
 
 /// Where a record came from, when that is not postd itself (the HTTP server's lines).
@@ -70,7 +148,8 @@ fn source<'a>(record: &'a Record<'_>) -> Option<&'a str> {
 }
 
 fn plain_line(record: &Record<'_>) -> String {
-    let mut line = String::from("postd: ");
+    let mut line = String::with_capacity(160);
+    line.push_str("postd: ");
     match record.level() {
         Level::Error => line.push_str("error: "),
         Level::Warn => line.push_str("warning: "),
@@ -80,43 +159,41 @@ fn plain_line(record: &Record<'_>) -> String {
         let _ = write!(line, "{source}: ");
     }
     let _ = write!(line, "{}", record.args());
-    for (key, value) in fields(record) {
-        let _ = write!(line, " {key}=");
-        value.write_logfmt(&mut line);
-    }
+    let _ = record.key_values().visit(&mut LogfmtFields(&mut line));
     line
 }
 
 fn logfmt_line(record: &Record<'_>) -> String {
-    let mut line = format!("time={}", crate::clock::now());
+    let mut line = String::with_capacity(160);
+    let _ = write!(line, "time={}", crate::clock::Timestamp::now());
     if record.target() != ACCESS {
         let _ = write!(line, " level={}", level_name(record.level()));
         if let Some(source) = source(record) {
-            let _ = write!(line, " source={}", logfmt_text(source));
+            line.push_str(" source=");
+            push_logfmt_text(&mut line, source);
         }
-        let _ = write!(line, " msg={}", logfmt_text(&record.args().to_string()));
+        line.push_str(" msg=");
+        push_logfmt_text(&mut line, &record.args().to_string());
     }
-    for (key, value) in fields(record) {
-        let _ = write!(line, " {key}=");
-        value.write_logfmt(&mut line);
-    }
+    let _ = record.key_values().visit(&mut LogfmtFields(&mut line));
     line
 }
 
 fn json_line(record: &Record<'_>) -> String {
-    let mut object = serde_json::Map::new();
-    object.insert("time".into(), crate::clock::now().into());
+    let mut line = String::with_capacity(192);
+    let _ = write!(line, "{{\"time\":\"{}\"", crate::clock::Timestamp::now());
     if record.target() != ACCESS {
-        object.insert("level".into(), level_name(record.level()).into());
+        let _ = write!(line, ",\"level\":\"{}\"", level_name(record.level()));
         if let Some(source) = source(record) {
-            object.insert("source".into(), source.into());
+            line.push_str(",\"source\":");
+            push_json_text(&mut line, source);
         }
-        object.insert("msg".into(), record.args().to_string().into());
+        line.push_str(",\"msg\":");
+        push_json_text(&mut line, &record.args().to_string());
     }
-    for (key, value) in fields(record) {
-        object.insert(key, value.into_json());
-    }
-    serde_json::Value::Object(object).to_string()
+    let _ = record.key_values().visit(&mut JsonFields(&mut line));
+    line.push('}');
+    line
 }
 
 fn level_name(level: Level) -> &'static str {
@@ -129,111 +206,119 @@ fn level_name(level: Level) -> &'static str {
     }
 }
 
-/// A record's key-values in order, each reduced to a scalar.
-fn fields(record: &Record<'_>) -> Vec<(String, Scalar)> {
-    struct Collect(Vec<(String, Scalar)>);
-    impl<'kvs> VisitSource<'kvs> for Collect {
-        fn visit_pair(
-            &mut self,
-            key: kv::Key<'kvs>,
-            value: kv::Value<'kvs>,
-        ) -> Result<(), kv::Error> {
-            let mut scalar = ToScalar(None);
-            value.visit(&mut scalar)?;
-            self.0
-                .push((key.as_str().to_owned(), scalar.0.unwrap_or(Scalar::Null)));
-            Ok(())
-        }
-    }
-    let mut collect = Collect(Vec::new());
-    let _ = record.key_values().visit(&mut collect);
-    collect.0
-}
+/// Writes each key-value as ` key=value` (logfmt; `-` for none, milliseconds to the
+/// microsecond).
+struct LogfmtFields<'a>(&'a mut String);
 
-/// A key-value's value, reduced to what a log line can show.
-#[derive(Debug)]
-enum Scalar {
-    Null,
-    Bool(bool),
-    Int(i64),
-    Uint(u64),
-    Float(f64),
-    Text(String),
-}
-
-impl Scalar {
-    fn write_logfmt(&self, line: &mut String) {
-        let _ = match self {
-            Scalar::Null => write!(line, "-"),
-            Scalar::Bool(b) => write!(line, "{b}"),
-            Scalar::Int(n) => write!(line, "{n}"),
-            Scalar::Uint(n) => write!(line, "{n}"),
-            Scalar::Float(f) => write!(line, "{f:.3}"),
-            Scalar::Text(text) => write!(line, "{}", logfmt_text(text)),
-        };
-    }
-
-    fn into_json(self) -> serde_json::Value {
-        match self {
-            Scalar::Null => serde_json::Value::Null,
-            Scalar::Bool(b) => b.into(),
-            Scalar::Int(n) => n.into(),
-            Scalar::Uint(n) => n.into(),
-            // Durations in milliseconds, to the microsecond.
-            Scalar::Float(f) => ((f * 1000.0).round() / 1000.0).into(),
-            Scalar::Text(text) => text.into(),
-        }
+impl<'kvs> VisitSource<'kvs> for LogfmtFields<'_> {
+    fn visit_pair(&mut self, key: kv::Key<'kvs>, value: kv::Value<'kvs>) -> Result<(), kv::Error> {
+        let _ = write!(self.0, " {key}=");
+        value.visit(&mut LogfmtValue(self.0))
     }
 }
 
-/// Reduces one value to a scalar.
-struct ToScalar(Option<Scalar>);
+struct LogfmtValue<'a>(&'a mut String);
 
-impl<'v> VisitValue<'v> for ToScalar {
+impl<'v> VisitValue<'v> for LogfmtValue<'_> {
     fn visit_any(&mut self, value: kv::Value<'_>) -> Result<(), kv::Error> {
-        self.0 = Some(Scalar::Text(value.to_string()));
+        push_logfmt_text(self.0, &value.to_string());
         Ok(())
     }
     fn visit_null(&mut self) -> Result<(), kv::Error> {
-        self.0 = Some(Scalar::Null);
-        Ok(())
-    }
-    fn visit_bool(&mut self, value: bool) -> Result<(), kv::Error> {
-        self.0 = Some(Scalar::Bool(value));
-        Ok(())
-    }
-    fn visit_i64(&mut self, value: i64) -> Result<(), kv::Error> {
-        self.0 = Some(Scalar::Int(value));
+        self.0.push('-');
         Ok(())
     }
     fn visit_u64(&mut self, value: u64) -> Result<(), kv::Error> {
-        self.0 = Some(Scalar::Uint(value));
+        let _ = write!(self.0, "{value}");
+        Ok(())
+    }
+    fn visit_i64(&mut self, value: i64) -> Result<(), kv::Error> {
+        let _ = write!(self.0, "{value}");
         Ok(())
     }
     fn visit_f64(&mut self, value: f64) -> Result<(), kv::Error> {
-        self.0 = Some(Scalar::Float(value));
+        let _ = write!(self.0, "{value:.3}");
         Ok(())
     }
-    fn visit_borrowed_str(&mut self, value: &'v str) -> Result<(), kv::Error> {
-        self.0 = Some(Scalar::Text(value.to_owned()));
+    fn visit_bool(&mut self, value: bool) -> Result<(), kv::Error> {
+        let _ = write!(self.0, "{value}");
         Ok(())
     }
     fn visit_str(&mut self, value: &str) -> Result<(), kv::Error> {
-        self.0 = Some(Scalar::Text(value.to_owned()));
+        push_logfmt_text(self.0, value);
         Ok(())
     }
 }
 
-/// A logfmt value: bare when it is plain, quoted and escaped otherwise.
-fn logfmt_text(text: &str) -> String {
+/// Writes each key-value as `,"key":value` (JSON; null for none, milliseconds rounded to
+/// the microsecond).
+struct JsonFields<'a>(&'a mut String);
+
+impl<'kvs> VisitSource<'kvs> for JsonFields<'_> {
+    fn visit_pair(&mut self, key: kv::Key<'kvs>, value: kv::Value<'kvs>) -> Result<(), kv::Error> {
+        self.0.push(',');
+        push_json_text(self.0, key.as_str());
+        self.0.push(':');
+        value.visit(&mut JsonValue(self.0))
+    }
+}
+
+struct JsonValue<'a>(&'a mut String);
+
+impl<'v> VisitValue<'v> for JsonValue<'_> {
+    fn visit_any(&mut self, value: kv::Value<'_>) -> Result<(), kv::Error> {
+        push_json_text(self.0, &value.to_string());
+        Ok(())
+    }
+    fn visit_null(&mut self) -> Result<(), kv::Error> {
+        self.0.push_str("null");
+        Ok(())
+    }
+    fn visit_u64(&mut self, value: u64) -> Result<(), kv::Error> {
+        let _ = write!(self.0, "{value}");
+        Ok(())
+    }
+    fn visit_i64(&mut self, value: i64) -> Result<(), kv::Error> {
+        let _ = write!(self.0, "{value}");
+        Ok(())
+    }
+    fn visit_f64(&mut self, value: f64) -> Result<(), kv::Error> {
+        // serde_json's own number form, so the line parses back to the same value.
+        let rounded = (value * 1000.0).round() / 1000.0;
+        match serde_json::Number::from_f64(rounded) {
+            Some(number) => {
+                let _ = write!(self.0, "{number}");
+            }
+            None => self.0.push_str("null"),
+        }
+        Ok(())
+    }
+    fn visit_bool(&mut self, value: bool) -> Result<(), kv::Error> {
+        let _ = write!(self.0, "{value}");
+        Ok(())
+    }
+    fn visit_str(&mut self, value: &str) -> Result<(), kv::Error> {
+        push_json_text(self.0, value);
+        Ok(())
+    }
+}
+
+fn push_json_text(line: &mut String, text: &str) {
+    // Serializing a &str can not fail.
+    if let Ok(quoted) = serde_json::to_string(text) {
+        line.push_str(&quoted);
+    }
+}
+
+fn push_logfmt_text(line: &mut String, text: &str) {
     if !text.is_empty()
         && text
             .bytes()
             .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'=' && b != b'\\')
     {
-        text.to_string()
+        line.push_str(text);
     } else {
-        format!("{text:?}")
+        let _ = write!(line, "{text:?}");
     }
 }
 
@@ -276,6 +361,70 @@ mod tests {
         assert_eq!(json["duration_ms"], 0.68);
         assert!(json["user_id"].is_null());
         assert!(json.get("level").is_none());
+    }
+
+    #[test]
+    fn concurrent_lines_come_out_whole_and_each_thread_s_in_order() {
+        let sink = Sink::default();
+        let out = Mutex::new(Vec::new());
+        let writes = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for t in 0..8 {
+                let (sink, out, writes) = (&sink, &out, &writes);
+                scope.spawn(move || {
+                    for n in 0..2000 {
+                        let line = format!("thread {t} line {n} {}\n", "x".repeat(n % 50));
+                        sink.emit(line.as_bytes(), |bytes| {
+                            writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            out.lock().unwrap().extend_from_slice(bytes);
+                        });
+                    }
+                });
+            }
+        });
+        let text = String::from_utf8(out.into_inner().unwrap()).unwrap();
+        let mut next = [0usize; 8];
+        for line in text.lines() {
+            let words: Vec<&str> = line.split(' ').collect();
+            let (t, n): (usize, usize) = (words[1].parse().unwrap(), words[3].parse().unwrap());
+            assert_eq!(n, next[t], "thread {t}'s lines in order, none lost: {line}");
+            assert_eq!(words[4].len(), n % 50, "a whole line: {line}");
+            next[t] += 1;
+        }
+        assert_eq!(next, [2000; 8]);
+        assert!(writes.into_inner() > 0);
+    }
+
+    #[test]
+    fn a_line_left_to_another_thread_s_batch_is_written_before_flush_returns() {
+        let sink = Sink::default();
+        let out = Mutex::new(Vec::new());
+        let (started, release) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                sink.emit(b"first\n", |bytes| {
+                    if bytes == b"first\n" {
+                        started.wait();
+                        release.wait();
+                    }
+                    out.lock().unwrap().extend_from_slice(bytes);
+                });
+            });
+            started.wait();
+            // The other thread is inside its write: this line only joins the batch.
+            sink.emit(b"second\n", |_| panic!("the writing thread writes it"));
+            let flushed = scope.spawn(|| {
+                sink.wait_written();
+                out.lock().unwrap().clone()
+            });
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert!(
+                !flushed.is_finished(),
+                "flush waits for the write under way"
+            );
+            release.wait();
+            assert_eq!(flushed.join().unwrap(), b"first\nsecond\n");
+        });
     }
 
     #[test]

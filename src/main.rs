@@ -1,6 +1,9 @@
 fn main() {
     tune_allocator();
-    std::process::exit(postd::cli::run(std::env::args_os().skip(1)));
+    let status = postd::cli::run(std::env::args_os().skip(1));
+    // Another thread may still be writing a batch that holds our last lines.
+    log::logger().flush();
+    std::process::exit(status);
 }
 
 /// glibc raises its mmap threshold to the size of the largest buffer ever freed (up to
