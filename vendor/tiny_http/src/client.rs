@@ -2,7 +2,7 @@ use ascii::AsciiString;
 
 use std::io::Error as IoError;
 use std::io::Result as IoResult;
-use std::io::{BufReader, BufWriter, ErrorKind, Read, Write};
+use std::io::{BufRead, BufReader, BufWriter, ErrorKind, Read, Write};
 
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -255,55 +255,75 @@ impl ClientConnection {
     ///
     /// Reads until `CRLF` is reached. The next read will start
     ///  at the first byte of the new line.
-    // The deadline is checked for every byte, so a head trickled in byte by byte is cut off
-    // on time; coarsetime reads the kernel's coarse clock, without a system call and at a
-    // fraction of Instant::now's cost (which was 3% of a small request's CPU time).
+    // postd patch: the line is taken from the buffered reader a chunk at a time (stock
+    // tiny_http made a `read` call per byte through two wrappers, a sixth of a small
+    // request's CPU time). A bare `\n` stays part of the line, as it did. The deadline is
+    // checked for every chunk, so a head trickled in byte by byte is still cut off on time;
+    // coarsetime reads the kernel's coarse clock, without a system call and at a fraction
+    // of Instant::now's cost (which was 3% of a small request's CPU time).
     fn read_next_line(
         &mut self,
         deadline: &mut Option<coarsetime::Instant>,
     ) -> Result<AsciiString, ReadError> {
         let mut buf = Vec::new();
-        let mut prev_byte_was_cr = false;
 
         loop {
-            let byte = self.next_header_source.by_ref().bytes().next();
-
-            let byte = match byte {
-                Some(Ok(b)) => b,
-                // Nothing of this request yet: an idle keep-alive connection timing out or
-                // closing is not an error worth answering.
-                Some(Err(_)) | None if deadline.is_none() && buf.is_empty() => {
-                    return Err(ReadError::Idle)
+            let (used, line_ended) = {
+                let chunk = match self.next_header_source.fill_buf() {
+                    Ok(chunk) if !chunk.is_empty() => chunk,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    // Nothing of this request yet: an idle keep-alive connection timing out
+                    // or closing is not an error worth answering.
+                    Ok(_) | Err(_) if deadline.is_none() && buf.is_empty() => {
+                        return Err(ReadError::Idle)
+                    }
+                    Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                        return Err(HEAD_TOO_SLOW)
+                    }
+                    Err(e) => return Err(ReadError::ReadIoError(e)),
+                    Ok(_) => {
+                        return Err(ReadError::ReadIoError(IoError::new(
+                            ErrorKind::ConnectionAborted,
+                            "Unexpected EOF",
+                        )))
+                    }
+                };
+                let ends =
+                    *deadline.get_or_insert_with(|| coarsetime::Instant::now() + HEAD_DEADLINE);
+                if coarsetime::Instant::now() > ends {
+                    return Err(HEAD_TOO_SLOW);
                 }
-                Some(Err(e)) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    return Err(HEAD_TOO_SLOW)
-                }
-                Some(Err(e)) => return Err(ReadError::ReadIoError(e)),
-                None => {
-                    return Err(ReadError::ReadIoError(IoError::new(
-                        ErrorKind::ConnectionAborted,
-                        "Unexpected EOF",
-                    )))
+                // Never more than the line may still hold, so a long line costs no more
+                // memory than the limit.
+                let room = (MAX_LINE_BYTES + 1).saturating_sub(buf.len());
+                let chunk = &chunk[..chunk.len().min(room)];
+                match chunk.iter().position(|&byte| byte == b'\n') {
+                    Some(newline) => {
+                        buf.extend_from_slice(&chunk[..newline]);
+                        let line_ended = buf.last() == Some(&b'\r');
+                        if !line_ended {
+                            buf.push(b'\n');
+                        }
+                        (newline + 1, line_ended)
+                    }
+                    None => {
+                        buf.extend_from_slice(chunk);
+                        (chunk.len(), false)
+                    }
                 }
             };
-            let ends = *deadline.get_or_insert_with(|| coarsetime::Instant::now() + HEAD_DEADLINE);
-            if coarsetime::Instant::now() > ends {
-                return Err(HEAD_TOO_SLOW);
-            }
+            self.next_header_source.consume(used);
 
-            if byte == b'\n' && prev_byte_was_cr {
+            // The `\r` before the `\n` counts; the `\n` itself does not.
+            if buf.len() > MAX_LINE_BYTES {
+                return Err(HEAD_TOO_LARGE);
+            }
+            if line_ended {
                 buf.pop(); // removing the '\r'
                 return AsciiString::from_ascii(buf).map_err(|_| {
                     ReadError::Refuse(400, "Bad Request", "the request head is not valid ASCII")
                 });
             }
-
-            prev_byte_was_cr = byte == b'\r';
-
-            if buf.len() >= MAX_LINE_BYTES {
-                return Err(HEAD_TOO_LARGE);
-            }
-            buf.push(byte);
         }
     }
 

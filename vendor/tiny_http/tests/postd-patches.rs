@@ -176,6 +176,54 @@ fn a_request_line_over_16_kib_is_431() {
 }
 
 #[test]
+fn the_16_kib_line_limit_counts_the_cr_but_not_the_lf() {
+    let addr = hello_server();
+    // "GET /" + path + " HTTP/1.1" + "\r": 14 bytes besides the path's extra letters.
+    let line = |letters: usize| {
+        format!(
+            "GET /{} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            "a".repeat(letters)
+        )
+    };
+    let (answer, _) = exchange(addr, line(16 * 1024 - 15).as_bytes());
+    assert_eq!(status(&answer), 200, "{answer}");
+    let (answer, _) = exchange(addr, line(16 * 1024 - 14).as_bytes());
+    assert_refusal(&answer, 431);
+}
+
+#[test]
+fn a_head_trickled_a_byte_at_a_time_is_read_whole_and_the_next_one_after_it() {
+    // The head is read a buffered chunk at a time: a line whose \r and \n arrive apart,
+    // and a second request right behind the first, must come out as they were sent.
+    let addr = serve(|rq| {
+        let echo = rq
+            .headers()
+            .iter()
+            .find(|h| h.field.equiv("X-Echo"))
+            .map(|h| h.value.to_string())
+            .unwrap_or_default();
+        let said = format!("{} {echo};", rq.url());
+        let _ = rq.respond(Response::from_string(said));
+    });
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let heads = "GET /first HTTP/1.1\r\nHost: x\r\nX-Echo: one\r\n\r\n\
+                 GET /second HTTP/1.1\r\nHost: x\r\nX-Echo: two\r\nConnection: close\r\n\r\n";
+    for byte in heads.as_bytes() {
+        stream.write_all(&[*byte]).unwrap();
+        thread::sleep(Duration::from_millis(1));
+    }
+    let (answer, end) = read_all(&mut stream);
+    assert_eq!(end, End::Eof, "{answer}");
+    let first = answer.find("/first one;").expect(&answer);
+    let second = answer.find("/second two;").expect(&answer);
+    assert!(first < second, "{}", answer);
+}
+
+#[test]
 fn a_header_line_over_16_kib_is_431() {
     let addr = hello_server();
     let request = format!(
