@@ -243,23 +243,10 @@ impl Metrics {
         difference == 0
     }
 
-    /// Every series, in the text exposition format.
-    pub fn render(&self, store: &Store) -> String {
-        let mut out = String::with_capacity(16 * 1024);
+    /// `postd_http_requests_total`: every (route, method, status) seen so far.
+    fn write_requests(&self, out: &mut String) {
         family(
-            &mut out,
-            "postd_build_info",
-            "gauge",
-            "The running postd's version (always 1).",
-        );
-        let _ = writeln!(
             out,
-            "postd_build_info{{version=\"{}\"}} 1",
-            env!("CARGO_PKG_VERSION")
-        );
-
-        family(
-            &mut out,
             "postd_http_requests_total",
             "counter",
             "HTTP requests answered, by route template (unmatched: no route), method and status.",
@@ -287,9 +274,12 @@ impl Metrics {
                 method_label(method),
             );
         }
+    }
 
+    /// `postd_http_request_duration_seconds`: a histogram per route that has answered.
+    fn write_durations(&self, out: &mut String) {
         family(
-            &mut out,
+            out,
             "postd_http_request_duration_seconds",
             "histogram",
             "Time from a request reaching postd's handler to its answer being ready, by route template.",
@@ -298,14 +288,28 @@ impl Metrics {
             let counts = histogram.snapshot();
             if counts.iter().any(|c| *c > 0) {
                 let labels = format!("route=\"{}\",", route_label(route));
-                histogram.render(
-                    &mut out,
-                    "postd_http_request_duration_seconds",
-                    &labels,
-                    &counts,
-                );
+                histogram.render(out, "postd_http_request_duration_seconds", &labels, &counts);
             }
         }
+    }
+
+    /// Every series, in the text exposition format.
+    pub fn render(&self, store: &Store) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        family(
+            &mut out,
+            "postd_build_info",
+            "gauge",
+            "The running postd's version (always 1).",
+        );
+        let _ = writeln!(
+            out,
+            "postd_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+
+        self.write_requests(&mut out);
+        self.write_durations(&mut out);
 
         family(
             &mut out,

@@ -61,18 +61,7 @@ pub fn run(args: ImportArgs) -> Result<i32, String> {
         }
         ImportState::Importing => {}
     }
-    if import.mode() != mode {
-        let flag = |m| match m {
-            ImportMode::AllOrNothing => "with --atomic",
-            ImportMode::SkipBadLines => "without --atomic",
-        };
-        return Err(format!(
-            "the import of {} as '{author}' was started {} and is not finished; run it {} again to finish it",
-            input.name(),
-            flag(import.mode()),
-            flag(import.mode()),
-        ));
-    }
+    same_mode(&import, mode, &input, &author)?;
     let resumed = import.progress();
     if resumed.lines > 0 {
         log::info!(
@@ -96,49 +85,9 @@ pub fn run(args: ImportArgs) -> Result<i32, String> {
         }
     }
 
-    let mut lines = input.lines_after(import.progress())?;
     let mut meter = RateMeter::new("importing", "lines");
-    loop {
-        let mut read_error = None;
-        let mut chunk = Chunk {
-            lines: &mut lines,
-            left: CHUNK_LINES,
-            bytes_left: CHUNK_BYTES,
-            error: &mut read_error,
-        };
-        let outcome = store
-            .import_chunk(&mut import, &mut chunk)
-            .map_err(|e| format!("import stopped: {e}"))?;
-        let report = match outcome {
-            ChunkOutcome::Committed(report) => report,
-            ChunkOutcome::TurnedBad(errors) => {
-                meter.finish();
-                report_lines(&errors, &mut meter);
-                let removed = undo(&store, &mut import)?;
-                log::error!(
-                    "{} turned bad after {} was checked (another writer took a slug); \
-                     the {} this import had written were removed again: nothing is written",
-                    counted(lines_in(&errors), "line", "lines"),
-                    input.name(),
-                    counted(removed, "post", "posts")
-                );
-                return Ok(BAD_LINES);
-            }
-        };
-        report_lines(&report.refused, &mut meter);
-        meter.show(import.progress().lines, input.lines());
-        if let Some(err) = read_error {
-            meter.finish();
-            return Err(format!(
-                "cannot read {} after line {}: {err}",
-                input.name(),
-                import.progress().lines
-            ));
-        }
-        if report.lines == 0 {
-            break;
-        }
-        std::thread::sleep(YIELD_BETWEEN_CHUNKS);
+    if let Some(code) = write_chunks(&store, &mut import, &input, &mut meter)? {
+        return Ok(code);
     }
     store
         .finish_import(&mut import)
@@ -153,6 +102,83 @@ pub fn run(args: ImportArgs) -> Result<i32, String> {
         skipped(done.refused)
     );
     Ok(status(done.refused))
+}
+
+/// Writes the input's lines after the import's progress, a chunk per transaction, until
+/// none are left (`None`) or, with --atomic, a line turned bad and the import was undone
+/// (the exit status).
+fn write_chunks(
+    store: &Store,
+    import: &mut Import,
+    input: &Input,
+    meter: &mut RateMeter,
+) -> Result<Option<i32>, String> {
+    let mut lines = input.lines_after(import.progress())?;
+    loop {
+        let mut read_error = None;
+        let mut chunk = Chunk {
+            lines: &mut lines,
+            left: CHUNK_LINES,
+            bytes_left: CHUNK_BYTES,
+            error: &mut read_error,
+        };
+        let outcome = store
+            .import_chunk(import, &mut chunk)
+            .map_err(|e| format!("import stopped: {e}"))?;
+        let report = match outcome {
+            ChunkOutcome::Committed(report) => report,
+            ChunkOutcome::TurnedBad(errors) => {
+                meter.finish();
+                report_lines(&errors, meter);
+                let removed = undo(store, import)?;
+                log::error!(
+                    "{} turned bad after {} was checked (another writer took a slug); \
+                     the {} this import had written were removed again: nothing is written",
+                    counted(lines_in(&errors), "line", "lines"),
+                    input.name(),
+                    counted(removed, "post", "posts")
+                );
+                return Ok(Some(BAD_LINES));
+            }
+        };
+        report_lines(&report.refused, meter);
+        meter.show(import.progress().lines, input.lines());
+        if let Some(err) = read_error {
+            meter.finish();
+            return Err(format!(
+                "cannot read {} after line {}: {err}",
+                input.name(),
+                import.progress().lines
+            ));
+        }
+        if report.lines == 0 {
+            break;
+        }
+        std::thread::sleep(YIELD_BETWEEN_CHUNKS);
+    }
+    Ok(None)
+}
+
+/// An unfinished import is finished in the mode it was started in.
+fn same_mode(
+    import: &Import,
+    mode: ImportMode,
+    input: &Input,
+    author: &Username,
+) -> Result<(), String> {
+    if import.mode() != mode {
+        let flag = |m| match m {
+            ImportMode::AllOrNothing => "with --atomic",
+            ImportMode::SkipBadLines => "without --atomic",
+        };
+        return Err(format!(
+            "the import of {} as '{author}' was started {} and is not finished; run it {} again to finish it",
+            input.name(),
+            flag(import.mode()),
+            flag(import.mode()),
+        ));
+    }
+    Ok(())
 }
 
 fn status(refused: u64) -> i32 {

@@ -9,7 +9,7 @@
 
 use super::audit::{self, AuditAction};
 use super::maintenance::Progress;
-use super::posts::{slug_taken, slug_taken_message, SlugAllocator};
+use super::posts::{insert_rows, slug_taken, slug_taken_message, SlugAllocator};
 use super::writer::Tx;
 use super::{Refusal, Store, StoreError, StoreResult};
 use crate::clock::Timestamp;
@@ -179,46 +179,98 @@ fn slug_of(
     }
 }
 
-/// Inserts a chunk's posts with one statement; returns the ids (first, last).
-///
-/// One statement, not one per post: every INSERT that fires the full-text trigger opens a
-/// statement journal, and FTS5 writes its pending index out at each such savepoint, so
-/// per-post INSERTs flushed a one-post segment each and spent their time merging them
-/// (47% of an import's CPU under `perf`). Inserted together, a chunk's index entries are
-/// written once, at commit. A chunk's rows get consecutive ids: one statement, and the
-/// write lock is ours.
-fn insert_chunk(
+/// Sorts a chunk's lines into the posts to write (with their slugs, decided in line
+/// order) and the refused lines; also where the last line ends (`None`: no lines left).
+#[allow(clippy::type_complexity)]
+fn sort_lines(
     tx: &Tx,
-    author_id: i64,
-    posts: &[(NewPost, Slug)],
-    now: &Timestamp,
-) -> StoreResult<Option<(i64, i64)>> {
-    if posts.is_empty() {
-        return Ok(None);
-    }
-    let mut sql = String::with_capacity(96 + posts.len() * 24);
-    sql.push_str(
-        "INSERT INTO posts (author_id, title, slug, body, created_at, updated_at) VALUES ",
-    );
-    for i in 0..posts.len() {
-        let at = 3 + i * 3;
-        if i > 0 {
-            sql.push(',');
+    lines: &mut dyn Iterator<Item = ImportLine>,
+    slugs: &mut SlugAllocator,
+) -> StoreResult<(ChunkReport, Vec<(NewPost, Slug)>, Option<(u64, u64)>)> {
+    let mut report = ChunkReport::default();
+    let mut accepted = Vec::new();
+    let mut end = None;
+    for line in lines {
+        report.lines += 1;
+        end = Some((line.number, line.end));
+        let post = match line.post {
+            Ok(post) => post,
+            Err(errors) => {
+                report
+                    .refused
+                    .extend(errors.into_iter().map(|error| LineError {
+                        line: line.number,
+                        error,
+                    }));
+                continue;
+            }
+        };
+        match slug_of(tx, &post, slugs)? {
+            Ok(slug) => accepted.push((post, slug)),
+            Err(error) => report.refused.push(LineError {
+                line: line.number,
+                error,
+            }),
         }
-        sql.push_str(&format!("(?1, ?{at}, ?{}, ?{}, ?2, ?2)", at + 1, at + 2));
     }
-    let mut stmt = tx.prepare_cached(&sql)?;
-    stmt.raw_bind_parameter(1, author_id)?;
-    stmt.raw_bind_parameter(2, now)?;
-    for (i, (post, slug)) in posts.iter().enumerate() {
-        let at = 3 + i * 3;
-        stmt.raw_bind_parameter(at, &post.title)?;
-        stmt.raw_bind_parameter(at + 1, slug)?;
-        stmt.raw_bind_parameter(at + 2, &post.body)?;
+    Ok((report, accepted, end))
+}
+
+/// Moves the import's `imports` row from `before` to `after` in the chunk's transaction
+/// (creating it with the first chunk); its id.
+fn advance_row(
+    tx: &Tx,
+    id: Option<i64>,
+    (author_id, digest, mode): (i64, &str, ImportMode),
+    before: ImportProgress,
+    after: ImportProgress,
+    now: &Timestamp,
+) -> StoreResult<i64> {
+    match id {
+        None => {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO imports (user_id, input_sha256, mode, state, lines_done,
+                     bytes_done, posts_created, lines_refused, started_at, updated_at)
+                 VALUES (?1, ?2, ?3, 'importing', ?4, ?5, ?6, ?7, ?8, ?8)",
+            )?;
+            match stmt.insert(params![
+                author_id,
+                digest,
+                mode.as_str(),
+                after.lines as i64,
+                after.bytes as i64,
+                after.created as i64,
+                after.refused as i64,
+                now,
+            ]) {
+                Ok(id) => Ok(id),
+                Err(err) if super::is_unique_violation(&err) => Err(another_run()),
+                Err(err) => Err(err.into()),
+            }
+        }
+        Some(id) => {
+            // Compare-and-set: a second run of the same import that got here first
+            // has moved the row on, and this chunk must not be written twice.
+            let mut stmt = tx.prepare_cached(
+                "UPDATE imports SET lines_done = ?3, bytes_done = ?4, posts_created = ?5,
+                     lines_refused = ?6, updated_at = ?7
+                 WHERE id = ?1 AND lines_done = ?2 AND state = 'importing'",
+            )?;
+            let changed = stmt.execute(params![
+                id,
+                before.lines as i64,
+                after.lines as i64,
+                after.bytes as i64,
+                after.created as i64,
+                after.refused as i64,
+                now,
+            ])?;
+            if changed != 1 {
+                return Err(another_run());
+            }
+            Ok(id)
+        }
     }
-    stmt.raw_execute()?;
-    let last = tx.last_insert_rowid();
-    Ok(Some((last - posts.len() as i64 + 1, last)))
 }
 
 /// Counts the distinct lines among `errors` (in line order).
@@ -318,32 +370,7 @@ impl Store {
         let slugs = &mut import.slugs;
         let written = self.write_alone(|tx| {
             let now = Timestamp::now();
-            let mut report = ChunkReport::default();
-            let mut accepted = Vec::new();
-            let mut end = None;
-            for line in lines {
-                report.lines += 1;
-                end = Some((line.number, line.end));
-                let post = match line.post {
-                    Ok(post) => post,
-                    Err(errors) => {
-                        report
-                            .refused
-                            .extend(errors.into_iter().map(|error| LineError {
-                                line: line.number,
-                                error,
-                            }));
-                        continue;
-                    }
-                };
-                match slug_of(tx, &post, slugs)? {
-                    Ok(slug) => accepted.push((post, slug)),
-                    Err(error) => report.refused.push(LineError {
-                        line: line.number,
-                        error,
-                    }),
-                }
-            }
+            let (mut report, accepted, end) = sort_lines(tx, lines, slugs)?;
             let Some((last_line, last_end)) = end else {
                 return Ok((report, None));
             };
@@ -351,7 +378,7 @@ impl Store {
                 turned_bad = std::mem::take(&mut report.refused);
                 return Err(StoreError::refused(Refusal::Conflict, "a line turned bad"));
             }
-            let ids = insert_chunk(tx, author_id, &accepted, &now)?;
+            let ids = insert_rows(tx, author_id, &accepted, &now)?;
             report.created = accepted.len() as u64;
             drop(accepted);
             let after = ImportProgress {
@@ -360,52 +387,10 @@ impl Store {
                 created: before.created + report.created,
                 refused: before.refused + lines_among(&report.refused),
             };
-            let id = match id {
-                None => {
-                    let mut stmt = tx.prepare_cached(
-                        "INSERT INTO imports (user_id, input_sha256, mode, state, lines_done,
-                             bytes_done, posts_created, lines_refused, started_at, updated_at)
-                         VALUES (?1, ?2, ?3, 'importing', ?4, ?5, ?6, ?7, ?8, ?8)",
-                    )?;
-                    match stmt.insert(params![
-                        author_id,
-                        digest,
-                        mode.as_str(),
-                        after.lines as i64,
-                        after.bytes as i64,
-                        after.created as i64,
-                        after.refused as i64,
-                        now,
-                    ]) {
-                        Ok(id) => id,
-                        Err(err) if super::is_unique_violation(&err) => return Err(another_run()),
-                        Err(err) => return Err(err.into()),
-                    }
-                }
-                Some(id) => {
-                    // Compare-and-set: a second run of the same import that got here first
-                    // has moved the row on, and this chunk must not be written twice.
-                    let mut stmt = tx.prepare_cached(
-                        "UPDATE imports SET lines_done = ?3, bytes_done = ?4, posts_created = ?5,
-                             lines_refused = ?6, updated_at = ?7
-                         WHERE id = ?1 AND lines_done = ?2 AND state = 'importing'",
-                    )?;
-                    let changed = stmt.execute(params![
-                        id,
-                        before.lines as i64,
-                        after.lines as i64,
-                        after.bytes as i64,
-                        after.created as i64,
-                        after.refused as i64,
-                        now,
-                    ])?;
-                    if changed != 1 {
-                        return Err(another_run());
-                    }
-                    id
-                }
-            };
-            if let (ImportMode::AllOrNothing, Some((first, last))) = (mode, ids) {
+            let id = advance_row(tx, id, (author_id, digest, mode), before, after, &now)?;
+            if let (ImportMode::AllOrNothing, Some(first), Some(last)) =
+                (mode, ids.first(), ids.last())
+            {
                 let mut stmt = tx.prepare_cached(
                     "INSERT INTO import_chunks (import_id, first_post_id, last_post_id)
                      VALUES (?1, ?2, ?3)",

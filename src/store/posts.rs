@@ -271,11 +271,31 @@ fn insert_chunk(
     posts: Vec<(NewPost, Slug)>,
     now: &Timestamp,
 ) -> StoreResult<Vec<Post>> {
+    let ids = insert_rows(tx, author_id, &posts, now)?;
+    Ok(posts
+        .into_iter()
+        .zip(ids)
+        .map(|((post, slug), id)| just_inserted(id, author_id, post, slug, now))
+        .collect())
+}
+
+/// Inserts posts whose slugs are already decided with one statement, and returns their
+/// ids in the order given (they are consecutive: one statement, and the write lock is
+/// ours). Bulk create and `postd import` both write their posts through here.
+pub(super) fn insert_rows(
+    tx: &Tx,
+    author_id: i64,
+    posts: &[(NewPost, Slug)],
+    now: &Timestamp,
+) -> StoreResult<Vec<i64>> {
     #[derive(serde::Serialize)]
     struct Row<'a> {
         title: &'a str,
         slug: &'a str,
         body: &'a str,
+    }
+    if posts.is_empty() {
+        return Ok(Vec::new());
     }
     let rows: Vec<Row> = posts
         .iter()
@@ -312,14 +332,10 @@ fn insert_chunk(
             posts.len()
         )));
     }
-    // Rows get increasing ids in the order they are inserted, which is request order;
+    // Rows get increasing ids in the order they are inserted, which is the order given;
     // RETURNING's own order is not promised.
     ids.sort_unstable();
-    Ok(posts
-        .into_iter()
-        .zip(ids)
-        .map(|((post, slug), id)| just_inserted(id, author_id, post, slug, now))
-        .collect())
+    Ok(ids)
 }
 
 fn create(tx: &Tx, actor: &Actor, post: NewPost) -> StoreResult<Post> {
