@@ -245,30 +245,6 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
 }
 
-fn table(rows: &[[String; 4]]) -> String {
-    let mut widths = [0; 4];
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: &[String; 4]| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count())))
-            .collect();
-        format!("| {} |\n", padded.join(" | "))
-    };
-    let mut out = line(&rows[0]);
-    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
-    out.push_str(&format!("|-{}-|\n", rule.join("-|-")));
-    for row in &rows[1..] {
-        out.push_str(&line(row));
-    }
-    out
-}
-
 fn main() {
     let secs = env_number("POSTD_BENCH_SECS", 5);
     let rounds = env_number("POSTD_BENCH_ROUNDS", 3) as usize;
@@ -462,7 +438,7 @@ fn main() {
          these CPUs); wrk -t2 -c64 on the same machine\n\n",
         load_average()
     ));
-    text.push_str(&table(&rows));
+    text.push_str(&support::markdown_table(&rows));
     text.push_str(
         "\nTurns alternate between the binaries (A B, B A, …); writes `sync` before each \
          turn. Peaks are VmHWM since the workload began (reset through \

@@ -129,27 +129,11 @@ impl Report {
             out.push_str(&format!("{line}\n"));
         }
         out.push('\n');
-        let head = ["workload", "server", "floor", "ratio", "peak RSS"];
-        let mut widths = head.map(|h| h.chars().count());
-        for row in &self.rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-        let line = |cells: &[String; 5]| {
-            let padded: Vec<String> = cells
-                .iter()
-                .zip(widths)
-                .map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count())))
-                .collect();
-            format!("| {} |\n", padded.join(" | "))
-        };
-        out.push_str(&line(&head.map(String::from)));
-        let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
-        out.push_str(&format!("|-{}-|\n", rule.join("-|-")));
-        for row in &self.rows {
-            out.push_str(&line(row));
-        }
+        let head = ["workload", "server", "floor", "ratio", "peak RSS"].map(String::from);
+        let rows: Vec<[String; 5]> = std::iter::once(head)
+            .chain(self.rows.iter().cloned())
+            .collect();
+        out.push_str(&support::markdown_table(&rows));
         out.push_str(
             "\nratio: server time / floor time; for W2/W3 floor rate / server rate \
              (how many times slower the server is). peak RSS: the server's VmHWM during \

@@ -159,7 +159,7 @@ fn plain_line(record: &Record<'_>) -> String {
         let _ = write!(line, "{source}: ");
     }
     let _ = write!(line, "{}", record.args());
-    let _ = record.key_values().visit(&mut LogfmtFields(&mut line));
+    let _ = record.key_values().visit(&mut Fields::logfmt(&mut line));
     line
 }
 
@@ -175,7 +175,7 @@ fn logfmt_line(record: &Record<'_>) -> String {
         line.push_str(" msg=");
         push_logfmt_text(&mut line, &record.args().to_string());
     }
-    let _ = record.key_values().visit(&mut LogfmtFields(&mut line));
+    let _ = record.key_values().visit(&mut Fields::logfmt(&mut line));
     line
 }
 
@@ -191,7 +191,7 @@ fn json_line(record: &Record<'_>) -> String {
         line.push_str(",\"msg\":");
         push_json_text(&mut line, &record.args().to_string());
     }
-    let _ = record.key_values().visit(&mut JsonFields(&mut line));
+    let _ = record.key_values().visit(&mut Fields::json(&mut line));
     line.push('}');
     line
 }
@@ -206,99 +206,99 @@ fn level_name(level: Level) -> &'static str {
     }
 }
 
-/// Writes each key-value as ` key=value` (logfmt; `-` for none, milliseconds to the
-/// microsecond).
-struct LogfmtFields<'a>(&'a mut String);
+/// How a line's key-values are written: logfmt (` key=value`, `-` for none) or JSON
+/// (`,"key":value`, null for none); milliseconds to the microsecond in both.
+#[derive(Clone, Copy, PartialEq)]
+enum FieldSyntax {
+    Logfmt,
+    Json,
+}
 
-impl<'kvs> VisitSource<'kvs> for LogfmtFields<'_> {
-    fn visit_pair(&mut self, key: kv::Key<'kvs>, value: kv::Value<'kvs>) -> Result<(), kv::Error> {
-        let _ = write!(self.0, " {key}=");
-        value.visit(&mut LogfmtValue(self.0))
+struct Fields<'a> {
+    line: &'a mut String,
+    syntax: FieldSyntax,
+}
+
+impl<'a> Fields<'a> {
+    fn logfmt(line: &'a mut String) -> Self {
+        Fields {
+            line,
+            syntax: FieldSyntax::Logfmt,
+        }
+    }
+
+    fn json(line: &'a mut String) -> Self {
+        Fields {
+            line,
+            syntax: FieldSyntax::Json,
+        }
+    }
+
+    fn push_text(&mut self, text: &str) {
+        match self.syntax {
+            FieldSyntax::Logfmt => push_logfmt_text(self.line, text),
+            FieldSyntax::Json => push_json_text(self.line, text),
+        }
     }
 }
 
-struct LogfmtValue<'a>(&'a mut String);
+impl<'kvs> VisitSource<'kvs> for Fields<'_> {
+    fn visit_pair(&mut self, key: kv::Key<'kvs>, value: kv::Value<'kvs>) -> Result<(), kv::Error> {
+        match self.syntax {
+            FieldSyntax::Logfmt => {
+                let _ = write!(self.line, " {key}=");
+            }
+            FieldSyntax::Json => {
+                self.line.push(',');
+                push_json_text(self.line, key.as_str());
+                self.line.push(':');
+            }
+        }
+        value.visit(self)
+    }
+}
 
-impl<'v> VisitValue<'v> for LogfmtValue<'_> {
+impl<'v> VisitValue<'v> for Fields<'_> {
     fn visit_any(&mut self, value: kv::Value<'_>) -> Result<(), kv::Error> {
-        push_logfmt_text(self.0, &value.to_string());
+        self.push_text(&value.to_string());
         Ok(())
     }
     fn visit_null(&mut self) -> Result<(), kv::Error> {
-        self.0.push('-');
+        self.line.push_str(match self.syntax {
+            FieldSyntax::Logfmt => "-",
+            FieldSyntax::Json => "null",
+        });
         Ok(())
     }
     fn visit_u64(&mut self, value: u64) -> Result<(), kv::Error> {
-        let _ = write!(self.0, "{value}");
+        let _ = write!(self.line, "{value}");
         Ok(())
     }
     fn visit_i64(&mut self, value: i64) -> Result<(), kv::Error> {
-        let _ = write!(self.0, "{value}");
+        let _ = write!(self.line, "{value}");
         Ok(())
     }
     fn visit_f64(&mut self, value: f64) -> Result<(), kv::Error> {
-        let _ = write!(self.0, "{value:.3}");
-        Ok(())
-    }
-    fn visit_bool(&mut self, value: bool) -> Result<(), kv::Error> {
-        let _ = write!(self.0, "{value}");
-        Ok(())
-    }
-    fn visit_str(&mut self, value: &str) -> Result<(), kv::Error> {
-        push_logfmt_text(self.0, value);
-        Ok(())
-    }
-}
-
-/// Writes each key-value as `,"key":value` (JSON; null for none, milliseconds rounded to
-/// the microsecond).
-struct JsonFields<'a>(&'a mut String);
-
-impl<'kvs> VisitSource<'kvs> for JsonFields<'_> {
-    fn visit_pair(&mut self, key: kv::Key<'kvs>, value: kv::Value<'kvs>) -> Result<(), kv::Error> {
-        self.0.push(',');
-        push_json_text(self.0, key.as_str());
-        self.0.push(':');
-        value.visit(&mut JsonValue(self.0))
-    }
-}
-
-struct JsonValue<'a>(&'a mut String);
-
-impl<'v> VisitValue<'v> for JsonValue<'_> {
-    fn visit_any(&mut self, value: kv::Value<'_>) -> Result<(), kv::Error> {
-        push_json_text(self.0, &value.to_string());
-        Ok(())
-    }
-    fn visit_null(&mut self) -> Result<(), kv::Error> {
-        self.0.push_str("null");
-        Ok(())
-    }
-    fn visit_u64(&mut self, value: u64) -> Result<(), kv::Error> {
-        let _ = write!(self.0, "{value}");
-        Ok(())
-    }
-    fn visit_i64(&mut self, value: i64) -> Result<(), kv::Error> {
-        let _ = write!(self.0, "{value}");
-        Ok(())
-    }
-    fn visit_f64(&mut self, value: f64) -> Result<(), kv::Error> {
+        if self.syntax == FieldSyntax::Logfmt {
+            let _ = write!(self.line, "{value:.3}");
+            return Ok(());
+        }
         // serde_json's own number form, so the line parses back to the same value.
         let rounded = (value * 1000.0).round() / 1000.0;
         match serde_json::Number::from_f64(rounded) {
             Some(number) => {
-                let _ = write!(self.0, "{number}");
+                let _ = write!(self.line, "{number}");
             }
-            None => self.0.push_str("null"),
+            None => self.line.push_str("null"),
         }
         Ok(())
     }
     fn visit_bool(&mut self, value: bool) -> Result<(), kv::Error> {
-        let _ = write!(self.0, "{value}");
+        let _ = write!(self.line, "{value}");
         Ok(())
     }
     fn visit_str(&mut self, value: &str) -> Result<(), kv::Error> {
-        push_json_text(self.0, value);
+        self.push_text(value);
         Ok(())
     }
 }
