@@ -26,12 +26,12 @@ fn tune_allocator() {
 
 /// The static build's musl has no mallopt and needs none: its allocator hands freed memory
 /// back at once. Measured (`cargo bench --bench compare`, 8 × W1 then 5 s idle): resident
-/// 6.8 MiB against glibc's 25.9 MiB, peak 28.5 against 39.5 MiB. It is slower: W1 takes
-/// 1.9× the time, as it maps and unmaps SQLite's 4 KiB buffers one by one (~34,000 mmap per
-/// W1 by `strace -c`; half of W1's CPU time is in the kernel), and W2 gets 0.7× the rate.
-/// mimalloc in its place won W1 1.5× and W2 1.6× back, but only with two non-default
-/// options (MIMALLOC_PURGE_DELAY=0, MIMALLOC_ARENA_EAGER_COMMIT=0; with its defaults it held
-/// over 110 MiB), and even then held 16–20 MiB after the same run, at or over the 16 MiB
-/// idle target: not taken.
+/// 8.2 MiB (glibc, tuned here and trimmed after large requests: 10.5 MiB), peak 30.4
+/// against 37.0 MiB. It is slower: W1 takes 1.4× the time, as it maps and unmaps SQLite's
+/// 4 KiB buffers one by one (~34,000 mmap per W1 by `strace -c`; half of W1's CPU time is
+/// in the kernel), and W2 gets 0.9× the rate. mimalloc in its place won W1 1.5× and W2
+/// 1.6× back, but only with two non-default options (MIMALLOC_PURGE_DELAY=0,
+/// MIMALLOC_ARENA_EAGER_COMMIT=0; with its defaults it held over 110 MiB), and even then
+/// held 16–20 MiB after the same run, at or over the 16 MiB idle target: not taken.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn tune_allocator() {}

@@ -115,13 +115,37 @@ pub fn serve(config: &ServeConfig, app: App) -> Result<(), String> {
 fn answer(app: &App, permits: &Permits, mut request: tiny_http::Request) {
     // In flight until the answer is written: shutdown waits for the write too.
     let _in_flight = app.count_in_flight();
+    let large_body = request.body_length().unwrap_or(0) >= LARGE_BODY;
     let response = {
         let _permit = permits.take();
         handle(app, &to_rouille(&mut request))
     };
     // Nothing is left to do for a client that went away meanwhile.
     let _ = request.respond(to_tiny_http(response));
+    if large_body {
+        give_back_free_memory();
+    }
 }
+
+/// A body this large (a bulk request of some thousand items) leaves megabytes of freed
+/// buffers behind it.
+const LARGE_BODY: usize = 1024 * 1024;
+
+/// glibc keeps memory freed inside its heaps (between chunks still in use) resident until
+/// asked; after repeated 10,000-item bulk creates an idle server held ~25 MiB of it.
+/// `malloc_trim` hands those pages back; it takes a few milliseconds, after the answer
+/// has gone and outside the permits. musl gives freed memory back by itself.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn give_back_free_memory() {
+    // SAFETY: malloc_trim only releases free memory of the allocator's own heaps; it is
+    // thread-safe and takes no pointers.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn give_back_free_memory() {}
 
 /// The request as rouille's handler sees it, with the body read ahead. A body left on the
 /// socket (declared larger than `--max-body`) is not read: the handler refuses it (413)
