@@ -12,6 +12,7 @@ use crate::model::{
 };
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
 
 const POST_COLUMNS: &str = "id, author_id, title, slug, body, created_at, updated_at";
 /// The post columns and the revision, for the reads and writes that answer with a version.
@@ -281,61 +282,59 @@ fn insert_chunk(
 
 /// Inserts posts whose slugs are already decided with one statement, and returns their
 /// ids in the order given (they are consecutive: one statement, and the write lock is
-/// ours). Bulk create and `postd import` both write their posts through here.
+/// ours). Bulk create and `postd import` both write their posts through here. The rows'
+/// values are bound as parameters of a `VALUES` list rather than sent as one JSON array
+/// for `json_each`: a million-line import took 19% longer the JSON way.
 pub(super) fn insert_rows(
     tx: &Tx,
     author_id: i64,
     posts: &[(NewPost, Slug)],
     now: &Timestamp,
 ) -> StoreResult<Vec<i64>> {
-    #[derive(serde::Serialize)]
-    struct Row<'a> {
-        title: &'a str,
-        slug: &'a str,
-        body: &'a str,
-    }
     if posts.is_empty() {
         return Ok(Vec::new());
     }
-    let rows: Vec<Row> = posts
-        .iter()
-        .map(|(post, slug)| Row {
-            title: post.title.as_str(),
-            slug: slug.as_str(),
-            body: post.body.as_str(),
-        })
-        .collect();
-    let rows = serde_json::to_string(&rows)?;
-    let mut stmt = tx.prepare_cached(
-        "INSERT INTO posts (author_id, title, slug, body, created_at, updated_at)
-         SELECT ?1, value ->> 'title', value ->> 'slug', value ->> 'body', ?2, ?2
-         FROM json_each(?3) ORDER BY key
-         RETURNING id",
-    )?;
-    let inserted: rusqlite::Result<Vec<i64>> = stmt
-        .query_map(params![author_id, now, rows], |row| row.get(0))
-        .and_then(Iterator::collect);
-    let mut ids =
-        match inserted {
-            Ok(ids) => ids,
-            // Slugs were checked in this transaction; only a writer of another process can
-            // have taken one since.
-            Err(err) if is_unique_violation(&err) => return Err(StoreError::conflict(
-                "a slug of this request was taken by another post meanwhile; nothing was created",
-            )),
-            Err(err) => return Err(err.into()),
-        };
-    if ids.len() != posts.len() {
-        return Err(StoreError::Internal(format!(
-            "inserted {} posts of {}",
-            ids.len(),
-            posts.len()
-        )));
+    let mut sql = String::with_capacity(96 + posts.len() * 24);
+    sql.push_str(
+        "INSERT INTO posts (author_id, title, slug, body, created_at, updated_at) VALUES ",
+    );
+    for i in 0..posts.len() {
+        let at = 3 + i * 3;
+        if i > 0 {
+            sql.push(',');
+        }
+        // Placeholders only: every value is bound below.
+        let _ = write!(sql, "(?1, ?{at}, ?{}, ?{}, ?2, ?2)", at + 1, at + 2);
     }
-    // Rows get increasing ids in the order they are inserted, which is the order given;
-    // RETURNING's own order is not promised.
-    ids.sort_unstable();
-    Ok(ids)
+    let mut stmt = tx.prepare_cached(&sql)?;
+    stmt.raw_bind_parameter(1, author_id)?;
+    stmt.raw_bind_parameter(2, now)?;
+    for (i, (post, slug)) in posts.iter().enumerate() {
+        let at = 3 + i * 3;
+        stmt.raw_bind_parameter(at, &post.title)?;
+        stmt.raw_bind_parameter(at + 1, slug)?;
+        stmt.raw_bind_parameter(at + 2, &post.body)?;
+    }
+    match stmt.raw_execute() {
+        Ok(inserted) if inserted == posts.len() => {}
+        Ok(inserted) => {
+            return Err(StoreError::Internal(format!(
+                "inserted {inserted} posts of {}",
+                posts.len()
+            )))
+        }
+        // Slugs were checked in this transaction; only a writer of another process can
+        // have taken one since.
+        Err(err) if is_unique_violation(&err) => {
+            return Err(StoreError::conflict(
+                "a slug of this request was taken by another post meanwhile; nothing was created",
+            ))
+        }
+        Err(err) => return Err(err.into()),
+    }
+    let last = tx.last_insert_rowid();
+    let first = last - posts.len() as i64 + 1;
+    Ok((first..=last).collect())
 }
 
 fn create(tx: &Tx, actor: &Actor, post: NewPost) -> StoreResult<Post> {
