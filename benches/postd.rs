@@ -680,6 +680,9 @@ fn main() {
     eprintln!("W2 GET /posts/{{id}} for {secs} s");
     let (lo, hi) = id_range(&server_ids);
     let script = write_script(dir.path(), "w2.lua", lo, hi);
+    // W1's writes are still going out to disk: the reads start after them, as the bare
+    // stack's do.
+    settle();
     let (w2, rss, shape) = run_wrk(&session.server, "/", Some(&script), secs);
     let flag = starvation(&mut report, "W2", &shape);
     let (flo, fhi) = id_range(&floor_ids);
@@ -699,6 +702,7 @@ fn main() {
 
     // ---- W3
     eprintln!("W3 GET /posts?limit=20 for {secs} s");
+    settle();
     let (w3, rss, shape) = run_wrk(&session.server, "/posts?limit=20", None, secs);
     let flag = starvation(&mut report, "W3", &shape);
     let floor_rate = floor.lists_per_sec(floor_secs);
