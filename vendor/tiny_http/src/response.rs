@@ -108,6 +108,9 @@ fn build_date_header() -> Header {
     Header::from_bytes(&b"Date"[..], &d.to_string().into_bytes()[..]).unwrap()
 }
 
+/// postd patch: the largest body sent in the same write as its head.
+const ONE_WRITE_MAX: usize = 64 * 1024;
+
 fn write_message_header<W>(
     mut writer: W,
     http_version: &HTTPVersion,
@@ -513,6 +516,26 @@ where
             _ => (),
         };
 
+        // postd patch: a small body of known length goes out with the head in one write.
+        // Written in pieces through the connection's 1 KiB buffer, the head left in one
+        // send and the body in one or two more: a fifth of a listing's CPU time was in
+        // those sends. Larger bodies still stream in pieces, so memory stays bounded.
+        if let (false, Some(TransferEncoding::Identity), Some(length)) =
+            (do_not_send_body, transfer_encoding, data_length)
+        {
+            if length <= ONE_WRITE_MAX {
+                let mut message = Vec::with_capacity(512 + length);
+                write_message_header(
+                    &mut message,
+                    &http_version,
+                    &self.status_code,
+                    &self.headers,
+                )?;
+                reader.read_to_end(&mut message)?;
+                return writer.write_all(&message);
+            }
+        }
+
         // sending headers
         write_message_header(
             writer.by_ref(),
@@ -666,5 +689,56 @@ impl Clone for Response<io::Empty> {
             chunked_threshold: self.chunked_threshold,
             close_connection: self.close_connection,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Remembers the size of every write it is given.
+    #[derive(Default)]
+    struct Writes(Vec<usize>);
+
+    impl Write for Writes {
+        fn write(&mut self, buf: &[u8]) -> IoResult<usize> {
+            self.0.push(buf.len());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> IoResult<()> {
+            Ok(())
+        }
+    }
+
+    /// The writes of an answer with a body of `body_len` bytes to an HTTP/1.0 request (so
+    /// that no body is sent chunked, whatever its size).
+    fn writes_of(body_len: usize) -> (Vec<usize>, usize) {
+        let mut writes = Writes::default();
+        Response::from_data(vec![b'x'; body_len])
+            .raw_print(&mut writes, HTTPVersion(1, 0), &[], false, None)
+            .unwrap();
+        let total = writes.0.iter().sum();
+        (writes.0, total)
+    }
+
+    #[test]
+    fn postd_a_small_answer_goes_out_with_its_head_in_one_write() {
+        for body_len in [0, 1, 900, 14_000, ONE_WRITE_MAX] {
+            let (writes, total) = writes_of(body_len);
+            assert_eq!(writes.len(), 1, "{body_len}-byte body: writes {writes:?}");
+            assert!(total > body_len, "the head is in it too");
+        }
+    }
+
+    #[test]
+    fn postd_a_large_answer_still_streams_in_pieces() {
+        let (writes, total) = writes_of(ONE_WRITE_MAX + 1);
+        assert!(writes.len() > 1, "writes {:?}", writes);
+        assert!(total > ONE_WRITE_MAX + 1);
+        assert!(
+            writes.iter().all(|w| *w < ONE_WRITE_MAX),
+            "writes {:?}",
+            writes
+        );
     }
 }
