@@ -20,22 +20,6 @@ const BATCH: usize = 10_000;
 // Helpers
 // ---------------------------------------------------------------------------------------
 
-/// Random kill delays, reproducible from the printed seed.
-fn seeded_rng(test: &str) -> Rng {
-    let seed = std::env::var("POSTD_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(0x9E37_79B9_7F4A_7C15)
-        })
-        .max(1);
-    println!("{test}: seed {seed} (replay with POSTD_CRASH_SEED={seed})");
-    Rng::new(seed)
-}
-
 fn iterations() -> usize {
     std::env::var("POSTD_CRASH_ITERATIONS")
         .ok()
@@ -198,7 +182,7 @@ where
 fn sigkill_during_bulk_create_is_all_or_nothing() {
     let _turn = heavy_load();
     let started = Instant::now();
-    let mut rng = seeded_rng("bulk create");
+    let mut rng = Rng::from_crash_seed("bulk create");
     let mut srv = Server::start();
     let bulker = srv.register("bulker");
     let single = srv.register("single");
@@ -339,7 +323,7 @@ fn make_batch(
 fn sigkill_during_bulk_hard_delete_is_all_or_nothing() {
     let _turn = heavy_load();
     let started = Instant::now();
-    let mut rng = seeded_rng("bulk hard delete");
+    let mut rng = Rng::from_crash_seed("bulk hard delete");
     let mut srv = Server::start();
     let admin = srv.admin("root");
     let author = srv.register("author");

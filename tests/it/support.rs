@@ -358,6 +358,23 @@ impl Rng {
         Rng(seed.max(1))
     }
 
+    /// For tests that kill processes at random moments: seeded from `POSTD_CRASH_SEED`,
+    /// else from the clock, and the seed printed so that a failure can be replayed.
+    pub fn from_crash_seed(test: &str) -> Rng {
+        let seed = std::env::var("POSTD_CRASH_SEED")
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(0x9E37_79B9_7F4A_7C15)
+            })
+            .max(1);
+        println!("{test}: seed {seed} (replay with POSTD_CRASH_SEED={seed})");
+        Rng::new(seed)
+    }
+
     pub fn next(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x << 13;

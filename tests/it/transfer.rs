@@ -225,20 +225,6 @@ fn an_export_imported_elsewhere_gives_the_same_posts_field_by_field() {
 // SIGKILL and resume
 // ---------------------------------------------------------------------------------------
 
-fn seed() -> u64 {
-    let seed = std::env::var("POSTD_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(7)
-        });
-    println!("seed {seed} (replay with POSTD_CRASH_SEED={seed})");
-    seed
-}
-
 #[test]
 fn an_import_killed_at_random_moments_and_run_again_writes_every_line_once() {
     const LINES: usize = 100_000;
@@ -248,7 +234,7 @@ fn an_import_killed_at_random_moments_and_run_again_writes_every_line_once() {
     let db = database_with_user(&dir, "alice");
     let input = dir.path().join("posts.ndjson");
     write_lines(&input, &numbered_lines("Line", LINES));
-    let mut rng = Rng::new(seed());
+    let mut rng = Rng::from_crash_seed("import killed at random moments");
 
     // One undisturbed run's length, on another database, sets the range of kill delays.
     let timing = TempDir::new("import-kill-timing");
