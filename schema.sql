@@ -170,3 +170,12 @@ CREATE TABLE import_chunks (
     last_post_id  INTEGER NOT NULL,
     PRIMARY KEY (import_id, first_post_id)
 ) WITHOUT ROWID;
+
+-- @version 6: the audit log refuses INSERT OR REPLACE
+-- REPLACE deletes the row it conflicts with without firing DELETE triggers (unless
+-- recursive_triggers is on), so `INSERT OR REPLACE` rewrote an event past the triggers
+-- above. An insert that names the id of an existing event is refused before it runs.
+CREATE TRIGGER audit_events_no_replace BEFORE INSERT ON audit_events
+WHEN NEW.id IS NOT NULL AND EXISTS (SELECT 1 FROM audit_events WHERE id = NEW.id) BEGIN
+    SELECT RAISE(ABORT, 'the audit log is append-only');
+END;

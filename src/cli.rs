@@ -42,7 +42,13 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         // The one command with a third ending: 2 when it skipped (or, --atomic, refused
         // the file for) bad lines.
         Command::Import(args) => import::run(args),
-        command => execute(command).map(|()| 0),
+        command => match refuse_unrunnable(&command) {
+            Err(usage) => {
+                log::error!("{usage}");
+                return 2;
+            }
+            Ok(()) => execute(command).map(|()| 0),
+        },
     };
     match outcome {
         Ok(status) => status,
@@ -51,6 +57,40 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             1
         }
     }
+}
+
+/// What can not be run although the command line parsed: a backup or an export written
+/// over the database it reads, its WAL, shared memory or key file.
+fn refuse_unrunnable(command: &Command) -> Result<(), String> {
+    let (dest, db) = match command {
+        Command::Backup(args) => (&args.file, &args.db.path),
+        Command::Export(args) => match &args.output {
+            Some(output) => (output, &args.db.path),
+            None => return Ok(()),
+        },
+        _ => return Ok(()),
+    };
+    crate::files::refuse_protected(dest, &database_files(db))
+}
+
+/// The files of the database at `db`: itself, its WAL and shared memory, and its key.
+fn database_files(db: &Path) -> Vec<std::path::PathBuf> {
+    let beside = |suffix: &str| {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        std::path::PathBuf::from(name)
+    };
+    vec![
+        db.to_path_buf(),
+        beside("-wal"),
+        beside("-shm"),
+        key_path(db),
+    ]
+}
+
+/// The signing key's file, beside the database.
+fn key_path(db: &Path) -> std::path::PathBuf {
+    db.with_file_name("postd.key")
 }
 
 /// Everything postd creates — the database and its `-wal`/`-shm` (SQLite gives them the
@@ -335,8 +375,7 @@ fn serve(config: ServeConfig) -> Result<(), String> {
         .saturating_add(2);
     let store = Store::open_with(db, pool_size, config.wal_autocheckpoint)
         .map_err(|err| format!("cannot use database {}: {err}", db.display()))?;
-    let key_path = db.with_file_name("postd.key");
-    let secret = load_or_create_key(&key_path, config.jwt_secret.as_deref())?;
+    let secret = load_or_create_key(&key_path(db), config.jwt_secret.as_deref())?;
     let keys = TokenKeys::new(&secret, config.token_ttl_secs);
     let app = App::new(&config, store, keys);
     api::serve(&config, app)

@@ -134,6 +134,9 @@ pub struct Age {
 }
 
 const MAX_AGE_SECS: u64 = 36_500 * 86_400;
+/// Longest DURATION text read: `36500d` needs 6; a million leading zeros were accepted,
+/// and stored verbatim in an append-only audit event.
+pub const MAX_AGE_TEXT: usize = 16;
 
 impl FromStr for Age {
     type Err = String;
@@ -141,10 +144,14 @@ impl FromStr for Age {
     fn from_str(text: &str) -> Result<Age, String> {
         let bad = || {
             format!(
-                "invalid duration '{text}': expected a whole number and a unit s, m, h or d \
-                 (e.g. 30d, 12h), at most 36500d"
+                "invalid duration '{}': expected a whole number and a unit s, m, h or d \
+                 (e.g. 30d, 12h), at most 36500d",
+                crate::text::escape_controls(crate::text::clip(text, MAX_AGE_TEXT))
             )
         };
+        if text.len() > MAX_AGE_TEXT {
+            return Err(bad());
+        }
         let unit_at = text.len().checked_sub(1).ok_or_else(bad)?;
         if !text.is_char_boundary(unit_at) {
             return Err(bad());
@@ -162,9 +169,10 @@ impl FromStr for Age {
             _ => return Err(bad()),
         };
         match count.checked_mul(unit_secs) {
+            // Written back in its shortest form (`030d` is `30d`): what the audit log keeps.
             Some(secs) if secs <= MAX_AGE_SECS => Ok(Age {
                 duration: std::time::Duration::from_secs(secs),
-                text: text.to_owned(),
+                text: format!("{count}{unit}"),
             }),
             _ => Err(bad()),
         }
@@ -267,5 +275,13 @@ mod tests {
             assert!(secs(bad).is_err(), "{bad}");
         }
         assert_eq!("30d".parse::<Age>().unwrap().to_string(), "30d");
+        // Found from outside (v1.1 review): a million leading zeros were a duration, kept
+        // verbatim. At most 16 characters, written back in the shortest form.
+        assert_eq!("00000000000030d".parse::<Age>().unwrap().to_string(), "30d");
+        assert_eq!("0000000000000030d".len(), 17);
+        assert!(secs("0000000000000030d").is_err());
+        let zeros = "0".repeat(1_000_000) + "1d";
+        let message = zeros.parse::<Age>().unwrap_err();
+        assert!(message.len() < 200, "{} bytes", message.len());
     }
 }

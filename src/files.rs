@@ -4,6 +4,31 @@
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+/// Refuses a destination that is one of `protected` (a database, its `-wal` and `-shm`,
+/// its key) under any spelling: the same device and inode, through `..`, a symbolic link
+/// or a hard link. `postd backup data/postd.db` with the default `--db` renamed a copy
+/// over the live database: the server went on writing to the file it had open, and
+/// every write since was gone after a restart.
+pub fn refuse_protected(dest: &Path, protected: &[PathBuf]) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(target) = std::fs::metadata(dest) else {
+        // Nothing there (or a dangling link): it is none of the files we keep.
+        return Ok(());
+    };
+    for file in protected {
+        if let Ok(kept) = std::fs::metadata(file) {
+            if (kept.dev(), kept.ino()) == (target.dev(), target.ino()) {
+                return Err(format!(
+                    "{} is {}: refusing to write over it",
+                    dest.display(),
+                    file.display()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A directory only we can enter, beside a destination, for a file in progress: nobody
 /// else can plant a symbolic link where the file is written. Removed on drop (a process
 /// killed by SIGKILL leaves it behind: a `.postd-partial-*` directory is safe to remove

@@ -158,7 +158,12 @@ fn plain_line(record: &Record<'_>) -> String {
     if let Some(source) = source(record) {
         let _ = write!(line, "{source}: ");
     }
-    let _ = write!(line, "{}", record.args());
+    // Text from a request or a file may be in the message: it must not move the
+    // terminal's cursor or start a line of its own.
+    match record.args().as_str() {
+        Some(text) => crate::text::push_escaped(&mut line, text),
+        None => crate::text::push_escaped(&mut line, &record.args().to_string()),
+    }
     let _ = record.key_values().visit(&mut Fields::logfmt(&mut line));
     line
 }
@@ -304,9 +309,16 @@ impl<'v> VisitValue<'v> for Fields<'_> {
 }
 
 fn push_json_text(line: &mut String, text: &str) {
-    // Serializing a &str can not fail.
+    // Serializing a &str can not fail. serde_json escapes C0 controls; DEL and C1 (which
+    // a terminal also acts on: U+009B is CSI) are escaped here.
     if let Ok(quoted) = serde_json::to_string(text) {
-        line.push_str(&quoted);
+        for c in quoted.chars() {
+            if c.is_control() {
+                let _ = write!(line, "\\u{:04x}", c as u32);
+            } else {
+                line.push(c);
+            }
+        }
     }
 }
 
@@ -425,6 +437,41 @@ mod tests {
             release.wait();
             assert_eq!(flushed.join().unwrap(), b"first\nsecond\n");
         });
+    }
+
+    /// Found from outside (v1.1 review): `postd import` of a line whose field name held
+    /// ESC sequences and a newline cleared the operator's screen and printed a forged
+    /// "imported 0 posts" line. No format writes a control character raw.
+    #[test]
+    fn control_characters_are_escaped_in_every_format() {
+        let hostile = "unknown field 'a\u{1b}[2J\nimported 0 posts\r\u{7f}\u{9b}'";
+        let args = format_args!("line 1: {hostile}");
+        let fields = [("path", kv::Value::from(hostile))];
+        let record = Record::builder()
+            .target("postd::cli")
+            .level(Level::Warn)
+            .args(args)
+            .key_values(&fields)
+            .build();
+        for line in [
+            plain_line(&record),
+            logfmt_line(&record),
+            json_line(&record),
+        ] {
+            assert!(!line.chars().any(char::is_control), "{line:?}");
+            assert!(line.contains("imported 0 posts"), "{line:?}");
+        }
+        let json: serde_json::Value = serde_json::from_str(&json_line(&record)).unwrap();
+        assert_eq!(
+            json["msg"],
+            format!("line 1: {hostile}"),
+            "escaped, not lost"
+        );
+        assert_eq!(
+            plain_line(&record),
+            "postd: warning: line 1: unknown field 'a\\u{1b}[2J\\nimported 0 posts\\r\\u{7f}\\u{9b}' \
+             path=\"unknown field 'a\\u{1b}[2J\\nimported 0 posts\\r\\u{7f}\\u{9b}'\""
+        );
     }
 
     #[test]

@@ -257,8 +257,14 @@ impl Version {
         format!("{}.{}", self.post_id, self.revision)
     }
 
-    /// The version an opaque tag names, if it is one of ours (`Version::tag`'s form).
+    /// The version an opaque tag names, if it is one of ours: exactly `Version::tag`'s
+    /// text. Entity-tags compare byte for byte (RFC 9110 §8.8.3.2), so `"01.01"` is not
+    /// `"1.1"` (found from outside: they were compared as numbers).
     pub fn from_tag(opaque: &str) -> Option<Version> {
+        Version::parse_numbers(opaque).filter(|version| version.tag() == opaque)
+    }
+
+    fn parse_numbers(opaque: &str) -> Option<Version> {
         let (id, revision) = opaque.split_once('.')?;
         let number = |text: &str| {
             (!text.is_empty() && text.len() <= 19 && text.bytes().all(|b| b.is_ascii_digit()))

@@ -2,7 +2,7 @@
 //! after authentication, before anything else is looked at).
 
 use super::auth::admin;
-use super::input::{parse_object, query_error, read_json_body, Fields, Query};
+use super::input::{query_error, read_json_body, Query};
 use super::paging::{self, NextPage};
 use super::problem::ApiError;
 use super::{json, Call, Page};
@@ -52,7 +52,7 @@ struct Purged {
 pub fn purge(call: &Call<'_>) -> Result<Response, ApiError> {
     let actor = admin(call)?;
     let body = read_json_body(call.request, call.app.max_body)?;
-    let mut fields = Fields::new(parse_object(&body)?);
+    let mut fields = crate::json::object_in(&body, &["older_than", "dry_run"])?;
     let older_than = fields.required_string("older_than");
     // Age's own message quotes the text; a client's 16 MiB string is not sent back.
     let older_than = fields.parsed("older_than", older_than, |text| {

@@ -7,59 +7,40 @@
 
 use super::auth::{actor, admin};
 use super::conditional;
-use super::input::{json_error, json_id, read_json_body, Fields, JsonObject};
+use super::input::read_json_body;
 use super::metrics::BulkOp;
-use super::posts::{
-    idempotency_key, new_post_from, once_key, patch_from, recorded, written_response,
-};
+use super::posts::{idempotency_key, once_key, recorded, written_response};
 use super::problem::{refusal_status, ApiError};
 use super::{json, no_content, App, Call};
-use crate::model::{IfMatch, ItemError, NewPost, Post};
+use crate::json::post::{new_post, patch_from, NEW_POST_FIELDS};
+use crate::json::{Elements, Fields, JsonError};
+use crate::model::{IfMatch, ItemError, Post};
 use crate::store::{PartialOutcome, PatchItem};
 use rouille::Response;
-use serde::Deserialize;
 use serde_json::value::RawValue;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateBody<'a> {
-    #[serde(borrow)]
-    items: Vec<&'a RawValue>,
-    #[serde(default, deserialize_with = "present_value")]
-    atomic: Option<bool>,
-}
+/// The fields of a bulk update item.
+const PATCH_ITEM_FIELDS: &[&str] = &["id", "if_match", "title", "body", "slug"];
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UpdateBody<'a> {
-    #[serde(borrow)]
-    items: Vec<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DeleteBody<'a> {
-    #[serde(borrow)]
-    post_ids: Vec<&'a RawValue>,
-    #[serde(default, deserialize_with = "present_value")]
-    hard_delete: Option<bool>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RestoreBody<'a> {
-    #[serde(borrow)]
-    post_ids: Vec<&'a RawValue>,
-}
-
-/// For optional fields: absent is `None` (through `#[serde(default)]`), but a present
-/// `null` is refused like any other wrong type, as in every other body postd reads.
-fn present_value<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    T::deserialize(deserializer).map(Some)
+/// Reads a bulk body's array field (`items`, `post_ids`) and its other fields, checked as
+/// a whole: 422 for what is wrong with them, then 413 above `max_bulk` elements (counted,
+/// not held) or 422 for none.
+fn bulk_body<'a, T>(
+    app: &App,
+    body: &'a str,
+    known: &'static [&'static str],
+    array: &'static str,
+    rest: impl FnOnce(&mut Fields<'a>) -> T,
+) -> Result<(Vec<&'a RawValue>, T), ApiError> {
+    let mut fields = crate::json::object_in(body, known)?;
+    let elements = fields.required_array(array, app.max_bulk);
+    let others = rest(&mut fields);
+    let errors = fields.finish();
+    let Some(Elements { kept, total }) = elements.filter(|_| errors.is_empty()) else {
+        return Err(ApiError::invalid(errors));
+    };
+    check_count(app, total, array)?;
+    Ok((kept, others))
 }
 
 /// 413 above `max_bulk` items, 422 for none.
@@ -82,14 +63,13 @@ fn check_count(app: &App, count: usize, what: &str) -> Result<(), ApiError> {
 }
 
 /// One bulk item as a JSON object, or its error.
-fn item_object(raw: &RawValue) -> Result<JsonObject, Vec<ItemError>> {
-    serde_json::from_str::<JsonObject>(raw.get()).map_err(|err| {
-        let message = json_error(err)
-            .errors
-            .pop()
-            .map(|e| e.message)
-            .unwrap_or_default();
-        vec![ItemError::whole(message)]
+fn item_object<'a>(
+    raw: &'a RawValue,
+    known: &'static [&'static str],
+) -> Result<Fields<'a>, Vec<ItemError>> {
+    crate::json::object_in(raw.get(), known).map_err(|err| match err {
+        JsonError::Invalid(errors) => errors,
+        JsonError::Malformed(message) => vec![ItemError::whole(message)],
     })
 }
 
@@ -104,10 +84,7 @@ fn ids_from(raws: &[&RawValue]) -> Result<Vec<(usize, i64)>, ApiError> {
     let mut seen = std::collections::HashSet::with_capacity(raws.len());
     let mut errors = Vec::new();
     for (index, raw) in raws.iter().enumerate() {
-        match serde_json::from_str::<serde_json::Value>(raw.get())
-            .map_err(|_| "must be a positive integer id")
-            .and_then(|v| json_id(&v))
-        {
+        match crate::json::id(raw) {
             Ok(id) => {
                 if seen.insert(id) {
                     ids.push((index, id));
@@ -182,16 +159,16 @@ pub fn create(call: &Call<'_>) -> Result<Response, ApiError> {
     let actor = actor(call)?;
     let key = idempotency_key(call)?;
     let body = read_json_body(call.request, call.app.max_body)?;
-    let once = once_key(call, actor.user_id, key, &body);
-    let parsed: CreateBody = serde_json::from_slice(&body).map_err(json_error)?;
-    check_count(call.app, parsed.items.len(), "items")?;
-    let checked: Vec<Result<NewPost, Vec<ItemError>>> = parsed
-        .items
+    let once = once_key(call, actor.user_id, key, body.as_bytes());
+    let (items, atomic) = bulk_body(call.app, &body, &["items", "atomic"], "items", |f| {
+        f.optional_bool("atomic")
+    })?;
+    let checked: Vec<_> = items
         .iter()
-        .map(|raw| item_object(raw).and_then(new_post_from))
+        .map(|raw| item_object(raw, NEW_POST_FIELDS).and_then(new_post))
         .collect();
-    let atomic = parsed.atomic.unwrap_or(true);
-    drop(parsed);
+    let atomic = atomic.unwrap_or(true);
+    drop(items);
     drop(body);
 
     let store = &call.app.store;
@@ -231,15 +208,13 @@ pub fn create(call: &Call<'_>) -> Result<Response, ApiError> {
 pub fn update(call: &Call<'_>) -> Result<Response, ApiError> {
     let actor = actor(call)?;
     let body = read_json_body(call.request, call.app.max_body)?;
-    let parsed: UpdateBody = serde_json::from_slice(&body).map_err(json_error)?;
-    check_count(call.app, parsed.items.len(), "items")?;
-    let mut items: Vec<PatchItem> = Vec::with_capacity(parsed.items.len());
+    let (raws, ()) = bulk_body(call.app, &body, &["items"], "items", |_| ())?;
+    let mut items: Vec<PatchItem> = Vec::with_capacity(raws.len());
     let mut errors = Vec::new();
-    for (index, raw) in parsed.items.iter().enumerate() {
-        match item_object(raw) {
+    for (index, raw) in raws.iter().enumerate() {
+        match item_object(raw, PATCH_ITEM_FIELDS) {
             Err(item_errors) => errors.extend(at_index(index, item_errors)),
-            Ok(object) => {
-                let mut fields = Fields::new(object);
+            Ok(mut fields) => {
                 let id = match fields.take_id("id") {
                     Ok(id) => Some(id),
                     Err(message) => {
@@ -269,7 +244,7 @@ pub fn update(call: &Call<'_>) -> Result<Response, ApiError> {
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
-    drop(parsed);
+    drop(raws);
     drop(body);
     let updated = call.app.store.update_posts(&actor, items)?;
     call.app
@@ -289,13 +264,15 @@ struct DeleteReport<'a> {
 pub fn delete(call: &Call<'_>) -> Result<Response, ApiError> {
     let actor = admin(call)?;
     let body = read_json_body(call.request, call.app.max_body)?;
-    let parsed: DeleteBody = serde_json::from_slice(&body).map_err(json_error)?;
-    check_count(call.app, parsed.post_ids.len(), "post_ids")?;
-    let ids: Vec<i64> = ids_from(&parsed.post_ids)?
-        .into_iter()
-        .map(|(_, id)| id)
-        .collect();
-    let hard = parsed.hard_delete.unwrap_or(false);
+    let (raws, hard) = bulk_body(
+        call.app,
+        &body,
+        &["post_ids", "hard_delete"],
+        "post_ids",
+        |f| f.optional_bool("hard_delete"),
+    )?;
+    let ids: Vec<i64> = ids_from(&raws)?.into_iter().map(|(_, id)| id).collect();
+    let hard = hard.unwrap_or(false);
     let outcome = call.app.store.delete_posts(&actor, &ids, hard)?;
     let op = if hard {
         BulkOp::DeletePermanent
@@ -324,9 +301,8 @@ pub fn delete(call: &Call<'_>) -> Result<Response, ApiError> {
 pub fn restore(call: &Call<'_>) -> Result<Response, ApiError> {
     let actor = admin(call)?;
     let body = read_json_body(call.request, call.app.max_body)?;
-    let parsed: RestoreBody = serde_json::from_slice(&body).map_err(json_error)?;
-    check_count(call.app, parsed.post_ids.len(), "post_ids")?;
-    let ids = ids_from(&parsed.post_ids)?;
+    let (raws, ()) = bulk_body(call.app, &body, &["post_ids"], "post_ids", |_| ())?;
+    let ids = ids_from(&raws)?;
     let restored = call.app.store.restore_posts(&actor, &ids)?;
     call.app
         .metrics

@@ -1,7 +1,7 @@
 //! `/posts/{id}/comments` and `/comments/{id}`.
 
 use super::auth::actor;
-use super::input::{parse_object, read_json_body, Fields, Query};
+use super::input::{read_json_body, Query};
 use super::paging::{self, NextPage};
 use super::problem::ApiError;
 use super::{json, no_content, Call, Page};
@@ -11,7 +11,7 @@ use rouille::Response;
 pub fn create(call: &Call<'_>, post_id: i64) -> Result<Response, ApiError> {
     let actor = actor(call)?;
     let body = read_json_body(call.request, call.app.max_body)?;
-    let mut fields = Fields::new(parse_object(&body)?);
+    let mut fields = crate::json::object_in(&body, &["body"])?;
     let text = fields.required_string("body");
     let text = fields.parsed("body", text, CommentBody::parse);
     let errors = fields.finish();

@@ -224,6 +224,13 @@ mod tests {
         for bad in ["*", "7.3", "\"7.3\", \"7.4\"", "\"7.3\" ", ""] {
             assert!(item_if_match(bad).is_err(), "{bad}");
         }
+        for not_ours in ["\"07.3\"", "\"7.03\"", "\"+7.3\"", "\"7.3.0\""] {
+            assert_eq!(
+                item_if_match(not_ours),
+                Ok(IfMatch::OneOf(vec![])),
+                "{not_ours}"
+            );
+        }
         let weak = parse_tags("W/\"7.3\"").unwrap();
         assert!(weak.matches_weakly(v));
         assert!(!parse_tags("\"7.4\", \"8.3\"").unwrap().matches_weakly(v));

@@ -18,7 +18,7 @@ use crate::store::Store;
 use rouille::{Request, Response, ResponseBody};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
@@ -56,9 +56,9 @@ fn method_label(index: usize) -> &'static str {
 
 /// The statuses postd answers with, each with its counters from the start. Another status
 /// (none is expected) is still counted, in a map behind a lock.
-const STATUSES: [u16; 20] = [
-    200, 201, 204, 304, 400, 401, 403, 404, 405, 408, 409, 412, 413, 415, 417, 422, 429, 431, 500,
-    503,
+const STATUSES: [u16; 21] = [
+    200, 201, 204, 304, 400, 401, 403, 404, 405, 408, 409, 412, 413, 415, 417, 421, 422, 429, 431,
+    500, 503,
 ];
 
 /// Upper bounds, in seconds, of the request duration buckets: from a cached read to a
@@ -433,8 +433,20 @@ impl Listener {
             return Ok(None);
         };
         let app = app.clone();
+        // The port is known once bound; requests can only arrive after that.
+        let port = Arc::new(std::sync::OnceLock::new());
+        let named = ListenerHost {
+            configured: addr.clone(),
+            port: port.clone(),
+        };
         let server = rouille::Server::new(addr.as_str(), move |request| {
-            if is_scrape(request) {
+            if !named.accepts(request.header("Host")) {
+                ApiError::new(
+                    421,
+                    "this listener answers requests for its own address or localhost only",
+                )
+                .into_response()
+            } else if is_scrape(request) {
                 exposition(&app)
             } else {
                 ApiError::not_found("this listener serves only GET /metrics").into_response()
@@ -443,6 +455,13 @@ impl Listener {
         .map_err(|err| format!("cannot listen for metrics on {addr}: {err}"))?
         .pool_size(2);
         let bound = server.server_addr();
+        let _ = port.set(bound);
+        if !bound.ip().is_loopback() {
+            log::warn!(
+                "the metrics listener on {bound} can be reached beyond this machine: it asks \
+                 no token, so keep it on loopback or a private network"
+            );
+        }
         let (thread, stop) = server.stoppable();
         Ok(Some(Listener {
             addr: bound,
@@ -456,6 +475,55 @@ impl Listener {
         listener.map_or_else(String::new, |listener| {
             format!(", metrics on http://{}/metrics", listener.addr)
         })
+    }
+}
+
+/// Which `Host` headers name the `--metrics-addr` listener: `localhost` or an IP address
+/// of its own, with its port or none, or the host as given in `--metrics-addr`. A page on
+/// another site whose name an attacker points at this address (DNS rebinding) sends its
+/// own name, and is refused: it could otherwise read the metrics, which ask no token.
+struct ListenerHost {
+    configured: String,
+    port: Arc<std::sync::OnceLock<SocketAddr>>,
+}
+
+impl ListenerHost {
+    fn accepts(&self, host: Option<&str>) -> bool {
+        let (Some(host), Some(bound)) = (host, self.port.get()) else {
+            return false;
+        };
+        let (name, port) = split_host(host.trim());
+        if port.is_some_and(|port| port != bound.port()) {
+            return false;
+        }
+        if name.eq_ignore_ascii_case("localhost") {
+            return true;
+        }
+        let configured_name = split_host(&self.configured).0;
+        if !configured_name.is_empty() && name.eq_ignore_ascii_case(configured_name) {
+            return true;
+        }
+        match name.parse::<IpAddr>() {
+            Ok(ip) => bound.ip().is_unspecified() || ip == bound.ip(),
+            Err(_) => false,
+        }
+    }
+}
+
+/// `host[:port]` or `[v6][:port]`: the name (without brackets) and the port, if one was
+/// given; a port that is not a number is 0, which names no listener.
+fn split_host(host: &str) -> (&str, Option<u16>) {
+    let port = |text: &str| Some(text.parse().unwrap_or(0));
+    if let Some(bracketed) = host.strip_prefix('[') {
+        return match bracketed.split_once(']') {
+            Some((v6, "")) => (v6, None),
+            Some((v6, rest)) => (v6, rest.strip_prefix(':').map_or(Some(0), port)),
+            None => (host, Some(0)),
+        };
+    }
+    match host.split_once(':') {
+        Some((name, rest)) => (name, port(rest)),
+        None => (host, None),
     }
 }
 
@@ -488,6 +556,50 @@ mod tests {
              h_sum{route=\"/x\"} 0.05251\n\
              h_count{route=\"/x\"} 5\n"
         );
+    }
+
+    /// Found from outside (v1.1 review): the listener answered any `Host`, so a page whose
+    /// name was pointed at 127.0.0.1 (DNS rebinding) could read the metrics.
+    #[test]
+    fn the_listener_answers_only_its_own_names() {
+        let named = |configured: &str, bound: &str| {
+            let port = Arc::new(std::sync::OnceLock::new());
+            let _ = port.set(bound.parse::<SocketAddr>().unwrap());
+            ListenerHost {
+                configured: configured.into(),
+                port,
+            }
+        };
+        let loopback = named("127.0.0.1:0", "127.0.0.1:9100");
+        for ok in [
+            "127.0.0.1:9100",
+            "127.0.0.1",
+            "localhost:9100",
+            "LOCALHOST",
+            " localhost ",
+        ] {
+            assert!(loopback.accepts(Some(ok)), "{ok}");
+        }
+        for refused in [
+            "attacker.example:9100",
+            "attacker.example",
+            "127.0.0.1:80",
+            "localhost:x",
+            "10.0.0.1:9100",
+            "127.0.0.1.nip.io:9100",
+            "",
+        ] {
+            assert!(!loopback.accepts(Some(refused)), "{refused}");
+        }
+        assert!(!loopback.accepts(None));
+        let v6 = named("[::1]:9100", "[::1]:9100");
+        assert!(v6.accepts(Some("[::1]:9100")) && v6.accepts(Some("[::1]")));
+        assert!(!v6.accepts(Some("[::2]:9100")));
+        let everywhere = named("metrics.internal:9100", "0.0.0.0:9100");
+        for ok in ["metrics.internal:9100", "10.1.2.3:9100", "localhost"] {
+            assert!(everywhere.accepts(Some(ok)), "{ok}");
+        }
+        assert!(!everywhere.accepts(Some("evil.example:9100")));
     }
 
     #[test]

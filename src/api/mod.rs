@@ -18,8 +18,6 @@ pub mod routes;
 mod server;
 mod throttle;
 
-/// A post's fields checked by `POST /posts`'s rules, for other ways in (`postd import`).
-pub use posts::new_post_from;
 pub use server::serve;
 
 use crate::auth::TokenKeys;
@@ -187,7 +185,7 @@ fn log_request(call: &Call<'_>, mut response: Response, started: Instant) -> Res
     log::info!(
         target: crate::logging::ACCESS,
         method = call.request.method(),
-        path = input::clip(call.path(), 512),
+        path = crate::text::clip(call.path(), 512),
         status = response.status_code,
         bytes = bytes,
         duration_ms = started.elapsed().as_secs_f64() * 1000.0,
@@ -218,7 +216,7 @@ fn dispatch(call: &Call<'_>) -> Result<Response, ApiError> {
     if !methods.contains(&method) {
         return Err(ApiError::new(
             405,
-            format!("{} is not allowed here", input::clip(method, 32)),
+            format!("{} is not allowed here", crate::text::clip(method, 32)),
         )
         .with_header("Allow", routes::allow_header(methods)));
     }

@@ -2,54 +2,17 @@
 
 use super::auth::{actor, admin};
 use super::conditional;
-use super::input::{parse_object, query_error, read_json_body, Fields, JsonObject, Query};
+use super::input::{query_error, read_json_body, Query};
 use super::paging::{self, NextPage};
 use super::problem::ApiError;
 use super::{json_bytes, no_content, Call, Page};
 use crate::clock::Timestamp;
-use crate::model::{ItemError, NewPost, Post, PostBody, PostPatch, Slug, Title};
+use crate::json::post::{new_post, patch_from, NEW_POST_FIELDS};
+use crate::model::Post;
 use crate::store::{
     IdempotencyKey, ListQuery, OnceKey, Recorded, StoreResult, TrashQuery, Written,
 };
 use rouille::Response;
-
-/// Takes `title`, `body` and `slug` out of `fields` and checks them against the field
-/// rules; a value that breaks its rule is reported in `fields` and comes back as `None`.
-fn post_fields(fields: &mut Fields, title: Option<String>, body: Option<String>) -> PostPatch {
-    let slug = fields.optional_string("slug");
-    PostPatch {
-        title: fields.parsed("title", title, |t| Title::normalize(&t)),
-        body: fields.parsed("body", body, PostBody::parse),
-        slug: fields.parsed("slug", slug, Slug::parse),
-    }
-}
-
-/// Reads `{title, body, slug?}`; every problem is reported, not just the first.
-pub fn new_post_from(object: JsonObject) -> Result<NewPost, Vec<ItemError>> {
-    let mut fields = Fields::new(object);
-    let title = fields.required_string("title");
-    let body = fields.required_string("body");
-    let PostPatch { title, body, slug } = post_fields(&mut fields, title, body);
-    let errors = fields.finish();
-    match (title, body) {
-        (Some(title), Some(body)) if errors.is_empty() => Ok(NewPost { title, body, slug }),
-        _ => Err(errors),
-    }
-}
-
-/// Reads the optional `title`, `body`, `slug` of a patch from `fields` (the caller may
-/// have taken an `id` first). An empty patch is an error.
-pub(super) fn patch_from(fields: &mut Fields) -> PostPatch {
-    let title = fields.optional_string("title");
-    let body = fields.optional_string("body");
-    let patch = post_fields(fields, title, body);
-    if patch.is_empty() && fields.errors.is_empty() {
-        fields.errors.push(ItemError::whole(
-            "a patch must change at least one of title, body, slug",
-        ));
-    }
-    patch
-}
 
 /// The request's `Idempotency-Key`, if it sent one; a malformed one is a 400.
 pub(super) fn idempotency_key(call: &Call<'_>) -> Result<Option<IdempotencyKey>, ApiError> {
@@ -96,8 +59,9 @@ pub fn create(call: &Call<'_>) -> Result<Response, ApiError> {
     let actor = actor(call)?;
     let key = idempotency_key(call)?;
     let body = read_json_body(call.request, call.app.max_body)?;
-    let new_post = new_post_from(parse_object(&body)?).map_err(ApiError::invalid)?;
-    let once = once_key(call, actor.user_id, key, &body);
+    let new_post =
+        new_post(crate::json::object_in(&body, NEW_POST_FIELDS)?).map_err(ApiError::invalid)?;
+    let once = once_key(call, actor.user_id, key, body.as_bytes());
     let written = call
         .app
         .store
@@ -182,7 +146,7 @@ pub fn update(call: &Call<'_>, id: i64) -> Result<Response, ApiError> {
     let actor = actor(call)?;
     let if_match = conditional::if_match(call);
     let body = read_json_body(call.request, call.app.max_body)?;
-    let mut fields = Fields::new(parse_object(&body)?);
+    let mut fields = crate::json::object_in(&body, NEW_POST_FIELDS)?;
     let patch = patch_from(&mut fields);
     let errors = fields.finish();
     if !errors.is_empty() {

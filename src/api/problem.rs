@@ -112,6 +112,7 @@ pub fn status_title(status: u16) -> &'static str {
         412 => "Precondition Failed",
         413 => "Content Too Large",
         415 => "Unsupported Media Type",
+        421 => "Misdirected Request",
         422 => "Unprocessable Content",
         429 => "Too Many Requests",
         500 => "Internal Server Error",
@@ -166,5 +167,17 @@ impl From<serde_json::Error> for ApiError {
     fn from(err: serde_json::Error) -> ApiError {
         log::error!("response serialization failed: {err}");
         ApiError::internal()
+    }
+}
+
+/// Not JSON: 400; JSON of the wrong shape: 422.
+impl From<crate::json::JsonError> for ApiError {
+    fn from(err: crate::json::JsonError) -> ApiError {
+        match err {
+            crate::json::JsonError::Malformed(what) => {
+                ApiError::bad_request(format!("the body is not valid JSON: {what}"))
+            }
+            crate::json::JsonError::Invalid(errors) => ApiError::invalid(errors),
+        }
     }
 }

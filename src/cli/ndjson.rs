@@ -2,9 +2,9 @@
 //! read as NDJSON lines — each bounded in size, each checked by `POST /posts`'s rules.
 
 use super::rate::RateMeter;
-use crate::api::input::JsonObject;
-use crate::api::new_post_from;
 use crate::files::PrivateDir;
+use crate::json::post::{new_post, NEW_POST_FIELDS};
+use crate::json::JsonError;
 use crate::model::{ItemError, NewPost};
 use crate::store::{ImportProgress, InputDigest};
 use sha2::{Digest, Sha256};
@@ -216,27 +216,21 @@ pub fn parse_line(bytes: Option<&[u8]>) -> Result<NewPost, Vec<ItemError>> {
         return whole(format!("longer than {MAX_LINE} bytes"));
     };
     let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-    let Ok(text) = std::str::from_utf8(bytes) else {
-        return whole("not valid UTF-8".into());
-    };
-    if text.trim().is_empty() {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
         return whole("empty; every line must be a JSON object".into());
     }
-    match serde_json::from_str::<JsonObject>(text) {
-        Ok(object) => new_post_from(object),
-        Err(err) => whole(json_message(&err)),
+    match crate::json::object(bytes, NEW_POST_FIELDS) {
+        Ok(fields) => new_post(fields),
+        Err(JsonError::Invalid(errors)) => Err(errors),
+        Err(JsonError::Malformed(message)) => {
+            whole(format!("not valid JSON: {}", on_the_line(&message)))
+        }
     }
 }
 
-/// serde_json's message, placed by column (a line is one line): syntax is "not valid
-/// JSON", a valid document of the wrong shape says what is wrong with it.
-fn json_message(err: &serde_json::Error) -> String {
-    let text = err.to_string();
-    let message = text.split(" at line ").next().unwrap_or(&text);
-    match err.classify() {
-        serde_json::error::Category::Data => message.to_owned(),
-        _ => format!("not valid JSON: {message} at column {}", err.column()),
-    }
+/// A position within one line is its column: "at line 1 column 26" → "at column 26".
+fn on_the_line(message: &str) -> String {
+    message.replacen(" at line 1 column ", " at column ", 1)
 }
 
 #[cfg(test)]
@@ -289,7 +283,11 @@ mod tests {
         assert_eq!(refusal("  "), ["empty; every line must be a JSON object"]);
         assert_eq!(
             parse_line(Some(b"\xff")).err().unwrap()[0].message,
-            "not valid UTF-8"
+            "not valid JSON: invalid UTF-8 at column 1"
+        );
+        assert_eq!(
+            refusal("\u{feff}{\"title\":\"t\",\"body\":\"b\"}"),
+            ["not valid JSON: a byte order mark (U+FEFF), which JSON text must not start with, at column 1"]
         );
         assert!(parse_line(None).err().unwrap()[0]
             .message

@@ -74,8 +74,12 @@ pub struct AuditEvent {
     pub detail: String,
 }
 
+/// Ids an event lists at most; `count` is always the whole number. A purge of a million
+/// posts listed every id in one row (over 8 MB, kept forever in an append-only log).
+pub const MAX_TARGET_IDS: usize = 1_000;
+
 /// Appends one event for the change just made on `tx`; nothing when `target_ids` is
-/// empty (the change changed nothing).
+/// empty (the change changed nothing). The event lists the first `MAX_TARGET_IDS` ids.
 pub(super) fn append(
     tx: &Tx,
     actor_id: Option<i64>,
@@ -86,7 +90,8 @@ pub(super) fn append(
     if target_ids.is_empty() {
         return Ok(());
     }
-    let ids = serde_json::to_string(target_ids)
+    let listed = &target_ids[..target_ids.len().min(MAX_TARGET_IDS)];
+    let ids = serde_json::to_string(listed)
         .map_err(|err| StoreError::Internal(format!("encoding audit ids: {err}")))?;
     let mut stmt = tx.prepare_cached(
         "INSERT INTO audit_events (at, actor_id, action, target_ids, count, detail)
@@ -217,12 +222,56 @@ mod tests {
         t.store
             .write(|tx| append(tx, None, AuditAction::UserRole, &[1], "role admin"))
             .unwrap();
+        let id: i64 = t
+            .store
+            .read(|conn| Ok(conn.query_row("SELECT max(id) FROM audit_events", [], |r| r.get(0))?))
+            .unwrap();
+        // `INSERT OR REPLACE` of an existing id was found from outside (v1.1 review): it
+        // deleted and rewrote the event past the UPDATE and DELETE triggers.
+        let replace = format!(
+            "INSERT OR REPLACE INTO audit_events (id, at, actor_id, action, target_ids, count, detail)
+             VALUES ({id}, 'then', NULL, 'user.role', '[2]', 1, 'forged')"
+        );
         for change in [
             "UPDATE audit_events SET detail = 'edited'",
             "DELETE FROM audit_events",
+            replace.as_str(),
+            "REPLACE INTO audit_events (id, at, action, target_ids, count, detail)
+             SELECT id, at, action, target_ids, count, 'forged' FROM audit_events",
         ] {
             let refused = t.store.write(|tx| Ok(tx.execute(change, [])?));
             assert!(refused.is_err(), "{change}");
         }
+        let detail: String = t
+            .store
+            .read(|conn| Ok(conn.query_row("SELECT detail FROM audit_events", [], |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(detail, "role admin");
+        // New events still go in.
+        t.store
+            .write(|tx| append(tx, None, AuditAction::UserRole, &[1], "role user"))
+            .unwrap();
+    }
+
+    #[test]
+    fn an_event_lists_at_most_1000_ids_and_counts_them_all() {
+        let t = TempStore::new("audit-many-ids");
+        let ids: Vec<i64> = (1..=2_500).collect();
+        t.store
+            .write(|tx| append(tx, None, AuditAction::TrashPurge, &ids, "older than 0s"))
+            .unwrap();
+        let (listed, count): (String, i64) = t
+            .store
+            .read(|conn| {
+                Ok(
+                    conn.query_row("SELECT target_ids, count FROM audit_events", [], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })?,
+                )
+            })
+            .unwrap();
+        let listed: Vec<i64> = serde_json::from_str(&listed).unwrap();
+        assert_eq!(listed, (1..=1_000).collect::<Vec<i64>>());
+        assert_eq!(count, 2_500);
     }
 }

@@ -320,6 +320,15 @@ impl ClientConnection {
             }
             if line_ended {
                 buf.pop(); // removing the '\r'
+                           // postd patch: a CR that does not end a line is refused; another parser
+                           // on the way may end the line there.
+                if buf.contains(&b'\r') {
+                    return Err(ReadError::Refuse(
+                        400,
+                        "Bad Request",
+                        "a bare CR in the request head",
+                    ));
+                }
                 return AsciiString::from_ascii(buf).map_err(|_| {
                     ReadError::Refuse(400, "Bad Request", "the request head is not valid ASCII")
                 });

@@ -10,9 +10,8 @@ use std::sync::mpsc::Sender;
 use crate::client::ConnState;
 use crate::response::Framing;
 use crate::settings::Transport;
-use crate::util::{EqualReader, FusedReader};
+use crate::util::{ChunkedDecoder, EqualReader, FusedReader};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
-use chunked_transfer::Decoder;
 use std::sync::Arc;
 
 /// Represents an HTTP request made by a client.
@@ -53,7 +52,7 @@ use std::sync::Arc;
 /// If you want to build fake requests to test your server, use [`TestRequest`](crate::test::TestRequest).
 pub struct Request {
     // where to read the body from
-    data_reader: Option<Box<dyn Read + Send + 'static>>,
+    data_reader: Option<BodyReader>,
 
     // if this writer is empty, then the request has been answered
     response_writer: Option<Box<dyn Write + Send + 'static>>,
@@ -99,6 +98,24 @@ pub struct Request {
 
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
+}
+
+/// postd patch: a body read ahead is kept as what it is, so that the application can take
+/// its bytes without copying them (`Request::read_ahead_body`); it held a second copy of
+/// every body for as long as its request lived.
+enum BodyReader {
+    // Boxed: a `Request` travels by value through the server's queue.
+    ReadAhead(Box<preread::Held>),
+    Other(Box<dyn Read + Send + 'static>),
+}
+
+impl Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            BodyReader::ReadAhead(held) => held.read(buf),
+            BodyReader::Other(reader) => reader.read(buf),
+        }
+    }
 }
 
 struct NotifyOnDrop<R> {
@@ -191,10 +208,22 @@ pub mod preread {
     }
 
     /// A body read ahead; gives its bytes back to the budget when dropped.
-    struct Held {
+    pub(crate) struct Held {
         data: Cursor<Vec<u8>>,
         reserved: usize,
         transport: Arc<Transport>,
+    }
+
+    impl Held {
+        /// The bytes not read yet, taken out without a copy. Their reservation stays until
+        /// the request is dropped: the application holds them until then.
+        pub(crate) fn take_unread(&mut self) -> Vec<u8> {
+            let read = self.data.position() as usize;
+            let mut bytes = std::mem::take(self.data.get_mut());
+            self.data.set_position(0);
+            bytes.drain(..read.min(bytes.len()));
+            bytes
+        }
     }
 
     impl Read for Held {
@@ -223,13 +252,14 @@ pub mod preread {
         max: usize,
         exact: bool,
         transport: &Arc<Transport>,
-    ) -> Result<(Box<dyn Read + Send + 'static>, bool), super::RequestCreationError> {
+    ) -> Result<(Held, bool), super::RequestCreationError> {
         let started = Instant::now();
         if exact && !transport.reserve(max) {
             return Err(super::RequestCreationError::Busy);
         }
         let mut held = Held {
-            data: Cursor::new(Vec::new()),
+            // A declared length is allocated once: growing by doubling held up to twice it.
+            data: Cursor::new(Vec::with_capacity(if exact { max } else { 0 })),
             reserved: if exact { max } else { 0 },
             transport: transport.clone(),
         };
@@ -239,7 +269,7 @@ pub mod preread {
             if want == 0 {
                 // A declared length read in full is the whole body; an undeclared one that
                 // reached `max` may go on.
-                return Ok((Box::new(held), exact));
+                return Ok((held, exact));
             }
             let read = match source.read(&mut chunk[..want]) {
                 Ok(0) if exact => {
@@ -248,7 +278,7 @@ pub mod preread {
                         io::Error::new(ErrorKind::ConnectionAborted, info),
                     ));
                 }
-                Ok(0) => return Ok((Box::new(held), true)),
+                Ok(0) => return Ok((held, true)),
                 Ok(n) => n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => 0,
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
@@ -298,20 +328,20 @@ where
     R: Read + Send + 'static,
     W: Write + Send + 'static,
 {
-    // finding the transfer-encoding header
-    let transfer_encoding = headers
-        .iter()
-        .find(|h: &&Header| h.field.equiv("Transfer-Encoding"))
-        .map(|h| h.value.clone());
-
     // postd patch: framing that two parties could read differently (the root of request
-    // smuggling) is refused: a transfer coding other than chunked, Transfer-Encoding with
-    // Content-Length, and Content-Length values that do not parse or disagree.
+    // smuggling) is refused: every Transfer-Encoding line counts (a second `gzip` line
+    // after `chunked` was ignored), and together they must say exactly `chunked`;
+    // Transfer-Encoding with Content-Length; Content-Length values that are not digits
+    // only (`+2` parsed as 2) or disagree.
+    let mut codings = headers
+        .iter()
+        .filter(|h: &&Header| h.field.equiv("Transfer-Encoding"));
+    let transfer_encoding = codings.next().map(|h| h.value.clone());
     let mut declared_lengths = headers
         .iter()
         .filter(|h: &&Header| h.field.equiv("Content-Length"));
     if let Some(te) = &transfer_encoding {
-        if !te.as_str().trim().eq_ignore_ascii_case("chunked") {
+        if !te.as_str().trim().eq_ignore_ascii_case("chunked") || codings.next().is_some() {
             // 400 rather than RFC 9112's suggested 501: a client's mistake is a 4xx here.
             return Err(RequestCreationError::Refused(
                 400,
@@ -327,7 +357,11 @@ where
             ));
         }
     } else if let Some(first) = declared_lengths.next() {
-        let parse = |h: &Header| h.value.as_str().trim().parse::<usize>().ok();
+        let parse = |h: &Header| {
+            let text = h.value.as_str().trim();
+            let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+            text.parse::<usize>().ok().filter(|_| digits)
+        };
         let first = parse(first);
         if first.is_none() || declared_lengths.any(|h| parse(h) != first) {
             return Err(RequestCreationError::Refused(
@@ -396,14 +430,14 @@ where
     let preread_limit = transport.settings.body_limit;
     let reader = if connection_upgrade {
         // if we have a `Connection: upgrade`, always keeping the whole reader
-        Box::new(source_data) as Box<dyn Read + Send + 'static>
+        BodyReader::Other(Box::new(source_data))
     } else if let Some(content_length) = content_length {
         if content_length == 0 {
-            Box::new(io::empty()) as Box<dyn Read + Send + 'static>
+            BodyReader::Other(Box::new(io::empty()))
         } else if content_length > preread_limit {
             abandons_body = true;
             let (data_reader, _) = EqualReader::new_undrained(source_data, content_length);
-            Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
+            BodyReader::Other(Box::new(FusedReader::new(data_reader)))
         } else {
             if must_send_continue {
                 send_continue(&mut writer, &version, &headers, transport);
@@ -421,7 +455,7 @@ where
             if !complete {
                 abandons_body = true;
             }
-            reader
+            BodyReader::ReadAhead(Box::new(reader))
         }
     } else if transfer_encoding.is_some() {
         // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
@@ -430,19 +464,19 @@ where
             send_continue(&mut writer, &version, &headers, transport);
             must_send_continue = false;
         }
-        let decoder = FusedReader::new(Decoder::new(source_data));
+        let decoder = FusedReader::new(ChunkedDecoder::new(source_data));
         // One byte past the limit tells the application the body is too large.
         let (reader, complete) =
             preread::read_ahead(decoder, preread_limit.saturating_add(1), false, transport)?;
         if !complete {
             abandons_body = true;
         }
-        reader
+        BodyReader::ReadAhead(Box::new(reader))
     } else {
         // if we have neither a Content-Length nor a Transfer-Encoding,
         // assuming that we have no data
         // TODO: could also be multipart/byteranges
-        Box::new(io::empty()) as Box<dyn Read + Send + 'static>
+        BodyReader::Other(Box::new(io::empty()))
     };
 
     Ok(Request {
@@ -471,14 +505,19 @@ impl Request {
     /// left on the socket (a declared length over the body limit, which the application
     /// refuses from `Content-Length` without reading). Never blocks on the client. A
     /// chunked body over the limit comes back one byte over it, for the same refusal.
+    /// A body read ahead is handed over, not copied.
     pub fn read_ahead_body(&mut self) -> Option<Vec<u8>> {
         if !self.body_in_memory {
             return None;
         }
-        let reader = self.data_reader.as_mut()?;
-        let mut body = Vec::with_capacity(self.body_length.unwrap_or(0));
-        reader.read_to_end(&mut body).ok()?;
-        Some(body)
+        match self.data_reader.as_mut()? {
+            BodyReader::ReadAhead(held) => Some(held.take_unread()),
+            BodyReader::Other(reader) => {
+                let mut body = Vec::new();
+                reader.read_to_end(&mut body).ok()?;
+                Some(body)
+            }
+        }
     }
 
     /// Returns true if the request was made through HTTPS.
@@ -665,7 +704,7 @@ impl Request {
 
         let mut reader = None;
         mem::swap(&mut self.data_reader, &mut reader);
-        reader.unwrap()
+        Box::new(reader.unwrap())
     }
 
     /// Sends a response to this request.

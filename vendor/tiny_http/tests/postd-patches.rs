@@ -348,6 +348,38 @@ fn ambiguous_framing_is_400() {
         let (answer, _) = exchange(addr, request);
         assert_refusal(&answer, 400);
     }
+}
+
+/// Found from outside (v1.1 review): every Transfer-Encoding line counts, lengths and
+/// chunk sizes are digits only, and a CR that does not end a line is refused. Stock
+/// tiny_http, and postd before this patch, took each of these as a request.
+#[test]
+fn framing_is_strict_to_the_byte() {
+    let addr = hello_server();
+    for request in [
+        &b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n0\r\n\r\n"[..],
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +2\r\n\r\nhi",
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0x2\r\n\r\nhi",
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: +2\r\n\r\nhi",
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n+2\r\nhi\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n 2 \r\nhi\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi!\r\n0\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-Note: a\rb\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-Note: a\r\r\n\r\n",
+        b"GET /\r HTTP/1.1\r\nHost: x\r\n\r\n",
+    ] {
+        let (answer, _) = exchange(addr, request);
+        assert_refusal(&answer, 400);
+    }
+    // What the grammar allows still passes: a chunk extension, trailer fields.
+    let (answer, _) = exchange(
+        addr,
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n\
+          2;ext=1\r\nhi\r\n0\r\nX-Trailer: 1\r\n\r\n",
+    );
+    assert_eq!(status(&answer), 200, "{answer}");
     // The same length twice is one length.
     let (answer, _) = exchange(
         addr,
@@ -453,6 +485,56 @@ fn a_declared_body_over_the_limit_is_left_unread_and_the_connection_closes() {
     let (answer, end) = read_all(&mut stream);
     assert_eq!(status(&answer), 413, "{answer}");
     assert_ne!(end, End::StillOpen);
+}
+
+// ---------------------------------------------------------------------------------------
+// lib.rs (Server::with_handler) and request.rs (read_ahead_body)
+// ---------------------------------------------------------------------------------------
+
+/// The handler runs on the connection's own thread, one request after another, and a body
+/// read ahead is handed to it whole: allocated once at its declared length (not grown by
+/// doubling) and not copied (the transport kept a second copy of every body for as long
+/// as the request lived).
+#[test]
+fn a_handler_server_answers_on_the_connection_thread_with_the_body_handed_over() {
+    let config = ServerConfig {
+        addr: ConfigListenAddr::from_socket_addrs("127.0.0.1:0").unwrap(),
+        ssl: None,
+    };
+    let server = Server::with_handler(config, Settings::default(), |mut rq: Request| {
+        let body = rq.read_ahead_body().expect("read ahead");
+        let text = format!(
+            "{} {} {:?}",
+            body.len(),
+            body.capacity() == body.len(),
+            thread::current().name()
+        );
+        let _ = rq.respond(Response::from_string(text));
+    })
+    .unwrap();
+    let addr = server.server_addr().to_ip().unwrap();
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let body = vec![b'x'; 300_000];
+    for last in [false, true] {
+        let close = if last { "Connection: close\r\n" } else { "" };
+        let head = format!(
+            "POST / HTTP/1.1\r\nHost: x\r\n{close}Content-Length: {}\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(&body).unwrap();
+    }
+    let (answer, end) = read_all(&mut stream);
+    assert_eq!(answer.matches("300000 true").count(), 2, "{answer}");
+    assert_eq!(end, End::Eof);
+    // recv() never sees a request of a handler server.
+    assert!(server
+        .recv_timeout(Duration::from_millis(100))
+        .unwrap()
+        .is_none());
 }
 
 // ---------------------------------------------------------------------------------------
