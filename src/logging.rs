@@ -16,7 +16,7 @@ use log::kv::{self, VisitSource, VisitValue};
 use log::{Level, LevelFilter, Log, Metadata, Record};
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 
 /// The target of access-log records.
 pub const ACCESS: &str = "access";
@@ -39,17 +39,34 @@ struct Logger {
     sink: Sink,
 }
 
+/// The logger `init` installed, for writes that are not log records (`terminal`).
+static INSTALLED: OnceLock<&'static Logger> = OnceLock::new();
+
 /// Installs the logger for the process. Called once, first thing; a second call (tests
 /// that run several commands in one process) keeps the first logger.
 pub fn init(format: LogFormat) {
-    let logger = Logger {
+    // Leaked on purpose: the logger lives as long as the process.
+    let logger: &'static Logger = Box::leak(Box::new(Logger {
         format,
         sink: Sink::default(),
-    };
-    // Leaked on purpose: the logger lives as long as the process.
-    if log::set_logger(Box::leak(Box::new(logger))).is_ok() {
+    }));
+    if log::set_logger(logger).is_ok() {
         log::set_max_level(LevelFilter::Info);
+        let _ = INSTALLED.set(logger);
     }
+}
+
+/// Bytes for a terminal that are no log line: a progress line being redrawn (`\r`, ANSI
+/// erase), written in order with the log lines so that neither cuts into the other.
+pub fn terminal(bytes: &str) {
+    match INSTALLED.get() {
+        Some(logger) => logger.sink.emit(bytes.as_bytes(), write_stderr),
+        None => write_stderr(bytes.as_bytes()),
+    }
+}
+
+fn write_stderr(bytes: &[u8]) {
+    let _ = std::io::stderr().write_all(bytes);
 }
 
 /// Lines not written yet, bounded: past `MAX_PENDING` bytes a thread waits for the writer
@@ -131,9 +148,7 @@ impl Log for Logger {
             LogFormat::Json => json_line(record),
         };
         line.push('\n');
-        self.sink.emit(line.as_bytes(), |bytes| {
-            let _ = std::io::stderr().write_all(bytes);
-        });
+        self.sink.emit(line.as_bytes(), write_stderr);
     }
 
     fn flush(&self) {

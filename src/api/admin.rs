@@ -2,10 +2,10 @@
 //! after authentication, before anything else is looked at).
 
 use super::auth::admin;
+use super::call::{json, Call, Page};
 use super::input::{query_error, read_json_body, Query};
 use super::paging::{self, NextPage};
 use super::problem::ApiError;
-use super::{json, Call, Page};
 use crate::clock::Age;
 use crate::store::{AuditAction, AuditEvent, AuditQuery, Purger};
 use rouille::Response;

@@ -1,8 +1,8 @@
 //! `/auth/*` and the bearer-token check every protected handler starts with.
 
+use super::call::{json, Call};
 use super::input::read_json_body;
 use super::problem::ApiError;
-use super::{json, Call};
 use crate::auth::{hash_password, verify_password};
 use crate::model::{Actor, Password, Role, User, Username};
 use crate::net::throttle_unit;

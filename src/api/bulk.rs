@@ -6,12 +6,12 @@
 //! reported, not just the first item's.
 
 use super::auth::{actor, admin};
+use super::call::{json, no_content, App, Call};
 use super::conditional;
+use super::idempotent::{idempotency_key, once_key, recorded, written_response};
 use super::input::read_json_body;
 use super::metrics::BulkOp;
-use super::posts::{idempotency_key, once_key, recorded, written_response};
 use super::problem::{refusal_status, ApiError};
-use super::{json, no_content, App, Call};
 use crate::json::post::{new_post, patch_from, NEW_POST_FIELDS};
 use crate::json::{Elements, Fields, JsonError};
 use crate::model::{IfMatch, ItemError, Post};

@@ -1,10 +1,10 @@
 //! `/posts/{id}/comments` and `/comments/{id}`.
 
 use super::auth::actor;
+use super::call::{json, no_content, Call, Page};
 use super::input::{read_json_body, Query};
 use super::paging::{self, NextPage};
 use super::problem::ApiError;
-use super::{json, no_content, Call, Page};
 use crate::model::{Comment, CommentBody};
 use rouille::Response;
 

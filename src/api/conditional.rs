@@ -8,8 +8,8 @@
 //! dropped) and `If-None-Match` lets the full answer through. Neither is a 400, so every
 //! string a client sends in these headers has a defined meaning.
 
+use super::call::{json, Call};
 use super::problem::ApiError;
-use super::{json, Call};
 use crate::model::{IfMatch, Version, VersionedPost};
 use rouille::{Response, ResponseBody};
 

@@ -2,8 +2,8 @@
 //! (src/admin/). It is a client of the JSON API like any other, signing in through
 //! `/auth/login`; serving it needs no authentication, since it holds no data.
 
+use super::call::Headers;
 use super::problem::ApiError;
-use super::Headers;
 use rouille::{Response, ResponseBody};
 
 /// No inline script or style, nothing from elsewhere, no framing, and forms post only here.

@@ -6,8 +6,8 @@
 //! origin, errors included, carries `Access-Control-Allow-Origin`. Tokens travel in the
 //! `Authorization` header, never in cookies, so credentials mode is not offered.
 
+use super::call::Call;
 use super::routes::allow_header;
-use super::Call;
 use crate::net::AllowedOrigins;
 use rouille::Response;
 

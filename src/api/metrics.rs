@@ -10,9 +10,9 @@
 //! On the request path recording costs a few relaxed atomic additions and no
 //! allocation: every (route, method, status) series has its counter from the start.
 
+use super::call::{App, Call};
 use super::problem::ApiError;
 use super::routes::{route_at, Route, PAGES, ROUTES};
-use super::{App, Call};
 use crate::config::ServeConfig;
 use crate::store::Store;
 use rouille::{Request, Response, ResponseBody};
@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The `route` label of requests for `/metrics` on the main port (token accepted).
 const METRICS_ROUTE: Route = Route {
@@ -193,11 +193,13 @@ impl Metrics {
 
     /// Counts an answered request: its route (or `unmatched`), method and status, and how
     /// long it took.
-    pub fn observe(&self, call: &Call<'_>, status: u16, started: Instant) {
-        let route = call.route().map_or(UNMATCHED, |route| route.index);
+    /// Counts one answer under its labels: the route the path matched (`None`:
+    /// unmatched), the request's method and the answer's status.
+    pub fn observe(&self, route: Option<Route>, method: &str, status: u16, took: Duration) {
+        let route = route.map_or(UNMATCHED, |route| route.index);
         let method = METHODS
             .iter()
-            .position(|m| *m == call.request.method())
+            .position(|m| *m == method)
             .unwrap_or(METHODS.len());
         match STATUSES.iter().position(|s| *s == status) {
             Some(at) => {
@@ -215,7 +217,7 @@ impl Metrics {
             }
         }
         if let Some(histogram) = self.durations.get(route) {
-            histogram.observe(started.elapsed());
+            histogram.observe(took);
         }
     }
 

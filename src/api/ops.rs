@@ -1,7 +1,7 @@
 //! `/healthz` and `/openapi.json`.
 
+use super::call::{json, json_bytes, Call};
 use super::problem::ApiError;
-use super::{json, json_bytes, Call};
 use rouille::Response;
 
 /// The checked-in OpenAPI document, served as is; a test keeps it equal to the routes.

@@ -5,9 +5,9 @@
 //! accepts, whether or not it ever handed it out. The forms are the listing's sort key in
 //! decimal, so no value of the right form can be refused later for what it holds.
 
+use super::call::{json, Page};
 use super::input::{query_error, Query};
 use super::problem::ApiError;
-use super::{json, Page};
 use crate::clock::Timestamp;
 use crate::store::TrashCursor;
 use rouille::Response;

@@ -1,59 +1,17 @@
 //! `/posts`, `/posts/{id}`, `/posts/by-slug/{slug}`, `/posts/{id}/restore`, `/trash`.
 
 use super::auth::{actor, admin};
+use super::call::{no_content, Call, Page};
 use super::conditional;
+use super::idempotent::{idempotency_key, once_key, recorded, written_response};
 use super::input::{query_error, read_json_body, Query};
 use super::paging::{self, NextPage};
 use super::problem::ApiError;
-use super::{json_bytes, no_content, Call, Page};
 use crate::clock::Timestamp;
 use crate::json::post::{new_post, patch_from, NEW_POST_FIELDS};
 use crate::model::Post;
-use crate::store::{
-    IdempotencyKey, ListQuery, OnceKey, Recorded, StoreResult, TrashQuery, Written,
-};
+use crate::store::{ListQuery, TrashQuery};
 use rouille::Response;
-
-/// The request's `Idempotency-Key`, if it sent one; a malformed one is a 400.
-pub(super) fn idempotency_key(call: &Call<'_>) -> Result<Option<IdempotencyKey>, ApiError> {
-    match call.request.header("Idempotency-Key") {
-        None => Ok(None),
-        Some(text) => IdempotencyKey::parse(text).map(Some).ok_or_else(|| {
-            ApiError::bad_request("Idempotency-Key must be 1 to 255 visible ASCII characters")
-        }),
-    }
-}
-
-/// The key fingerprinted with the request it came with.
-pub(super) fn once_key(
-    call: &Call<'_>,
-    user_id: i64,
-    key: Option<IdempotencyKey>,
-    body: &[u8],
-) -> Option<OnceKey> {
-    key.map(|key| OnceKey::new(user_id, key, call.request.method(), call.path(), body))
-}
-
-/// The answer to record for a keyed request: `value` as JSON with `status`.
-pub(super) fn recorded<T: serde::Serialize + ?Sized>(
-    status: u16,
-    value: &T,
-) -> StoreResult<Recorded> {
-    Ok(Recorded {
-        status,
-        body: serde_json::to_vec(value)?,
-    })
-}
-
-/// A write's answer, fresh or replayed (then marked `Idempotent-Replayed: true`).
-pub(super) fn written_response(written: Written) -> Response {
-    let response = json_bytes(written.answer.status, written.answer.body);
-    if written.replayed {
-        response.with_additional_header("Idempotent-Replayed", "true")
-    } else {
-        response
-    }
-}
 
 pub fn create(call: &Call<'_>) -> Result<Response, ApiError> {
     let actor = actor(call)?;
@@ -62,16 +20,20 @@ pub fn create(call: &Call<'_>) -> Result<Response, ApiError> {
     let new_post =
         new_post(crate::json::object_in(&body, NEW_POST_FIELDS)?).map_err(ApiError::invalid)?;
     let once = once_key(call, actor.user_id, key, body.as_bytes());
-    let written = call
+    let mut written = call
         .app
         .store
         .create_post(&actor, new_post, once.as_ref(), |post| recorded(201, post))?;
-    // Location comes from the body, so a replayed answer carries it too.
-    let location = serde_json::from_slice::<IdOnly>(&written.answer.body)
-        .ok()
-        .filter(|_| written.answer.status == 201)
-        .map(|post| format!("/posts/{}", post.id));
+    // A replay has only the recorded answer: its Location comes from the post in it.
+    let id = match written.made.take() {
+        Some(post) => Some(post.id),
+        None => serde_json::from_slice::<IdOnly>(&written.answer.body)
+            .ok()
+            .filter(|_| written.answer.status == 201)
+            .map(|post| post.id),
+    };
     let response = written_response(written);
+    let location = id.map(|id| format!("/posts/{id}"));
     Ok(match location {
         Some(location) => response.with_additional_header("Location", location),
         None => response,

@@ -9,7 +9,7 @@
 //! them change. A slow client still holds no permit: its body is read ahead before the
 //! permit is taken, and the answer is written after the permit is given back.
 
-use super::{handle, App};
+use super::{call::App, handle};
 use crate::config::ServeConfig;
 use crate::retention::Sweeper;
 use std::collections::VecDeque;
@@ -28,39 +28,8 @@ pub fn serve(config: &ServeConfig, app: App) -> Result<(), String> {
         signal_hook::flag::register(signal, stop.clone())
             .map_err(|e| format!("cannot handle signals: {e}"))?;
     }
-    let nosniff = "X-Content-Type-Options: nosniff"
-        .parse()
-        .map_err(|()| "invalid default header".to_string())?;
-    // Bodies up to our limit are read on the connection's own thread before a permit is
-    // taken (vendor/README.md); larger ones are refused unread.
-    let settings = tiny_http::Settings {
-        server_name: format!("postd/{}", env!("CARGO_PKG_VERSION")),
-        default_headers: vec![nosniff],
-        max_connections: config.max_connections,
-        body_limit: config.max_body,
-        read_ahead_budget: config.read_ahead_budget,
-    };
-    // The metrics listener (rouille's own server: a scrape now and then) takes these too.
-    tiny_http::settings::set_default(settings.clone());
-    let listen = tiny_http::ConfigListenAddr::from_socket_addrs(config.addr.as_str())
-        .map_err(|err| format!("cannot listen on {}: {err}", config.addr))?;
     let app = Arc::new(app);
-    let permits = Permits::new(config.workers);
-    let handler_app = app.clone();
-    let server = tiny_http::Server::with_handler(
-        tiny_http::ServerConfig {
-            addr: listen,
-            ssl: None,
-        },
-        settings,
-        move |request| answer(&handler_app, &permits, request),
-    )
-    .map_err(|err| format!("cannot listen on {}: {err}", config.addr))?;
-    let address = server
-        .server_addr()
-        .to_ip()
-        .map(|a| a.to_string())
-        .unwrap_or_else(|| config.addr.clone());
+    let (server, address) = listen(config, &app)?;
     // The separate listener of --metrics-addr, stopped when dropped.
     let metrics_listener = super::metrics::Listener::start(config, &app)?;
     println!(
@@ -83,18 +52,7 @@ pub fn serve(config: &ServeConfig, app: App) -> Result<(), String> {
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(50));
     }
-
-    // Connections stay open meanwhile, so late arrivals get a clear 503, not a reset.
-    app.draining.store(true, Ordering::SeqCst);
-    log::info!(
-        "shutting down; waiting up to {}s for requests in flight",
-        config.shutdown_grace.as_secs()
-    );
-    let deadline = Instant::now() + config.shutdown_grace;
-    while app.in_flight.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let unfinished = app.in_flight.load(Ordering::SeqCst);
+    let unfinished = drain(config, &app);
     drop(server);
     drop(metrics_listener);
     // The sweep finishes its batch in flight before the final checkpoint.
@@ -109,6 +67,61 @@ pub fn serve(config: &ServeConfig, app: App) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The main listener: the vendored tiny_http with postd's transport settings, each request
+/// answered on its connection's thread within `--workers` permits. Returns the server
+/// (it stops when dropped) and the address it is bound to.
+fn listen(config: &ServeConfig, app: &Arc<App>) -> Result<(tiny_http::Server, String), String> {
+    let nosniff = "X-Content-Type-Options: nosniff"
+        .parse()
+        .map_err(|()| "invalid default header".to_string())?;
+    // Bodies up to our limit are read on the connection's own thread before a permit is
+    // taken (vendor/README.md); larger ones are refused unread.
+    let settings = tiny_http::Settings {
+        server_name: format!("postd/{}", env!("CARGO_PKG_VERSION")),
+        default_headers: vec![nosniff],
+        max_connections: config.max_connections,
+        body_limit: config.max_body,
+        read_ahead_budget: config.read_ahead_budget,
+    };
+    // The metrics listener (rouille's own server: a scrape now and then) takes these too.
+    tiny_http::settings::set_default(settings.clone());
+    let listen = tiny_http::ConfigListenAddr::from_socket_addrs(config.addr.as_str())
+        .map_err(|err| format!("cannot listen on {}: {err}", config.addr))?;
+    let permits = Permits::new(config.workers);
+    let handler_app = app.clone();
+    let server = tiny_http::Server::with_handler(
+        tiny_http::ServerConfig {
+            addr: listen,
+            ssl: None,
+        },
+        settings,
+        move |request| answer(&handler_app, &permits, request),
+    )
+    .map_err(|err| format!("cannot listen on {}: {err}", config.addr))?;
+    let address = server
+        .server_addr()
+        .to_ip()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| config.addr.clone());
+    Ok((server, address))
+}
+
+/// After a stop signal: new requests get 503 while those in flight get up to
+/// `--shutdown-grace` to finish. Returns how many did not.
+fn drain(config: &ServeConfig, app: &App) -> usize {
+    // Connections stay open meanwhile, so late arrivals get a clear 503, not a reset.
+    app.draining.store(true, Ordering::SeqCst);
+    log::info!(
+        "shutting down; waiting up to {}s for requests in flight",
+        config.shutdown_grace.as_secs()
+    );
+    let deadline = Instant::now() + config.shutdown_grace;
+    while app.in_flight.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    app.in_flight.load(Ordering::SeqCst)
 }
 
 /// Answers one request on its connection's thread.

@@ -65,7 +65,7 @@ impl RateMeter {
         }
         // Erase what a longer earlier line left behind.
         line.push_str("\x1b[K");
-        eprint!("{line}");
+        crate::logging::terminal(&line);
         self.shown = true;
     }
 
@@ -73,7 +73,7 @@ impl RateMeter {
     /// draws it again.
     pub fn clear(&mut self) {
         if self.shown {
-            eprint!("\r\x1b[K");
+            crate::logging::terminal("\r\x1b[K");
             self.shown = false;
             self.last_drawn = None;
         }
@@ -82,7 +82,7 @@ impl RateMeter {
     /// Leaves the last line standing and moves below it.
     pub fn finish(&mut self) {
         if self.shown {
-            eprintln!();
+            crate::logging::terminal("\n");
             self.shown = false;
         }
     }

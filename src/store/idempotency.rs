@@ -62,10 +62,13 @@ pub struct Recorded {
     pub body: Vec<u8>,
 }
 
-/// The answer of a write that may be keyed: fresh, or replayed from its record.
-pub struct Written {
+/// The answer of a write that may be keyed: fresh, or replayed from its record. A fresh
+/// write also hands back what its caller asked to keep of what it made (`made`), beside
+/// the recorded bytes, so nobody parses the answer again; a replay has only the bytes.
+pub struct Written<V = ()> {
     pub answer: Recorded,
     pub replayed: bool,
+    pub made: Option<V>,
 }
 
 /// The stored answer for the key if this exact request was answered within the key's
@@ -119,31 +122,34 @@ pub(super) enum Commit {
 
 impl Store {
     /// Runs `write` in one IMMEDIATE transaction and turns its result into the answer with
-    /// `record`. With a key: a replay answers the stored record and writes nothing; a first
-    /// use stores the answer in the same transaction as the writes.
-    pub(super) fn write_once<T>(
+    /// `record`, which also says what to keep of it (`Written::made`). With a key: a
+    /// replay answers the stored record and writes nothing; a first use stores the answer
+    /// in the same transaction as the writes.
+    pub(super) fn write_once<T, V>(
         &self,
         commit: Commit,
         once: Option<&OnceKey>,
         write: impl FnOnce(&Tx) -> StoreResult<T>,
-        record: impl FnOnce(T) -> StoreResult<Recorded>,
-    ) -> StoreResult<Written> {
+        record: impl FnOnce(T) -> StoreResult<(Recorded, V)>,
+    ) -> StoreResult<Written<V>> {
         let keyed = |tx: &Tx| {
             if let Some(once) = once {
                 if let Some(answer) = lookup(tx, once)? {
                     return Ok(Written {
                         answer,
                         replayed: true,
+                        made: None,
                     });
                 }
             }
-            let answer = record(write(tx)?)?;
+            let (answer, made) = record(write(tx)?)?;
             if let Some(once) = once {
                 save(tx, once, &answer)?;
             }
             Ok(Written {
                 answer,
                 replayed: false,
+                made: Some(made),
             })
         };
         match commit {

@@ -655,12 +655,12 @@ impl Store {
         post: NewPost,
         once: Option<&OnceKey>,
         record: impl FnOnce(&Post) -> StoreResult<Recorded>,
-    ) -> StoreResult<Written> {
+    ) -> StoreResult<Written<Post>> {
         self.write_once(
             Commit::Grouped,
             once,
             |tx| create(tx, actor, post),
-            |post| record(&post),
+            |post| Ok((record(&post)?, post)),
         )
     }
 
