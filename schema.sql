@@ -179,3 +179,20 @@ CREATE TRIGGER audit_events_no_replace BEFORE INSERT ON audit_events
 WHEN NEW.id IS NOT NULL AND EXISTS (SELECT 1 FROM audit_events WHERE id = NEW.id) BEGIN
     SELECT RAISE(ABORT, 'the audit log is append-only');
 END;
+
+-- @version 7: what nodes of a cluster share
+-- Values the whole deployment shares, replicated with everything else in cluster mode:
+-- the cluster's id (a node's data directory names it, so a directory of another cluster is
+-- refused) and the token signing key (unless POSTD_JWT_SECRET is set). A single-file
+-- deployment keeps its key in postd.key and leaves this empty.
+CREATE TABLE settings (
+    name  TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+) WITHOUT ROWID;
+-- Work that one node at a time does (the trash retention sweep): whoever holds the lease
+-- until `until` does it; a lease not renewed in time passes to the next node that asks.
+CREATE TABLE leases (
+    name   TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    until  TEXT NOT NULL
+) WITHOUT ROWID;

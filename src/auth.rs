@@ -96,15 +96,25 @@ impl TokenKeys {
     }
 }
 
+/// A new random signing key (32 bytes).
+pub fn generate_key() -> Vec<u8> {
+    HS256Key::generate().to_bytes()
+}
+
+/// `POSTD_JWT_SECRET`, checked: long enough to be a key.
+pub fn key_from_env(secret: &str) -> Result<Vec<u8>, String> {
+    if secret.len() < KEY_LEN {
+        return Err(format!("POSTD_JWT_SECRET must be at least {KEY_LEN} bytes"));
+    }
+    Ok(secret.as_bytes().to_vec())
+}
+
 /// The signing secret: `POSTD_JWT_SECRET` if given, else `postd.key` beside the database,
 /// created on first start with 32 random bytes and mode 0600. A key file readable by
 /// group or others is refused: whoever reads it can mint admin tokens.
 pub fn load_or_create_key(key_path: &Path, from_env: Option<&str>) -> Result<Vec<u8>, String> {
     if let Some(secret) = from_env {
-        if secret.len() < KEY_LEN {
-            return Err(format!("POSTD_JWT_SECRET must be at least {KEY_LEN} bytes"));
-        }
-        return Ok(secret.as_bytes().to_vec());
+        return key_from_env(secret);
     }
     match std::fs::metadata(key_path) {
         Ok(meta) => {
@@ -126,7 +136,7 @@ pub fn load_or_create_key(key_path: &Path, from_env: Option<&str>) -> Result<Vec
             Ok(bytes)
         }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            let bytes = HS256Key::generate().to_bytes();
+            let bytes = generate_key();
             let mut file = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)

@@ -5,7 +5,8 @@
 use crate::api::{self, App};
 use crate::auth::{hash_password, load_or_create_key, TokenKeys};
 use crate::config::{
-    self, AuditArgs, BackupArgs, Command, Invocation, PurgeArgs, RoleArg, ServeConfig, UserCommand,
+    self, AuditArgs, BackupArgs, Command, DbArg, Invocation, Place, PurgeArgs, RoleArg,
+    ServeConfig, UserCommand,
 };
 use crate::logging::{self, LogFormat};
 use crate::model::{Password, Role, Username};
@@ -14,6 +15,7 @@ use std::ffi::OsString;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
+mod cluster;
 mod export;
 mod import;
 mod ndjson;
@@ -63,14 +65,18 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
 /// over the database it reads, its WAL, shared memory or key file.
 fn refuse_unrunnable(command: &Command) -> Result<(), String> {
     let (dest, db) = match command {
-        Command::Backup(args) => (&args.file, &args.db.path),
+        Command::Backup(args) => (&args.file, &args.db),
         Command::Export(args) => match &args.output {
-            Some(output) => (output, &args.db.path),
+            Some(output) => (output, &args.db),
             None => return Ok(()),
         },
         _ => return Ok(()),
     };
-    crate::files::refuse_protected(dest, &database_files(db))
+    match db.place() {
+        Place::File(path) => crate::files::refuse_protected(dest, &database_files(path)),
+        // A cluster's data is on its nodes, in memory and in their Raft logs.
+        Place::Cluster(_) => Ok(()),
+    }
 }
 
 /// The files of the database at `db`: itself, its WAL and shared memory, and its key.
@@ -112,7 +118,7 @@ fn execute(command: Command) -> Result<(), String> {
                 Err(_) => read_password_line()?,
             };
             let password = Password::parse(password).map_err(|m| format!("password {m}"))?;
-            let store = open_store(&db.path)?;
+            let store = open_store(&db)?;
             let role = if admin { Role::Admin } else { Role::User };
             let user = store
                 .create_user(&name, &hash_password(password.expose())?, role)
@@ -130,7 +136,7 @@ fn execute(command: Command) -> Result<(), String> {
                 RoleArg::Admin => Role::Admin,
                 RoleArg::User => Role::User,
             };
-            let change = open_store(&db.path)?
+            let change = open_store(&db)?
                 .set_role(&username(&name)?, role)
                 .map_err(|e| e.to_string())?;
             match change {
@@ -146,7 +152,7 @@ fn execute(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::User(UserCommand::Delete { name, db }) => {
-            open_store(&db.path)?
+            open_store(&db)?
                 .delete_user(&username(&name)?)
                 .map_err(|e| e.to_string())?;
             println!("deleted user '{name}' with their posts and comments");
@@ -155,9 +161,10 @@ fn execute(command: Command) -> Result<(), String> {
         Command::Purge(args) => purge(args),
         Command::Audit(args) => audit(args),
         Command::Backup(args) => backup(args),
-        Command::Check(db) => check(&db.path),
+        Command::Check(db) => check(&db),
         Command::Export(args) => export::run(args),
         Command::Import(_) => Err("import is run through cli::run, for its exit status".into()),
+        Command::Cluster(command) => cluster::run(command),
     }
 }
 
@@ -165,21 +172,30 @@ fn username(name: &str) -> Result<Username, String> {
     Username::parse(name).map_err(|m| format!("username {m}"))
 }
 
-fn open_store(db: &Path) -> Result<Store, String> {
-    Store::open(db, 2).map_err(|err| format!("cannot use database {}: {err}", db.display()))
+/// The database a command works on: the file (created when missing), or the cluster.
+fn open_store(db: &DbArg) -> Result<Store, String> {
+    match db.place() {
+        Place::File(path) => Store::open(path, 2)
+            .map_err(|err| format!("cannot use database {}: {err}", path.display())),
+        Place::Cluster(seeds) => Store::open_cluster(seeds.to_vec(), db.cluster_timeout)
+            .map_err(|err| format!("cannot use the cluster at {}: {err}", seeds.join(","))),
+    }
 }
 
-/// For commands that read a database: one that does not exist is an error, not a new file.
-fn open_existing(db: &Path) -> Result<Store, String> {
-    if !db.exists() {
-        return Err(format!("database {} does not exist", db.display()));
+/// For commands that read a database: a file that does not exist is an error, not a new
+/// file.
+fn open_existing(db: &DbArg) -> Result<Store, String> {
+    if let Place::File(path) = db.place() {
+        if !path.exists() {
+            return Err(format!("database {} does not exist", path.display()));
+        }
     }
     open_store(db)
 }
 
 fn purge(args: PurgeArgs) -> Result<(), String> {
     let cutoff = args.older_than.before_now();
-    let store = open_store(&args.db.path)?;
+    let store = open_store(&args.db)?;
     if args.dry_run {
         let count = store
             .count_deleted_before(&cutoff)
@@ -202,7 +218,7 @@ fn purge(args: PurgeArgs) -> Result<(), String> {
 }
 
 fn audit(args: AuditArgs) -> Result<(), String> {
-    let store = open_existing(&args.db.path)?;
+    let store = open_existing(&args.db)?;
     let mut events = store
         .audit_events(&AuditQuery {
             limit: args.limit,
@@ -271,7 +287,7 @@ fn write_audit_table(out: &mut impl Write, events: &[AuditEvent]) -> std::io::Re
 }
 
 fn backup(args: BackupArgs) -> Result<(), String> {
-    let store = open_existing(&args.db.path)?;
+    let store = open_existing(&args.db)?;
     let mut meter = ProgressMeter::new("copying pages");
     store
         .backup_to(&args.file, &mut |done, total| meter.show(done, total))
@@ -279,13 +295,13 @@ fn backup(args: BackupArgs) -> Result<(), String> {
     meter.finish();
     println!(
         "backed up {} to {}",
-        args.db.path.display(),
+        place_name(&args.db),
         args.file.display()
     );
     Ok(())
 }
 
-fn check(db: &Path) -> Result<(), String> {
+fn check(db: &DbArg) -> Result<(), String> {
     let store = open_existing(db)?;
     let mut meter = ProgressMeter::new("checks done");
     let problems = store
@@ -295,7 +311,7 @@ fn check(db: &Path) -> Result<(), String> {
     if problems.is_empty() {
         println!(
             "OK: integrity, foreign keys and full-text index of {} are sound",
-            db.display()
+            place_name(db)
         );
         return Ok(());
     }
@@ -305,8 +321,16 @@ fn check(db: &Path) -> Result<(), String> {
     Err(format!(
         "{} problems found in {}",
         problems.len(),
-        db.display()
+        place_name(db)
     ))
+}
+
+/// The file's path, or the cluster's addresses, for messages.
+fn place_name(db: &DbArg) -> String {
+    match db.place() {
+        Place::File(path) => path.display().to_string(),
+        Place::Cluster(seeds) => format!("the cluster at {}", seeds.join(",")),
+    }
 }
 
 /// Progress is for people watching: shown only when stderr is a terminal.
@@ -362,20 +386,46 @@ fn read_password_line() -> Result<String, String> {
 }
 
 fn serve(config: ServeConfig) -> Result<(), String> {
-    let db = &config.db.path;
-    if db.as_os_str() == config::DEFAULT_DB {
-        // The embedded default should just work from a fresh checkout or a copied binary.
-        if let Some(dir) = db.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        }
+    if let (Some(address), Some(data_dir)) = (&config.cluster_addr, &config.data_dir) {
+        let started = cluster::start(&config, address, data_dir)?;
+        let keys = TokenKeys::new(&started.signing_key, config.token_ttl_secs);
+        let app = App::new(&config, started.store, keys)
+            .on_node(started.node.id(), started.node.address().to_owned());
+        // The node stops after the server: requests in flight finish on it first.
+        let served = api::serve(&config, app);
+        drop(started.node);
+        return served;
     }
     let pool_size = u32::try_from(config.workers)
         .unwrap_or(u32::MAX)
         .saturating_add(2);
-    let store = Store::open_with(db, pool_size, config.wal_autocheckpoint)
-        .map_err(|err| format!("cannot use database {}: {err}", db.display()))?;
-    let secret = load_or_create_key(&key_path(db), config.jwt_secret.as_deref())?;
+    let (store, secret) = match config.db.place() {
+        Place::Cluster(seeds) => {
+            let store = Store::open_cluster(seeds.to_vec(), config.db.cluster_timeout)
+                .map_err(|err| format!("cannot use the cluster at {}: {err}", seeds.join(",")))?;
+            let secret = match &config.jwt_secret {
+                Some(secret) => crate::auth::key_from_env(secret)?,
+                None => store
+                    .setting("signing_key")
+                    .map_err(|err| format!("cannot read the cluster's signing key: {err}"))?
+                    .ok_or("the cluster has no signing key yet: start a node of it first")?,
+            };
+            (store, secret)
+        }
+        Place::File(db) => {
+            if db.as_os_str() == config::DEFAULT_DB {
+                // The embedded default should just work from a fresh checkout or a copied binary.
+                if let Some(dir) = db.parent() {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                }
+            }
+            let store = Store::open_with(db, pool_size, config.wal_autocheckpoint)
+                .map_err(|err| format!("cannot use database {}: {err}", db.display()))?;
+            let secret = load_or_create_key(&key_path(db), config.jwt_secret.as_deref())?;
+            (store, secret)
+        }
+    };
     let keys = TokenKeys::new(&secret, config.token_ttl_secs);
     let app = App::new(&config, store, keys);
     api::serve(&config, app)

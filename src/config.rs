@@ -46,6 +46,45 @@ pub enum Command {
     Export(ExportArgs),
     /// Create posts from NDJSON lines {"title","body","slug"?}; a re-run resumes
     Import(ImportArgs),
+    /// A dqlite cluster's members: list them, or remove one
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClusterCommand {
+    /// Each member (id, address, role) and the leader
+    Status {
+        /// one JSON object instead of a table
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        cluster: ClusterArg,
+    },
+    /// Remove a member (by its id, as `postd cluster status` shows it)
+    Remove {
+        id: u64,
+        #[command(flatten)]
+        cluster: ClusterArg,
+    },
+}
+
+/// A cluster to reach, for the commands that only make sense on one.
+#[derive(Args, Debug, Clone)]
+pub struct ClusterArg {
+    /// any of the cluster's nodes (their --cluster-addr), comma-separated
+    #[arg(
+        long,
+        env = "POSTD_CLUSTER",
+        value_delimiter = ',',
+        required = true,
+        value_name = "HOST:PORT,..."
+    )]
+    pub cluster: Vec<String>,
+    /// how long to wait for the cluster's leader (e.g. 10s)
+    #[arg(long = "cluster-timeout", env = "POSTD_CLUSTER_TIMEOUT", default_value = "10s",
+          value_parser = age_duration, value_name = "DURATION")]
+    pub timeout: Duration,
 }
 
 #[derive(Subcommand, Debug)]
@@ -85,6 +124,41 @@ pub struct DbArg {
     /// the SQLite database file
     #[arg(long = "db", env = "POSTD_DB", default_value = DEFAULT_DB, value_name = "PATH")]
     pub path: PathBuf,
+    /// a dqlite cluster instead of the file: any of its nodes (their --cluster-addr),
+    /// comma-separated; the command runs against the cluster's leader
+    #[arg(
+        long,
+        env = "POSTD_CLUSTER",
+        value_delimiter = ',',
+        value_name = "HOST:PORT,..."
+    )]
+    pub cluster: Vec<String>,
+    /// how long a request waits for the cluster's leader (e.g. 10s)
+    #[arg(long = "cluster-timeout", env = "POSTD_CLUSTER_TIMEOUT", default_value = "10s",
+          value_parser = age_duration, value_name = "DURATION")]
+    pub cluster_timeout: Duration,
+}
+
+impl DbArg {
+    /// Where the data is: the cluster when one is named, else the file.
+    pub fn place(&self) -> Place<'_> {
+        if self.cluster.is_empty() {
+            Place::File(&self.path)
+        } else {
+            Place::Cluster(&self.cluster)
+        }
+    }
+}
+
+/// Where a command's data is.
+pub enum Place<'a> {
+    File(&'a std::path::Path),
+    Cluster(&'a [String]),
+}
+
+/// A DURATION (`10s`, `2m`) as a `Duration`.
+fn age_duration(text: &str) -> Result<Duration, String> {
+    text.parse::<Age>().map(|age| age.duration())
 }
 
 #[derive(Args, Debug)]
@@ -278,6 +352,31 @@ pub struct ServeConfig {
     #[arg(long, env = "POSTD_METRICS_ADDR", value_name = "ADDR")]
     pub metrics_addr: Option<String>,
 
+    /// cluster mode: run a dqlite node on this address (HOST:PORT the other nodes can
+    /// reach) and keep the data in the cluster instead of --db
+    #[arg(long, env = "POSTD_CLUSTER_ADDR", value_name = "HOST:PORT")]
+    pub cluster_addr: Option<String>,
+
+    /// cluster mode: this node's Raft state (created 0700; the same directory again is
+    /// the same node rejoining)
+    #[arg(long, env = "POSTD_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// cluster mode: addresses of the cluster to join (without it, a new one-node cluster
+    /// is started)
+    #[arg(
+        long,
+        env = "POSTD_JOIN",
+        value_delimiter = ',',
+        value_name = "HOST:PORT,..."
+    )]
+    pub join: Vec<String>,
+
+    /// cluster mode, when starting a new cluster: load every row of this postd database
+    /// file first
+    #[arg(long, env = "POSTD_SEED", value_name = "FILE")]
+    pub seed: Option<PathBuf>,
+
     /// POSTD_JWT_SECRET: read from the environment only, so it never shows in `ps`.
     #[arg(skip)]
     pub jwt_secret: Option<String>,
@@ -376,6 +475,7 @@ fn one_line(err: &clap::Error) -> String {
 
 fn with_secrets(mut command: Command) -> Result<Command, UsageError> {
     if let Command::Serve(config) = &mut command {
+        check_cluster_options(config)?;
         config.jwt_secret = std::env::var("POSTD_JWT_SECRET")
             .ok()
             .filter(|s| !s.is_empty());
@@ -392,6 +492,27 @@ fn with_secrets(mut command: Command) -> Result<Command, UsageError> {
         }
     }
     Ok(command)
+}
+
+/// Cluster mode's options come together: an address and a directory, `--join` and
+/// `--seed` only with them, and never both.
+fn check_cluster_options(config: &ServeConfig) -> Result<(), UsageError> {
+    let usage = |text: &str| Err(UsageError(format!("{text} (see postd serve --help)")));
+    match (&config.cluster_addr, &config.data_dir) {
+        (Some(_), None) => return usage("--cluster-addr needs --data-dir"),
+        (None, Some(_)) => return usage("--data-dir needs --cluster-addr"),
+        (None, None) if !config.join.is_empty() || config.seed.is_some() => {
+            return usage("--join and --seed need --cluster-addr and --data-dir")
+        }
+        _ => {}
+    }
+    if !config.join.is_empty() && config.seed.is_some() {
+        return usage("--seed starts a new cluster; it can not be given with --join");
+    }
+    if config.cluster_addr.is_some() && !config.db.cluster.is_empty() {
+        return usage("--cluster-addr runs a node of its own; --cluster names another cluster");
+    }
+    Ok(())
 }
 
 fn version_text() -> String {

@@ -60,6 +60,11 @@ impl Stop {
     }
 }
 
+/// The lease that makes the sweep one node's work at a time in a cluster.
+const LEASE: &str = "trash-retention";
+/// Time beyond two intervals a lease lasts: a sweep's own length.
+const LEASE_MARGIN: Duration = Duration::from_secs(30);
+
 /// The running sweep; dropping it stops the thread after the batch in flight, if any.
 pub struct Sweeper {
     stop: Arc<Stop>,
@@ -67,8 +72,9 @@ pub struct Sweeper {
 }
 
 impl Sweeper {
-    /// Sweeps now, then every `interval(&retention)`, until dropped.
-    pub fn start(store: Arc<Store>, retention: Age) -> Result<Sweeper, String> {
+    /// Sweeps now, then every `interval(&retention)`, until dropped. `holder` names this
+    /// process for the lease that lets one node of a cluster sweep at a time.
+    pub fn start(store: Arc<Store>, retention: Age, holder: String) -> Result<Sweeper, String> {
         let stop = Arc::new(Stop::default());
         let stop_seen = stop.clone();
         let every = interval(&retention);
@@ -79,7 +85,15 @@ impl Sweeper {
         let thread = std::thread::Builder::new()
             .name("trash-retention".into())
             .spawn(move || loop {
-                match sweep(&store, &retention, &stop_seen) {
+                // The lease outlasts two intervals: a node that stopped sweeping passes
+                // the work on within them; one that goes on keeps it.
+                let lease = store.take_lease(LEASE, &holder, every * 2 + LEASE_MARGIN);
+                let outcome = match lease {
+                    Ok(true) => sweep(&store, &retention, &stop_seen),
+                    Ok(false) => Ok(Swept::default()),
+                    Err(err) => Err(err.to_string()),
+                };
+                match outcome {
                     Ok(swept) if swept.posts > 0 => log::info!(
                         "retention sweep purged {} posts soft-deleted more than {retention} ago in {} batches; longest batch {:.1} ms, whole sweep {:.1} ms",
                         swept.posts,

@@ -36,6 +36,8 @@ pub struct App {
     pub(super) in_flight: AtomicUsize,
     /// Set on SIGTERM/SIGINT: new requests get 503 while in-flight ones finish.
     pub(super) draining: AtomicBool,
+    /// The dqlite node this process runs, in cluster mode: its id and address.
+    pub(super) node: Option<(u64, String)>,
 }
 
 impl App {
@@ -57,7 +59,14 @@ impl App {
             register_throttle: throttle::RegisterThrottle::new(config.register_limit),
             in_flight: AtomicUsize::new(0),
             draining: AtomicBool::new(false),
+            node: None,
         }
+    }
+
+    /// The app of a cluster node: `/healthz` says which node it is.
+    pub fn on_node(mut self, id: u64, address: String) -> App {
+        self.node = Some((id, address));
+        self
     }
 }
 

@@ -154,6 +154,15 @@ impl From<StoreError> for ApiError {
                 ApiError::new(503, "the database is unavailable; try again shortly")
                     .with_header("Retry-After", "1".into())
             }
+            StoreError::OutcomeUnknown(detail) => {
+                log::warn!("a commit's outcome is unknown (the cluster lost its leader): {detail}");
+                ApiError::new(
+                    503,
+                    "the cluster lost its leader while committing this request: it may or may not \
+                     have been written; retry with the same Idempotency-Key, or read before writing again",
+                )
+                .with_header("Retry-After", "1".into())
+            }
             StoreError::Internal(detail) => {
                 log::error!("internal error: {detail}");
                 ApiError::internal()

@@ -33,9 +33,9 @@ pub fn serve(config: &ServeConfig, app: App) -> Result<(), String> {
     // The separate listener of --metrics-addr, stopped when dropped.
     let metrics_listener = super::metrics::Listener::start(config, &app)?;
     println!(
-        "postd {} listening on http://{address} (database {}, {} workers, signup {}{})",
+        "postd {} listening on http://{address} ({}, {} workers, signup {}{})",
         env!("CARGO_PKG_VERSION"),
-        app.store.path().display(),
+        app.store.describe(),
         config.workers,
         if config.signup_open() {
             "open"
@@ -46,7 +46,14 @@ pub fn serve(config: &ServeConfig, app: App) -> Result<(), String> {
     );
     app.store.warn_if_readable_by_others();
     let sweeper = match app.trash_retention.clone() {
-        Some(retention) => Some(Sweeper::start(app.store.clone(), retention)?),
+        Some(retention) => {
+            // One server serves a file: it always holds the lease, a restart included.
+            let holder = app.node.as_ref().map_or_else(
+                || "the server of this file".to_string(),
+                |(id, address)| format!("node {id} at {address}"),
+            );
+            Some(Sweeper::start(app.store.clone(), retention, holder)?)
+        }
         None => None,
     };
     while !stop.load(Ordering::SeqCst) {

@@ -11,7 +11,7 @@ use std::io::{self, BufWriter, Write};
 const OUTPUT_BUFFER: usize = 256 * 1024;
 
 pub fn run(args: ExportArgs) -> Result<(), String> {
-    let store = super::open_existing(&args.db.path)?;
+    let store = super::open_existing(&args.db)?;
     let scope = if args.trash {
         ExportScope::WithTrash
     } else {

@@ -39,8 +39,9 @@ pub fn run(args: ImportArgs) -> Result<i32, String> {
     } else {
         ImportMode::SkipBadLines
     };
-    let store = super::open_existing(&args.db.path)?;
-    let input = Input::open(&args.file, &args.db.path)?;
+    let store = super::open_existing(&args.db)?;
+    let beside = scratch_place(&args.db);
+    let input = Input::open(&args.file, &beside)?;
     let import_of = || {
         store
             .import_of(&author, input.digest().clone(), mode)
@@ -74,7 +75,7 @@ pub fn run(args: ImportArgs) -> Result<i32, String> {
     }
 
     if mode == ImportMode::AllOrNothing {
-        let bad = check_all(&store, &input, &import, &args.db.path)?;
+        let bad = check_all(&store, &input, &import, &beside)?;
         if bad > 0 {
             log::error!(
                 "{}: {} is rejected and nothing was written",
@@ -326,5 +327,14 @@ impl Iterator for Chunk<'_> {
             end: line.end,
             post: parse_line(line.bytes),
         })
+    }
+}
+
+/// Where the import's own files go (a copy of stdin, the --atomic check's slugs): beside
+/// the database file, or in the temporary directory for a cluster.
+fn scratch_place(db: &crate::config::DbArg) -> std::path::PathBuf {
+    match db.place() {
+        crate::config::Place::File(path) => path.to_path_buf(),
+        crate::config::Place::Cluster(_) => std::env::temp_dir().join("postd-import"),
     }
 }

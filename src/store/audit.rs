@@ -3,10 +3,10 @@
 //! its event commit together or roll back together: a crash can never leave one without
 //! the other. A change that changed nothing appends nothing.
 
+use super::sql::{params, Conn, Row};
 use super::writer::Tx;
 use super::{Store, StoreError, StoreResult};
 use crate::clock::Timestamp;
-use rusqlite::{params, Connection, Row};
 use serde::{Serialize, Serializer};
 
 /// What an event records.
@@ -119,7 +119,7 @@ pub struct AuditQuery {
 
 const EVENT_COLUMNS: &str = "id, at, actor_id, action, target_ids, count, detail";
 
-fn event_from_row(row: &Row<'_>) -> rusqlite::Result<AuditEvent> {
+fn event_from_row(row: &Row<'_>) -> super::sql::Result<AuditEvent> {
     let bad = |column: usize, why: String| {
         rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, why.into())
     };
@@ -141,7 +141,7 @@ fn event_from_row(row: &Row<'_>) -> rusqlite::Result<AuditEvent> {
 
 /// Up to `limit + 1` events, newest first: the extra one tells the caller a next page
 /// exists.
-fn list(conn: &Connection, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>> {
+fn list(conn: &Conn, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>> {
     // Fixed statements per filter, so each can use its index.
     let before = query.before_id.unwrap_or(i64::MAX);
     let fetch = i64::from(query.limit) + 1;
@@ -224,7 +224,7 @@ mod tests {
             .unwrap();
         let id: i64 = t
             .store
-            .read(|conn| Ok(conn.query_row("SELECT max(id) FROM audit_events", [], |r| r.get(0))?))
+            .read(|conn| Ok(conn.query_row("SELECT max(id) FROM audit_events", (), |r| r.get(0))?))
             .unwrap();
         // `INSERT OR REPLACE` of an existing id was found from outside (v1.1 review): it
         // deleted and rewrote the event past the UPDATE and DELETE triggers.
@@ -239,12 +239,12 @@ mod tests {
             "REPLACE INTO audit_events (id, at, action, target_ids, count, detail)
              SELECT id, at, action, target_ids, count, 'forged' FROM audit_events",
         ] {
-            let refused = t.store.write(|tx| Ok(tx.execute(change, [])?));
+            let refused = t.store.write(|tx| Ok(tx.execute(change, ())?));
             assert!(refused.is_err(), "{change}");
         }
         let detail: String = t
             .store
-            .read(|conn| Ok(conn.query_row("SELECT detail FROM audit_events", [], |r| r.get(0))?))
+            .read(|conn| Ok(conn.query_row("SELECT detail FROM audit_events", (), |r| r.get(0))?))
             .unwrap();
         assert_eq!(detail, "role admin");
         // New events still go in.
@@ -264,7 +264,7 @@ mod tests {
             .store
             .read(|conn| {
                 Ok(
-                    conn.query_row("SELECT target_ids, count FROM audit_events", [], |r| {
+                    conn.query_row("SELECT target_ids, count FROM audit_events", (), |r| {
                         Ok((r.get(0)?, r.get(1)?))
                     })?,
                 )

@@ -8,11 +8,11 @@
 use super::audit::{self, AuditAction};
 use super::idempotency::{Commit, OnceKey, Recorded, Written};
 use super::posts::{apply_patch, check_if_match, insert_all, slug_taken_message, SlugAllocator};
+use super::sql::{params, Conn};
 use super::writer::Tx;
 use super::{Refusal, Store, StoreError, StoreResult};
 use crate::clock::Timestamp;
 use crate::model::{Actor, IfMatch, ItemError, NewPost, Post, PostPatch, Slug, Version};
-use rusqlite::Connection;
 use std::collections::{HashMap, HashSet};
 
 fn json_array<T: serde::Serialize>(values: &[T]) -> StoreResult<String> {
@@ -72,7 +72,7 @@ fn repeat_error(
 
 /// The slugs among `claims` held by active posts other than the claiming post (by index).
 fn slugs_held_by_active_posts(
-    conn: &Connection,
+    conn: &Conn,
     claims: &[SlugClaim<'_>],
 ) -> StoreResult<HashSet<usize>> {
     #[derive(serde::Serialize)]
@@ -158,7 +158,7 @@ impl SlugClash {
 
 /// Every claim whose slug repeats within the request or is held by an active post other
 /// than the claim's own, in request order, each once.
-fn slug_clashes(conn: &Connection, claims: &[SlugClaim<'_>]) -> StoreResult<Vec<SlugClash>> {
+fn slug_clashes(conn: &Conn, claims: &[SlugClaim<'_>]) -> StoreResult<Vec<SlugClash>> {
     let held = slugs_held_by_active_posts(conn, claims)?;
     let repeated: HashMap<usize, Repeat> =
         repeats(claims.iter().map(|c| (c.index, c.post_id, c.slug.as_str())))
@@ -182,7 +182,7 @@ fn slug_clashes(conn: &Connection, claims: &[SlugClaim<'_>]) -> StoreResult<Vec<
 }
 
 /// All-or-nothing requests refuse every clash; a repeat is named before a held slug.
-fn slug_conflicts(conn: &Connection, claims: &[SlugClaim<'_>]) -> StoreResult<Vec<ItemError>> {
+fn slug_conflicts(conn: &Conn, claims: &[SlugClaim<'_>]) -> StoreResult<Vec<ItemError>> {
     Ok(slug_clashes(conn, claims)?
         .iter()
         .map(|clash| match clash.repeat {
@@ -205,7 +205,7 @@ fn refuse_conflicts(mut errors: Vec<ItemError>) -> StoreResult<()> {
     Err(StoreError::items(Refusal::Conflict, detail, errors))
 }
 
-fn refuse_slug_conflicts(conn: &Connection, claims: &[SlugClaim<'_>]) -> StoreResult<()> {
+fn refuse_slug_conflicts(conn: &Conn, claims: &[SlugClaim<'_>]) -> StoreResult<()> {
     refuse_conflicts(slug_conflicts(conn, claims)?)
 }
 
@@ -486,16 +486,20 @@ impl DeleteOutcome {
 /// Soft-deletes the listed active posts (ids given once each); already-deleted ones keep
 /// their first `deleted_at` and are skipped, like unknown ids. The caller checked the role.
 fn soft_delete_all(tx: &Tx, actor: &Actor, ids: &[i64]) -> StoreResult<DeleteOutcome> {
-    let mut stmt = tx.prepare_cached(
-        "UPDATE posts SET deleted_at = ?2, deleted_by_id = ?3
-         WHERE deleted_at IS NULL AND id IN (SELECT value FROM json_each(?1)) RETURNING id",
-    )?;
-    let done: HashSet<i64> = stmt
-        .query_map(
-            rusqlite::params![json_array(ids)?, Timestamp::now(), actor.user_id],
-            |row| row.get(0),
+    // The ids first, then the change: no RETURNING, which dqlite 1.11 can not run. The
+    // write lock is ours, so nothing changes between the two.
+    let ids_json = json_array(ids)?;
+    let done: HashSet<i64> = tx
+        .prepare_cached(
+            "SELECT id FROM active_posts WHERE id IN (SELECT value FROM json_each(?1))",
         )?
+        .query_map([&ids_json], |row| row.get(0))?
         .collect::<Result<_, _>>()?;
+    tx.execute(
+        "UPDATE posts SET deleted_at = ?2, deleted_by_id = ?3
+         WHERE deleted_at IS NULL AND id IN (SELECT value FROM json_each(?1))",
+        params![ids_json, Timestamp::now(), actor.user_id],
+    )?;
     let outcome = DeleteOutcome::of(ids, &done);
     audit::append(
         tx,
@@ -510,12 +514,19 @@ fn soft_delete_all(tx: &Tx, actor: &Actor, ids: &[i64]) -> StoreResult<DeleteOut
 /// Permanently deletes the listed posts, active or soft-deleted, comments by cascade;
 /// unknown ids are skipped. The caller checked the role.
 fn hard_delete_all(tx: &Tx, actor: &Actor, ids: &[i64]) -> StoreResult<DeleteOutcome> {
-    let mut stmt = tx.prepare_cached(
-        "DELETE FROM posts WHERE id IN (SELECT value FROM json_each(?1)) RETURNING id",
-    )?;
-    let done: HashSet<i64> = stmt
-        .query_map([json_array(ids)?], |row| row.get(0))?
+    let ids_json = json_array(ids)?;
+    let done: HashSet<i64> = tx
+        .prepare_cached(
+            "SELECT id FROM active_posts WHERE id IN (SELECT value FROM json_each(?1))
+             UNION ALL
+             SELECT id FROM deleted_posts WHERE id IN (SELECT value FROM json_each(?1))",
+        )?
+        .query_map([&ids_json], |row| row.get(0))?
         .collect::<Result<_, _>>()?;
+    tx.execute(
+        "DELETE FROM posts WHERE id IN (SELECT value FROM json_each(?1))",
+        [&ids_json],
+    )?;
     let outcome = DeleteOutcome::of(ids, &done);
     audit::append(
         tx,

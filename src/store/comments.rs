@@ -2,12 +2,12 @@
 //! soft-deleted posts; a permanent delete of the post removes them by cascade.
 
 use super::posts::{active_by_id, not_found};
+use super::sql::{params, Conn, OptionalExtension, Row};
 use super::{Store, StoreError, StoreResult};
 use crate::clock::Timestamp;
 use crate::model::{Actor, Comment, CommentBody};
-use rusqlite::{params, Connection, OptionalExtension, Row};
 
-fn comment_from_row(row: &Row<'_>) -> rusqlite::Result<Comment> {
+fn comment_from_row(row: &Row<'_>) -> super::sql::Result<Comment> {
     Ok(Comment {
         id: row.get(0)?,
         post_id: row.get(1)?,
@@ -18,12 +18,7 @@ fn comment_from_row(row: &Row<'_>) -> rusqlite::Result<Comment> {
 }
 
 /// Up to `limit + 1` comments of an active post, oldest first, after comment `after_id`.
-fn list(
-    conn: &Connection,
-    post_id: i64,
-    limit: u32,
-    after_id: Option<i64>,
-) -> StoreResult<Vec<Comment>> {
+fn list(conn: &Conn, post_id: i64, limit: u32, after_id: Option<i64>) -> StoreResult<Vec<Comment>> {
     if active_by_id(conn, post_id)?.is_none() {
         return Err(not_found(post_id));
     }

@@ -2,9 +2,9 @@
 //! moment however long the reading takes, and streamed row by row in id order.
 
 use super::posts::post_from_row_at;
+use super::sql::Row;
 use super::{Store, StoreResult};
 use crate::model::{Deletion, Post};
-use rusqlite::Row;
 
 /// Which posts an export holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,7 +32,7 @@ const COUNT_ACTIVE: &str = "SELECT count(*) FROM active_posts";
 const COUNT_WITH_TRASH: &str =
     "SELECT (SELECT count(*) FROM active_posts) + (SELECT count(*) FROM deleted_posts)";
 
-fn exported_post(row: &Row<'_>) -> rusqlite::Result<Post> {
+fn exported_post(row: &Row<'_>) -> super::sql::Result<Post> {
     let mut post = post_from_row_at(row, 0)?;
     if let Some(deleted_at) = row.get(7)? {
         post.deletion = Some(Deletion {
@@ -62,19 +62,23 @@ impl Store {
             ExportScope::WithTrash => (COUNT_WITH_TRASH, WITH_TRASH),
         };
         self.snapshot(|conn| {
-            let total: i64 = conn.query_row(count, [], |row| row.get(0))?;
+            let total: i64 = conn.query_row(count, (), |row| row.get(0))?;
             let total = u64::try_from(total).unwrap_or(0);
-            let mut stmt = conn.prepare(select)?;
-            let mut rows = stmt.query([])?;
             let mut done = 0u64;
-            while let Some(row) = rows.next()? {
-                let post = exported_post(row)?;
-                if let Err(err) = visit(&post, total) {
-                    return Ok(Err(err));
+            let mut stopped = None;
+            conn.prepare(select)?.query_each((), |row| {
+                if stopped.is_none() {
+                    match visit(&exported_post(row)?, total) {
+                        Ok(()) => done += 1,
+                        Err(err) => stopped = Some(err),
+                    }
                 }
-                done += 1;
-            }
-            Ok(Ok(done))
+                Ok(())
+            })?;
+            Ok(match stopped.take() {
+                Some(err) => Err(err),
+                None => Ok(done),
+            })
         })
     }
 }
@@ -94,7 +98,7 @@ mod tests {
                 .store
                 .read(|conn| {
                     let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
-                    let rows = stmt.query_map([], |row| row.get::<_, String>(3))?;
+                    let rows = stmt.query_map((), |row| row.get::<_, String>(3))?;
                     Ok(rows.collect::<Result<_, _>>()?)
                 })
                 .unwrap();

@@ -2,10 +2,10 @@
 //! as the writes they describe, so a replay can never see half of a request and a request
 //! that failed leaves no record (it may be retried with the same key).
 
+use super::sql::{params, Conn, OptionalExtension};
 use super::writer::Tx;
 use super::{Refusal, Store, StoreError, StoreResult};
 use crate::clock::Timestamp;
-use rusqlite::{params, Connection, OptionalExtension};
 use std::time::Duration;
 
 pub const KEY_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
@@ -74,7 +74,7 @@ pub struct Written<V = ()> {
 /// The stored answer for the key if this exact request was answered within the key's
 /// lifetime; a refusal if the key was used for a different request. Expired keys are
 /// swept here, so no separate job is needed.
-fn lookup(conn: &Connection, once: &OnceKey) -> StoreResult<Option<Recorded>> {
+fn lookup(conn: &Conn, once: &OnceKey) -> StoreResult<Option<Recorded>> {
     let mut sweep = conn.prepare_cached("DELETE FROM idempotency_keys WHERE created_at < ?1")?;
     sweep.execute([Timestamp::ago(KEY_LIFETIME)])?;
     let mut find = conn.prepare_cached(
@@ -97,7 +97,7 @@ fn lookup(conn: &Connection, once: &OnceKey) -> StoreResult<Option<Recorded>> {
     }
 }
 
-fn save(conn: &Connection, once: &OnceKey, answer: &Recorded) -> StoreResult<()> {
+fn save(conn: &Conn, once: &OnceKey, answer: &Recorded) -> StoreResult<()> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO idempotency_keys (user_id, key, request_hash, status, body, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

@@ -10,12 +10,13 @@
 use super::audit::{self, AuditAction};
 use super::maintenance::Progress;
 use super::posts::{insert_rows, slug_taken, slug_taken_message, SlugAllocator};
+use super::sql::{params, Conn, OptionalExtension};
 use super::writer::Tx;
+use super::HeldConn;
 use super::{Refusal, Store, StoreError, StoreResult};
 use crate::clock::Timestamp;
 use crate::model::{ItemError, NewPost, Slug, Username};
-use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use rusqlite::{Connection, OpenFlags};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -153,7 +154,7 @@ fn another_run() -> StoreError {
     StoreError::conflict("another run of this import wrote meanwhile; only one may run at a time")
 }
 
-fn author_id(conn: &Connection, author: &Username) -> StoreResult<i64> {
+fn author_id(conn: &Conn, author: &Username) -> StoreResult<i64> {
     let mut stmt =
         conn.prepare_cached("SELECT id FROM users WHERE username = ?1 COLLATE NOCASE")?;
     stmt.query_row([author], |row| row.get(0))
@@ -244,7 +245,7 @@ fn advance_row(
                 now,
             ]) {
                 Ok(id) => Ok(id),
-                Err(err) if super::is_unique_violation(&err) => Err(another_run()),
+                Err(err) if err.is_unique_violation() => Err(another_run()),
                 Err(err) => Err(err.into()),
             }
         }
@@ -329,7 +330,7 @@ impl Store {
             let mut import = Import {
                 id: None,
                 author_id,
-                digest,
+                digest: digest.clone(),
                 mode,
                 state: ImportState::Importing,
                 progress: ImportProgress::default(),
@@ -477,13 +478,20 @@ impl Store {
                 };
                 // One transaction wrote the chunk, so its ids are one run that no other
                 // writer's post falls in; the author check is a second fence.
-                let mut posts = tx.prepare_cached(
-                    "DELETE FROM posts WHERE id BETWEEN ?1 AND ?2 AND author_id = ?3
-                     RETURNING id",
-                )?;
-                let mut gone = posts
+                let mut gone = tx
+                    .prepare_cached(
+                        "SELECT id FROM active_posts
+                         WHERE id BETWEEN ?1 AND ?2 AND author_id = ?3
+                         UNION ALL
+                         SELECT id FROM deleted_posts
+                         WHERE id BETWEEN ?1 AND ?2 AND author_id = ?3",
+                    )?
                     .query_map(params![first, last, author_id], |row| row.get::<_, i64>(0))?
                     .collect::<Result<Vec<i64>, _>>()?;
+                tx.execute(
+                    "DELETE FROM posts WHERE id BETWEEN ?1 AND ?2 AND author_id = ?3",
+                    params![first, last, author_id],
+                )?;
                 gone.sort_unstable();
                 // Readers could see these posts between the chunks: their removal is a
                 // permanent delete like any other, recorded with it.
@@ -522,16 +530,17 @@ impl Store {
     /// would take are kept in a scratch database at `scratch` (a path in a private
     /// directory), so memory stays bounded however long the file.
     pub fn import_check(&self, scratch: &Path) -> StoreResult<ImportCheck> {
-        let conn = self.pool.get()?;
+        let conn = self.hold_connection()?;
         let scratch = Connection::open_with_flags(
             scratch,
             OpenFlags::SQLITE_OPEN_READ_WRITE
                 | OpenFlags::SQLITE_OPEN_CREATE
                 | OpenFlags::SQLITE_OPEN_NOFOLLOW
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
+        )
+        .map_err(super::sql::Error::from)?;
         // A throwaway file: no journal, no syncs, nobody else opens it.
-        scratch.execute_batch(
+        Conn::local(&scratch).execute_batch(
             "PRAGMA journal_mode = OFF;
              PRAGMA synchronous = OFF;
              PRAGMA locking_mode = EXCLUSIVE;
@@ -548,7 +557,8 @@ impl Store {
 
 /// See [`Store::import_check`].
 pub struct ImportCheck {
-    conn: r2d2::PooledConnection<SqliteConnectionManager>,
+    conn: HeldConn,
+    /// A local file whatever the store is: the slugs of lines checked.
     scratch: Connection,
     /// Slugs of the latest checked lines, not yet in the scratch file: written there
     /// `SCRATCH_BATCH` at a time by one INSERT. One INSERT per line (each its own commit,
@@ -578,7 +588,8 @@ impl ImportCheck {
             if let Some(line) = pending.get(slug) {
                 return Ok(Some(*line));
             }
-            let mut stmt = scratch.prepare_cached("SELECT line FROM taken WHERE slug = ?1")?;
+            let mut stmt =
+                Conn::local(scratch).prepare_cached("SELECT line FROM taken WHERE slug = ?1")?;
             let line: Option<i64> = stmt.query_row([slug], |row| row.get(0)).optional()?;
             Ok(line.map(|l| l.max(0) as u64))
         };
@@ -590,7 +601,7 @@ impl ImportCheck {
                         format!("slug '{explicit}' is already used by line {line}"),
                     )));
                 }
-                if slug_taken(conn, explicit)? {
+                if slug_taken(&conn.conn(), explicit)? {
                     return Ok(Some(ItemError::field(
                         "slug",
                         slug_taken_message(explicit.as_str()),
@@ -599,7 +610,7 @@ impl ImportCheck {
                 explicit.clone()
             }
             None => slugs.derive_avoiding(&post.title, |candidate| {
-                Ok(earlier_line(candidate)?.is_some() || slug_taken(conn, candidate)?)
+                Ok(earlier_line(candidate)?.is_some() || slug_taken(&conn.conn(), candidate)?)
             })?,
         };
         pending.insert(slug, number);
@@ -612,14 +623,19 @@ impl ImportCheck {
             return Ok(());
         }
         let rows = vec!["(?, ?)"; self.pending.len()].join(", ");
-        let mut stmt = self
-            .scratch
-            .prepare_cached(&format!("INSERT INTO taken (slug, line) VALUES {rows}"))?;
-        for (i, (slug, line)) in self.pending.drain().enumerate() {
-            stmt.raw_bind_parameter(2 * i + 1, slug.as_str())?;
-            stmt.raw_bind_parameter(2 * i + 2, line as i64)?;
+        let pending: Vec<(Slug, i64)> = self
+            .pending
+            .drain()
+            .map(|(slug, line)| (slug, line as i64))
+            .collect();
+        let mut values: Vec<&dyn super::sql::ToSql> = Vec::with_capacity(pending.len() * 2);
+        for (slug, line) in &pending {
+            values.push(slug);
+            values.push(line);
         }
-        stmt.raw_execute()?;
+        Conn::local(&self.scratch)
+            .prepare_cached(&format!("INSERT INTO taken (slug, line) VALUES {rows}"))?
+            .execute(values.as_slice())?;
         Ok(())
     }
 }

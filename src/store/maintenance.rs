@@ -2,6 +2,9 @@
 //! progress through a callback `(done, total)`; the CLI decides whether to show it.
 
 use super::audit::{self, AuditAction};
+use super::cluster::Cluster;
+use super::local::LocalDb;
+use super::sql::params;
 use super::writer::Tx;
 use super::{Store, StoreError, StoreResult};
 use crate::clock::{Age, Timestamp};
@@ -47,16 +50,20 @@ impl Purger {
 /// cascade; returns their ids. The subquery names the trash view, so what is purged is
 /// exactly what the trash shows as older than the cutoff.
 fn purge_some(tx: &Tx, cutoff: &Timestamp, limit: i64) -> StoreResult<Vec<i64>> {
-    let mut purge = tx.prepare_cached(
-        "DELETE FROM posts WHERE id IN
-             (SELECT id FROM deleted_posts WHERE deleted_at < ?1
-              ORDER BY deleted_at, id LIMIT ?2)
-         RETURNING id",
-    )?;
-    let mut ids = purge
-        .query_map(rusqlite::params![cutoff, limit], |row| row.get(0))?
+    let mut ids = tx
+        .prepare_cached(
+            "SELECT id FROM deleted_posts WHERE deleted_at < ?1
+             ORDER BY deleted_at, id LIMIT ?2",
+        )?
+        .query_map(params![cutoff, limit], |row| row.get(0))?
         .collect::<Result<Vec<i64>, _>>()?;
     ids.sort_unstable();
+    // By id, not by the subquery again: the ids are what the event records.
+    let ids_json = serde_json::to_string(&ids)?;
+    tx.execute(
+        "DELETE FROM posts WHERE id IN (SELECT value FROM json_each(?1))",
+        [&ids_json],
+    )?;
     Ok(ids)
 }
 
@@ -131,34 +138,11 @@ impl Store {
     pub fn backup_to(&self, dest: &Path, progress: Progress<'_>) -> StoreResult<()> {
         let dir = PrivateDir::beside(dest).map_err(StoreError::Unavailable)?;
         let partial = dir.path().join("copy.db");
-        self.snapshot(|conn| {
-            let mut target = Connection::open_with_flags(
-                &partial,
-                OpenFlags::SQLITE_OPEN_READ_WRITE
-                    | OpenFlags::SQLITE_OPEN_CREATE
-                    | OpenFlags::SQLITE_OPEN_NOFOLLOW
-                    | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )?;
-            {
-                let backup = Backup::new(conn, &mut target)?;
-                loop {
-                    match backup.step(BACKUP_PAGES_PER_STEP)? {
-                        StepResult::Done => break,
-                        StepResult::More => {
-                            let p = backup.progress();
-                            let total = p.pagecount.max(0) as u64;
-                            progress(total.saturating_sub(p.remaining.max(0) as u64), total);
-                        }
-                        // Another process holds a lock the copy needs; wait a moment.
-                        _ => std::thread::sleep(std::time::Duration::from_millis(10)),
-                    }
-                }
-            }
-            // The copy is a standalone file: no WAL beside it once closed.
-            target.execute_batch("PRAGMA journal_mode = DELETE")?;
-            target.close().map_err(|(_, err)| err)?;
-            Ok(())
-        })?;
+        match (self.local(), self.cluster()) {
+            (Some(db), _) => copy_file(db, &partial, progress)?,
+            (None, Some(cluster)) => copy_cluster(cluster, &partial, progress)?,
+            (None, None) => return Err(StoreError::Internal("a store with no database".into())),
+        }
         std::fs::rename(&partial, dest)
             .map_err(|e| StoreError::Unavailable(format!("renaming the copy: {e}")))
     }
@@ -170,7 +154,7 @@ impl Store {
         progress(0, 3);
         self.snapshot(|conn| {
             let mut integrity = conn.prepare("PRAGMA integrity_check")?;
-            let rows = integrity.query_map([], |row| row.get::<_, String>(0))?;
+            let rows = integrity.query_map((), |row| row.get::<_, String>(0))?;
             for row in rows {
                 let line = row?;
                 if line != "ok" {
@@ -179,7 +163,7 @@ impl Store {
             }
             progress(1, 3);
             let mut foreign = conn.prepare("PRAGMA foreign_key_check")?;
-            let rows = foreign.query_map([], |row| {
+            let rows = foreign.query_map((), |row| {
                 Ok(format!(
                     "foreign key: {} row {} points at a missing {} row",
                     row.get::<_, String>(0)?,
@@ -201,7 +185,7 @@ impl Store {
         let fts = self.write_alone(|tx| {
             Ok(tx.execute(
                 "INSERT INTO posts_fts (posts_fts, rank) VALUES ('integrity-check', 1)",
-                [],
+                (),
             ))
         })?;
         if let Err(err) = fts {
@@ -210,6 +194,87 @@ impl Store {
         progress(3, 3);
         Ok(problems)
     }
+}
+
+/// The local file's copy: SQLite's online backup from one read snapshot, a few pages at
+/// a time, into `partial` (opened without following a link).
+fn copy_file(db: &LocalDb, partial: &Path, progress: Progress<'_>) -> StoreResult<()> {
+    db.snapshot_of_file(|source| copy_snapshot(source, partial, progress))
+}
+
+fn copy_snapshot(source: &Connection, partial: &Path, progress: Progress<'_>) -> StoreResult<()> {
+    let mut target = Connection::open_with_flags(
+        partial,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    {
+        let backup = Backup::new(source, &mut target)?;
+        loop {
+            match backup.step(BACKUP_PAGES_PER_STEP)? {
+                StepResult::Done => break,
+                StepResult::More => {
+                    let p = backup.progress();
+                    let total = p.pagecount.max(0) as u64;
+                    progress(total.saturating_sub(p.remaining.max(0) as u64), total);
+                }
+                // Another process holds a lock the copy needs; wait a moment.
+                _ => std::thread::sleep(std::time::Duration::from_millis(10)),
+            }
+        }
+    }
+    // The copy is a standalone file: no WAL beside it once closed.
+    target.execute_batch("PRAGMA journal_mode = DELETE")?;
+    target.close().map_err(|(_, err)| err)?;
+    Ok(())
+}
+
+/// The cluster's copy: dqlite's DUMP of the replicated database (its file and WAL, as of
+/// one moment), written beside `partial` and folded into one ordinary SQLite file there.
+fn copy_cluster(cluster: &Cluster, partial: &Path, progress: Progress<'_>) -> StoreResult<()> {
+    progress(0, 2);
+    let deadline = std::time::Instant::now() + cluster.timeout();
+    let mut client = cluster.leader_client(deadline)?;
+    let files = client
+        .dump(super::cluster::DATABASE)
+        .map_err(super::sql::Error::from)?;
+    progress(1, 2);
+    let mut wal = partial.as_os_str().to_owned();
+    wal.push("-wal");
+    for file in &files {
+        let path = if file.name.ends_with("-wal") {
+            std::path::PathBuf::from(&wal)
+        } else {
+            partial.to_path_buf()
+        };
+        write_new_file(&path, &file.data)
+            .map_err(|e| StoreError::Unavailable(format!("writing the copy: {e}")))?;
+    }
+    // Opening it as a WAL database and leaving WAL mode copies the WAL into the file.
+    let target = Connection::open_with_flags(
+        partial,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+    )?;
+    target.execute_batch("PRAGMA journal_mode = DELETE")?;
+    target.close().map_err(|(_, err)| err)?;
+    progress(2, 2);
+    Ok(())
+}
+
+/// A new file, owner-only, never through a link.
+fn write_new_file(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    file.write_all(data)?;
+    file.sync_all()
 }
 
 #[cfg(test)]
@@ -247,7 +312,7 @@ mod tests {
         let t = TempStore::new("purge");
         t.store
             .write(|tx| {
-                tx.execute("INSERT INTO users (username, password_hash, created_at) VALUES ('u', 'h', 't')", [])?;
+                tx.execute("INSERT INTO users (username, password_hash, created_at) VALUES ('u', 'h', 't')", ())?;
                 for i in 0..2500 {
                     tx.execute(
                         "INSERT INTO posts (author_id, title, slug, body, created_at, updated_at, deleted_at, deleted_by_id)

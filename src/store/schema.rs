@@ -1,6 +1,7 @@
 //! Schema creation and upgrades, guided by `PRAGMA user_version` and the `-- @version N`
 //! sections of schema.sql.
 
+use super::sql::{self, Conn};
 use super::{StoreError, StoreResult};
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -26,17 +27,8 @@ fn sections() -> Vec<(i64, &'static str)> {
 }
 
 /// SQLite's own message without the statement text, to keep errors on one line.
-fn sqlite_message(err: &rusqlite::Error) -> String {
-    match err {
-        rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
-        rusqlite::Error::SqliteFailure(_, Some(msg)) => msg.clone(),
-        other => other
-            .to_string()
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .to_string(),
-    }
+fn sqlite_message(err: &sql::Error) -> String {
+    err.message().lines().next().unwrap_or_default().to_string()
 }
 
 /// The newest layout this binary knows: the last section's number.
@@ -44,10 +36,21 @@ pub fn schema_version() -> i64 {
     sections().last().map(|(v, _)| *v).unwrap_or(0)
 }
 
-pub fn migrate(conn: &mut Connection) -> StoreResult<()> {
+/// Migrates a database file opened with rusqlite, in a transaction of its own.
+pub fn migrate_file(conn: &mut Connection) -> StoreResult<()> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sql::Error::from)?;
+    migrate(Conn::local(&tx))?;
+    tx.commit().map_err(sql::Error::from)?;
+    Ok(())
+}
+
+/// Creates or upgrades the schema, inside the caller's write transaction (the local
+/// file's, or the cluster's writer): a failure changes nothing.
+pub fn migrate(tx: Conn<'_>) -> StoreResult<()> {
     let newest = schema_version();
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let found: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    let found: i64 = tx.query_row("PRAGMA user_version", (), |row| row.get(0))?;
     if found > newest {
         return Err(StoreError::Unavailable(format!(
             "the database has schema version {found}, newer than this postd knows ({newest}); use a newer postd"
@@ -59,7 +62,7 @@ pub fn migrate(conn: &mut Connection) -> StoreResult<()> {
     if found == 0 {
         let has_tables: i64 = tx.query_row(
             "SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%'",
-            [],
+            (),
             |row| row.get(0),
         )?;
         if has_tables > 0 {
@@ -80,7 +83,6 @@ pub fn migrate(conn: &mut Connection) -> StoreResult<()> {
     }
     // PRAGMA takes no bound parameters; the value is our own number.
     tx.execute_batch(&format!("PRAGMA user_version = {newest}"))?;
-    tx.commit()?;
     Ok(())
 }
 
@@ -109,7 +111,7 @@ mod tests {
     #[test]
     fn upgrading_each_older_version_gives_the_fresh_layout() {
         let mut fresh = Connection::open_in_memory().unwrap();
-        migrate(&mut fresh).unwrap();
+        migrate_file(&mut fresh).unwrap();
         for old in 1..schema_version() {
             let mut conn = Connection::open_in_memory().unwrap();
             for (version, sql) in sections() {
@@ -119,7 +121,7 @@ mod tests {
             }
             conn.execute_batch(&format!("PRAGMA user_version = {old}"))
                 .unwrap();
-            migrate(&mut conn).unwrap();
+            migrate_file(&mut conn).unwrap();
             assert_eq!(layout(&conn), layout(&fresh), "upgrade from {old}");
             let v: i64 = conn
                 .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -133,7 +135,7 @@ mod tests {
         let mut conn = Connection::open_in_memory().unwrap();
         conn.execute_batch("CREATE TABLE idempotency_keys (x); PRAGMA user_version = 1")
             .unwrap();
-        let err = migrate(&mut conn).unwrap_err().to_string();
+        let err = migrate_file(&mut conn).unwrap_err().to_string();
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(err.contains("already exists"), "{err}");
         let v: i64 = conn
@@ -146,15 +148,15 @@ mod tests {
     fn a_newer_file_is_refused() {
         let mut conn = Connection::open_in_memory().unwrap();
         conn.execute_batch("PRAGMA user_version = 99").unwrap();
-        let err = migrate(&mut conn).unwrap_err().to_string();
+        let err = migrate_file(&mut conn).unwrap_err().to_string();
         assert!(err.contains("newer"), "{err}");
     }
 
     #[test]
     fn applying_twice_is_a_no_op() {
         let mut conn = Connection::open_in_memory().unwrap();
-        migrate(&mut conn).unwrap();
-        migrate(&mut conn).unwrap();
+        migrate_file(&mut conn).unwrap();
+        migrate_file(&mut conn).unwrap();
         let v: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();

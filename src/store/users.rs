@@ -1,15 +1,15 @@
 //! Users: accounts, password hashes and roles.
 
 use super::audit::{self, AuditAction};
+use super::sql::{params, Conn, OptionalExtension, Row};
 use super::writer::Tx;
-use super::{is_unique_violation, Store, StoreError, StoreResult};
+use super::{Store, StoreError, StoreResult};
 use crate::clock::Timestamp;
 use crate::model::{Role, User, Username};
-use rusqlite::{params, Connection, OptionalExtension, Row};
 
 const USER_COLUMNS: &str = "id, username, role, created_at";
 
-fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
+fn user_from_row(row: &Row<'_>) -> super::sql::Result<User> {
     let role: String = row.get(2)?;
     Ok(User {
         id: row.get(0)?,
@@ -21,7 +21,7 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
 }
 
 pub(super) fn insert(
-    conn: &Connection,
+    conn: &Conn,
     username: &Username,
     password_hash: &str,
     role: Role,
@@ -37,21 +37,21 @@ pub(super) fn insert(
             role,
             created_at: now,
         }),
-        Err(err) if is_unique_violation(&err) => Err(StoreError::conflict(format!(
+        Err(err) if err.is_unique_violation() => Err(StoreError::conflict(format!(
             "username '{username}' is taken"
         ))),
         Err(err) => Err(err.into()),
     }
 }
 
-fn by_id(conn: &Connection, id: i64) -> StoreResult<Option<User>> {
+fn by_id(conn: &Conn, id: i64) -> StoreResult<Option<User>> {
     let mut stmt =
         conn.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"))?;
     Ok(stmt.query_row([id], user_from_row).optional()?)
 }
 
 /// The user and their password hash, for login. Case-insensitive like the unique index.
-fn credentials(conn: &Connection, username: &Username) -> StoreResult<Option<(User, String)>> {
+fn credentials(conn: &Conn, username: &Username) -> StoreResult<Option<(User, String)>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = ?1 COLLATE NOCASE"
     ))?;
@@ -79,10 +79,15 @@ fn set_role(tx: &Tx, username: &Username, role: Role) -> StoreResult<RoleChange>
     if before.role == role {
         return Ok(RoleChange::Unchanged(before));
     }
-    let mut stmt = tx.prepare_cached(&format!(
-        "UPDATE users SET role = ?2 WHERE id = ?1 RETURNING {USER_COLUMNS}"
-    ))?;
-    let user = stmt.query_row(params![before.id, role.as_str()], user_from_row)?;
+    tx.execute(
+        "UPDATE users SET role = ?2 WHERE id = ?1",
+        params![before.id, role.as_str()],
+    )?;
+    let user = tx.query_row(
+        &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
+        [before.id],
+        user_from_row,
+    )?;
     let detail = format!(
         "role {} (was {}), user {}",
         role.as_str(),

@@ -2,27 +2,24 @@
 //! a stored value that breaks its rule (a file edited by hand) is an error, never a value
 //! of the type that silently is not valid.
 
+use super::sql::{FromSql, ToSql, ToSqlValue, ValueRef};
 use crate::clock::Timestamp;
 use crate::model::{CommentBody, PostBody, Slug, Title, Username};
-use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+use std::borrow::Cow;
 
 macro_rules! stored_as_text {
     ($($name:ty => $parse:expr),* $(,)?) => {$(
         impl ToSql for $name {
-            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-                Ok(ToSqlOutput::from(self.as_str()))
+            fn to_sql(&self) -> ToSqlValue<'_> {
+                ToSqlValue::Text(Cow::Borrowed(self.as_str()))
             }
         }
 
         impl FromSql for $name {
-            fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+            fn from_sql(value: ValueRef<'_>) -> Result<Self, String> {
                 let text = value.as_str()?;
                 let parse: fn(&str) -> Result<$name, String> = $parse;
-                parse(text).map_err(|why| {
-                    FromSqlError::Other(
-                        format!("stored {} '{text}' {why}", stringify!($name)).into(),
-                    )
-                })
+                parse(text).map_err(|why| format!("stored {} '{text}' {why}", stringify!($name)))
             }
         }
     )*};

@@ -13,8 +13,9 @@
 //! `BEGIN IMMEDIATE … COMMIT` of their own (the design card: a bulk request is exactly one
 //! transaction, and a 10,000-item create should not hold other writers' answers back).
 
+use super::cluster::{Cluster, Session};
+use super::sql::{self, Conn};
 use super::{StoreError, StoreResult};
-use rusqlite::Connection;
 use std::ops::Deref;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,31 +29,115 @@ const MAX_GROUP: usize = 128;
 /// An open write transaction, or a savepoint within one: what store code runs its
 /// statements on. Only the store can make one.
 pub struct Tx<'c> {
-    conn: &'c Connection,
+    conn: Conn<'c>,
 }
 
-impl Deref for Tx<'_> {
-    type Target = Connection;
+impl<'c> Deref for Tx<'c> {
+    type Target = Conn<'c>;
 
-    fn deref(&self) -> &Connection {
-        self.conn
+    fn deref(&self) -> &Conn<'c> {
+        &self.conn
     }
+}
+
+/// The writer's connection: the local file, or a session on the cluster's leader, made
+/// again when the leader changes.
+pub enum WriterConn {
+    Local(rusqlite::Connection),
+    Cluster {
+        cluster: Arc<Cluster>,
+        session: Option<Session>,
+    },
+}
+
+/// How long to wait between tries for a write lock another node's writer holds: dqlite
+/// refuses at once ("database is locked"), it does not wait.
+const LOCKED_PAUSE: Duration = Duration::from_millis(2);
+
+impl WriterConn {
+    fn conn(&self) -> sql::Result<Conn<'_>> {
+        match self {
+            WriterConn::Local(conn) => Ok(Conn::local(conn)),
+            WriterConn::Cluster {
+                session: Some(session),
+                ..
+            } => Ok(Conn::cluster(session)),
+            WriterConn::Cluster { session: None, .. } => {
+                Err(sql::Error::Unavailable("no session".into()))
+            }
+        }
+    }
+
+    /// `BEGIN IMMEDIATE`. Locally SQLite's busy handler waits for another process; on
+    /// the cluster, a lock held by another node's writer is tried again every few
+    /// milliseconds and a lost leader is looked for again, both within the cluster's
+    /// timeout. Nothing is written until this succeeds, so trying again is safe.
+    fn begin(&mut self) -> sql::Result<()> {
+        let (cluster, session) = match self {
+            WriterConn::Local(conn) => return Ok(conn.execute_batch("BEGIN IMMEDIATE")?),
+            WriterConn::Cluster { cluster, session } => (cluster, session),
+        };
+        let deadline = Instant::now() + cluster.timeout();
+        loop {
+            if session.as_ref().is_none_or(Session::is_broken) {
+                *session = Some(cluster.session()?);
+            }
+            let Some(current) = session.as_ref() else {
+                continue;
+            };
+            let err = match current.execute_batch("BEGIN IMMEDIATE") {
+                Ok(()) => return Ok(()),
+                Err(err) => err,
+            };
+            if Instant::now() >= deadline {
+                return Err(err);
+            }
+            match err {
+                err if err.is_busy() => std::thread::sleep(LOCKED_PAUSE),
+                sql::Error::Unavailable(_) | sql::Error::OutcomeUnknown(_) => {
+                    *session = None;
+                    std::thread::sleep(LOCKED_PAUSE);
+                }
+                err => return Err(err),
+            }
+        }
+    }
+
+    /// After a failure that may have cost the connection: the next `begin` makes a new one.
+    fn forget_session_if_lost(&mut self, err: &sql::Error) {
+        if let WriterConn::Cluster { session, .. } = self {
+            if matches!(
+                err,
+                sql::Error::Unavailable(_) | sql::Error::OutcomeUnknown(_)
+            ) || session.as_ref().is_some_and(Session::is_broken)
+            {
+                *session = None;
+            }
+        }
+    }
+}
+
+/// How a shared transaction ended, for each of its writes.
+#[derive(Clone)]
+enum Settled {
+    Committed,
+    Failed(sql::Error),
 }
 
 /// A transaction shared by a group of writes, and how its commit went.
 #[derive(Default)]
 struct Group {
-    outcome: Mutex<Option<Result<(), String>>>,
+    outcome: Mutex<Option<Settled>>,
     settled: Condvar,
 }
 
 impl Group {
-    fn finish(&self, outcome: Result<(), String>) {
+    fn finish(&self, outcome: Settled) {
         *lock(&self.outcome) = Some(outcome);
         self.settled.notify_all();
     }
 
-    fn wait(&self) -> Result<(), String> {
+    fn wait(&self) -> Settled {
         let mut outcome = lock(&self.outcome);
         loop {
             if let Some(done) = outcome.as_ref() {
@@ -79,7 +164,7 @@ pub type WaitObserver = Box<dyn Fn(Duration) + Send + Sync>;
 
 pub struct Writer {
     /// Held while a write runs its work or a group commits: writers queue here.
-    conn: Mutex<Connection>,
+    conn: Mutex<WriterConn>,
     state: Mutex<State>,
     observe_wait: Mutex<Option<WaitObserver>>,
     /// Transactions committed (each one sync of the WAL).
@@ -93,7 +178,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Writer {
-    pub fn new(conn: Connection) -> Writer {
+    pub fn new(conn: WriterConn) -> Writer {
         Writer {
             conn: Mutex::new(conn),
             state: Mutex::new(State::default()),
@@ -122,16 +207,20 @@ impl Writer {
     pub fn write_grouped<T>(&self, work: impl FnOnce(&Tx) -> StoreResult<T>) -> StoreResult<T> {
         let arrived = Instant::now();
         lock(&self.state).arriving += 1;
-        let conn = lock(&self.conn);
+        let mut conn = lock(&self.conn);
         self.observe(arrived.elapsed());
-        let group = match self.join_or_begin(&conn) {
+        let group = match self.join_or_begin(&mut conn) {
             Ok(group) => group,
             Err(err) => {
                 lock(&self.state).arriving -= 1;
-                return Err(err);
+                conn.forget_session_if_lost(&err);
+                return Err(err.into());
             }
         };
-        let outcome = in_savepoint(&conn, work);
+        let outcome = match conn.conn() {
+            Ok(current) => in_savepoint(current, work),
+            Err(err) => Ok(Err(err.into())),
+        };
         let commit_now = {
             let mut state = lock(&self.state);
             state.arriving -= 1;
@@ -139,7 +228,7 @@ impl Writer {
             state.arriving == 0 || members >= MAX_GROUP
         };
         if commit_now {
-            self.commit_open(&conn);
+            self.commit_open(&mut conn);
         }
         drop(conn);
         let result = match outcome {
@@ -148,50 +237,58 @@ impl Writer {
             Err(panic) => resume_unwind(panic),
         };
         let value = result?;
-        group
-            .wait()
-            .map_err(|err| StoreError::Internal(format!("commit failed: {err}")))?;
-        Ok(value)
+        match group.wait() {
+            Settled::Committed => Ok(value),
+            Settled::Failed(err) => Err(committing(err)),
+        }
     }
 
     /// Runs `work` in a transaction of its own, after committing any open group.
     pub fn write_alone<T>(&self, work: impl FnOnce(&Tx) -> StoreResult<T>) -> StoreResult<T> {
         let arrived = Instant::now();
-        let conn = lock(&self.conn);
+        let mut conn = lock(&self.conn);
         self.observe(arrived.elapsed());
-        self.commit_open(&conn);
-        conn.execute_batch("BEGIN IMMEDIATE")?;
-        let outcome = catch_unwind(AssertUnwindSafe(|| work(&Tx { conn: &conn })));
-        match outcome {
-            Ok(Ok(value)) => match conn.execute_batch("COMMIT") {
+        self.commit_open(&mut conn);
+        if let Err(err) = conn.begin() {
+            conn.forget_session_if_lost(&err);
+            return Err(err.into());
+        }
+        let current = conn.conn()?;
+        let outcome = catch_unwind(AssertUnwindSafe(|| work(&Tx { conn: current })));
+        let ended = match outcome {
+            Ok(Ok(value)) => match current.execute_batch("COMMIT") {
                 Ok(()) => {
                     self.commits.fetch_add(1, Ordering::Relaxed);
                     Ok(value)
                 }
                 Err(err) => {
-                    let _ = conn.execute_batch("ROLLBACK");
-                    Err(err.into())
+                    let _ = current.execute_batch("ROLLBACK");
+                    Err(committing(err))
                 }
             },
             Ok(Err(err)) => {
-                let _ = conn.execute_batch("ROLLBACK");
+                let _ = current.execute_batch("ROLLBACK");
                 Err(err)
             }
             Err(panic) => {
-                let _ = conn.execute_batch("ROLLBACK");
+                let _ = current.execute_batch("ROLLBACK");
                 drop(conn);
                 resume_unwind(panic)
             }
+        };
+        if let Err(StoreError::Unavailable(_) | StoreError::OutcomeUnknown(_)) = &ended {
+            conn.forget_session_if_lost(&sql::Error::Unavailable(String::new()));
         }
+        ended
     }
 
-    fn join_or_begin(&self, conn: &Connection) -> StoreResult<Arc<Group>> {
+    fn join_or_begin(&self, conn: &mut WriterConn) -> sql::Result<Arc<Group>> {
         let mut state = lock(&self.state);
         if let Some((group, members)) = state.open.as_mut() {
             *members += 1;
             return Ok(group.clone());
         }
-        conn.execute_batch("BEGIN IMMEDIATE")?;
+        conn.begin()?;
         let group = Arc::new(Group::default());
         state.open = Some((group.clone(), 1));
         Ok(group)
@@ -199,25 +296,47 @@ impl Writer {
 
     /// Commits the open group, if any, and tells its members. The caller holds the
     /// connection, so nobody joins meanwhile; later arrivals start the next group.
-    fn commit_open(&self, conn: &Connection) {
+    fn commit_open(&self, conn: &mut WriterConn) {
         let Some((group, _)) = lock(&self.state).open.take() else {
             return;
         };
-        let outcome = conn.execute_batch("COMMIT").map_err(|err| {
-            let _ = conn.execute_batch("ROLLBACK");
-            err.to_string()
-        });
-        if outcome.is_ok() {
-            self.commits.fetch_add(1, Ordering::Relaxed);
+        let committed = conn
+            .conn()
+            .and_then(|current| match current.execute_batch("COMMIT") {
+                Ok(()) => Ok(()),
+                Err(err) => {
+                    let _ = current.execute_batch("ROLLBACK");
+                    Err(err)
+                }
+            });
+        match committed {
+            Ok(()) => {
+                self.commits.fetch_add(1, Ordering::Relaxed);
+                group.finish(Settled::Committed);
+            }
+            Err(err) => {
+                conn.forget_session_if_lost(&err);
+                group.finish(Settled::Failed(err));
+            }
         }
-        group.finish(outcome);
+    }
+}
+
+/// A failed COMMIT. On the cluster, losing the connection or the leader during it leaves
+/// the outcome unknown: the commit may have reached a majority before the answer was lost.
+fn committing(err: impl Into<StoreError>) -> StoreError {
+    match err.into() {
+        StoreError::Unavailable(why) | StoreError::OutcomeUnknown(why) => {
+            StoreError::OutcomeUnknown(why)
+        }
+        other => other,
     }
 }
 
 /// Runs `work` between `SAVEPOINT` and `RELEASE`; on an error or a panic, rolls back to
 /// the savepoint first, so only this work is undone.
 fn in_savepoint<T>(
-    conn: &Connection,
+    conn: Conn<'_>,
     work: impl FnOnce(&Tx) -> StoreResult<T>,
 ) -> std::thread::Result<StoreResult<T>> {
     if let Err(err) = conn.execute_batch("SAVEPOINT write") {

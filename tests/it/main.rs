@@ -11,6 +11,7 @@ mod support;
 mod audit;
 mod authz;
 mod bulk;
+mod cluster;
 mod console;
 mod conventions;
 mod core;
