@@ -5,7 +5,7 @@
 
 use super::sql::{params, Conn, Row};
 use super::writer::Tx;
-use super::{Store, StoreError, StoreResult};
+use super::{StoreError, StoreResult};
 use crate::clock::Timestamp;
 use serde::{Serialize, Serializer};
 
@@ -141,7 +141,7 @@ fn event_from_row(row: &Row<'_>) -> super::sql::Result<AuditEvent> {
 
 /// Up to `limit + 1` events, newest first: the extra one tells the caller a next page
 /// exists.
-fn list(conn: &Conn, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>> {
+pub(super) fn list(conn: &Conn, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>> {
     // Fixed statements per filter, so each can use its index.
     let before = query.before_id.unwrap_or(i64::MAX);
     let fetch = i64::from(query.limit) + 1;
@@ -174,13 +174,6 @@ fn list(conn: &Conn, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>> {
         }
     };
     Ok(rows)
-}
-
-impl Store {
-    /// A page of audit events, newest first (`limit + 1` rows at most; see `Page`).
-    pub fn audit_events(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>> {
-        self.read(|conn| list(conn, query))
-    }
 }
 
 #[cfg(test)]

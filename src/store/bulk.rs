@@ -6,7 +6,6 @@
 //! `json_each(?1)`, so a check is one statement, not N round trips.
 
 use super::audit::{self, AuditAction};
-use super::idempotency::{Commit, OnceKey, Recorded, Written};
 use super::posts::{apply_patch, check_if_match, insert_all, slug_taken_message, SlugAllocator};
 use super::sql::{params, Conn};
 use super::writer::Tx;
@@ -226,7 +225,7 @@ fn explicit_slugs<'a>(
 
 /// Creates every post or none. Explicit slugs that an active post holds, or that repeat
 /// within the request, are conflicts; derived slugs avoid both.
-fn create_all(tx: &Tx, actor: &Actor, items: Vec<NewPost>) -> StoreResult<Vec<Post>> {
+pub(super) fn create_all(tx: &Tx, actor: &Actor, items: Vec<NewPost>) -> StoreResult<Vec<Post>> {
     let explicit = explicit_slugs(items.iter().enumerate().map(|(i, p)| (i, Some(p))));
     refuse_slug_conflicts(tx, &explicit)?;
 
@@ -256,7 +255,7 @@ pub enum PartialOutcome {
 /// Creates the items that can be created; the others are reported with the reason they
 /// would have had alone (a field rule, or a slug taken). Still one transaction. The first
 /// item to claim an explicit slug wins it; later claimants conflict.
-fn create_partial(
+pub(super) fn create_partial(
     tx: &Tx,
     actor: &Actor,
     items: Vec<Result<NewPost, Vec<ItemError>>>,
@@ -389,7 +388,7 @@ fn update_conflicts(
 /// manage, 412 for posts whose version an item's `if_match` does not admit, 409 for slugs
 /// another active post holds or two items both set, and for a post that two items both
 /// change.
-fn update_all(tx: &Tx, actor: &Actor, items: Vec<PatchItem>) -> StoreResult<Vec<Post>> {
+pub(super) fn update_all(tx: &Tx, actor: &Actor, items: Vec<PatchItem>) -> StoreResult<Vec<Post>> {
     let ids: Vec<i64> = items.iter().map(|item| item.id).collect();
     let found = lookup_active(tx, &ids)?;
 
@@ -541,7 +540,11 @@ fn hard_delete_all(tx: &Tx, actor: &Actor, ids: &[i64]) -> StoreResult<DeleteOut
 /// Restores every listed post or none: 404 for ids that exist nowhere, 400 for posts that
 /// are not deleted, 409 for slugs an active post now holds or two restored posts share.
 /// `requested` pairs each id with its position in the request, for the error entries.
-fn restore_all(tx: &Tx, actor: &Actor, requested: &[(usize, i64)]) -> StoreResult<Vec<Post>> {
+pub(super) fn restore_all(
+    tx: &Tx,
+    actor: &Actor,
+    requested: &[(usize, i64)],
+) -> StoreResult<Vec<Post>> {
     let ids: Vec<i64> = requested.iter().map(|(_, id)| *id).collect();
     let ids = ids.as_slice();
     let mut find = tx.prepare_cached(
@@ -611,74 +614,16 @@ fn restore_all(tx: &Tx, actor: &Actor, requested: &[(usize, i64)]) -> StoreResul
     Ok(posts)
 }
 
-impl Store {
-    /// Creates every post or none, in one transaction.
-    pub fn create_posts(&self, actor: &Actor, items: Vec<NewPost>) -> StoreResult<Vec<Post>> {
-        self.write_alone(|tx| create_all(tx, actor, items))
-    }
-
-    /// `create_posts` for a request that may carry an Idempotency-Key (see `create_post`).
-    pub fn create_posts_once(
-        &self,
-        actor: &Actor,
-        items: Vec<NewPost>,
-        once: Option<&OnceKey>,
-        record: impl FnOnce(&[Post]) -> StoreResult<Recorded>,
-    ) -> StoreResult<Written> {
-        self.write_once(
-            Commit::Alone,
-            once,
-            |tx| create_all(tx, actor, items),
-            // Only the recorded answer is kept: the posts of a 10,000-item create would
-            // double what the request holds.
-            |posts| Ok((record(&posts)?, ())),
-        )
-    }
-
-    /// Creates the items that can be created and reports the others, in one transaction;
-    /// keyed like `create_post`.
-    pub fn create_posts_partial_once(
-        &self,
-        actor: &Actor,
-        items: Vec<Result<NewPost, Vec<ItemError>>>,
-        once: Option<&OnceKey>,
-        record: impl FnOnce(&[PartialOutcome]) -> StoreResult<Recorded>,
-    ) -> StoreResult<Written> {
-        self.write_once(
-            Commit::Alone,
-            once,
-            |tx| create_partial(tx, actor, items),
-            |outcomes| Ok((record(&outcomes)?, ())),
-        )
-    }
-
-    /// Applies every item or none.
-    pub fn update_posts(&self, actor: &Actor, items: Vec<PatchItem>) -> StoreResult<Vec<Post>> {
-        self.write_alone(|tx| update_all(tx, actor, items))
-    }
-
-    /// Soft or permanent delete of the listed posts (each id once); unknown ids skipped.
-    pub fn delete_posts(
-        &self,
-        actor: &Actor,
-        ids: &[i64],
-        hard: bool,
-    ) -> StoreResult<DeleteOutcome> {
-        if hard {
-            self.write_alone(|tx| hard_delete_all(tx, actor, ids))
-        } else {
-            self.write_alone(|tx| soft_delete_all(tx, actor, ids))
-        }
-    }
-
-    /// Restores every listed post or none; `requested` pairs each id with its position in
-    /// the request, for the error entries.
-    pub fn restore_posts(
-        &self,
-        actor: &Actor,
-        requested: &[(usize, i64)],
-    ) -> StoreResult<Vec<Post>> {
-        self.write_alone(|tx| restore_all(tx, actor, requested))
+pub(super) fn delete_posts(
+    store: &Store,
+    actor: &Actor,
+    ids: &[i64],
+    hard: bool,
+) -> StoreResult<DeleteOutcome> {
+    if hard {
+        store.write_alone(|tx| hard_delete_all(tx, actor, ids))
+    } else {
+        store.write_alone(|tx| soft_delete_all(tx, actor, ids))
     }
 }
 

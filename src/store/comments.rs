@@ -18,7 +18,12 @@ fn comment_from_row(row: &Row<'_>) -> super::sql::Result<Comment> {
 }
 
 /// Up to `limit + 1` comments of an active post, oldest first, after comment `after_id`.
-fn list(conn: &Conn, post_id: i64, limit: u32, after_id: Option<i64>) -> StoreResult<Vec<Comment>> {
+pub(super) fn list(
+    conn: &Conn,
+    post_id: i64,
+    limit: u32,
+    after_id: Option<i64>,
+) -> StoreResult<Vec<Comment>> {
     if active_by_id(conn, post_id)?.is_none() {
         return Err(not_found(post_id));
     }
@@ -34,54 +39,48 @@ fn list(conn: &Conn, post_id: i64, limit: u32, after_id: Option<i64>) -> StoreRe
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-impl Store {
-    pub fn create_comment(
-        &self,
-        actor: &Actor,
-        post_id: i64,
-        body: CommentBody,
-    ) -> StoreResult<Comment> {
-        self.write(|tx| {
-            if active_by_id(tx, post_id)?.is_none() {
-                return Err(not_found(post_id));
-            }
-            let now = Timestamp::now();
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO comments (post_id, author_id, body, created_at) VALUES (?1, ?2, ?3, ?4)",
-            )?;
-            let id = stmt.insert(params![post_id, actor.user_id, body, now])?;
-            Ok(Comment { id, post_id, author_id: actor.user_id, body, created_at: now })
+pub(super) fn create_comment(
+    store: &Store,
+    actor: &Actor,
+    post_id: i64,
+    body: CommentBody,
+) -> StoreResult<Comment> {
+    store.write(|tx| {
+        if active_by_id(tx, post_id)?.is_none() {
+            return Err(not_found(post_id));
+        }
+        let now = Timestamp::now();
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO comments (post_id, author_id, body, created_at) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        let id = stmt.insert(params![post_id, actor.user_id, body, now])?;
+        Ok(Comment {
+            id,
+            post_id,
+            author_id: actor.user_id,
+            body,
+            created_at: now,
         })
-    }
+    })
+}
 
-    pub fn comments(
-        &self,
-        post_id: i64,
-        limit: u32,
-        after_id: Option<i64>,
-    ) -> StoreResult<Vec<Comment>> {
-        self.snapshot(|conn| list(conn, post_id, limit, after_id))
-    }
-
-    /// Hard-deletes a comment. Allowed for its author, the post's owner and admins.
-    pub fn delete_comment(&self, actor: &Actor, id: i64) -> StoreResult<()> {
-        self.write(|tx| {
-            let mut find = tx.prepare_cached(
-                "SELECT c.author_id, p.author_id FROM active_comments AS c
+pub(super) fn delete_comment(store: &Store, actor: &Actor, id: i64) -> StoreResult<()> {
+    store.write(|tx| {
+        let mut find = tx.prepare_cached(
+            "SELECT c.author_id, p.author_id FROM active_comments AS c
                  JOIN active_posts AS p ON p.id = c.post_id WHERE c.id = ?1",
-            )?;
-            let (comment_author, post_author): (i64, i64) = find
-                .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))
-                .optional()?
-                .ok_or_else(|| StoreError::not_found(format!("comment {id} not found")))?;
-            if !(actor.may_manage(comment_author) || actor.user_id == post_author) {
-                return Err(StoreError::forbidden(format!(
-                    "comment {id} may be deleted only by its author, the post's owner or an admin"
-                )));
-            }
-            let mut delete = tx.prepare_cached("DELETE FROM comments WHERE id = ?1")?;
-            delete.execute([id])?;
-            Ok(())
-        })
-    }
+        )?;
+        let (comment_author, post_author): (i64, i64) = find
+            .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?
+            .ok_or_else(|| StoreError::not_found(format!("comment {id} not found")))?;
+        if !(actor.may_manage(comment_author) || actor.user_id == post_author) {
+            return Err(StoreError::forbidden(format!(
+                "comment {id} may be deleted only by its author, the post's owner or an admin"
+            )));
+        }
+        let mut delete = tx.prepare_cached("DELETE FROM comments WHERE id = ?1")?;
+        delete.execute([id])?;
+        Ok(())
+    })
 }

@@ -43,44 +43,34 @@ fn exported_post(row: &Row<'_>) -> super::sql::Result<Post> {
     Ok(post)
 }
 
-impl Store {
-    /// Hands every post of `scope` to `visit` in id order, with the number of posts there
-    /// are (for progress), all from one read snapshot: writers go on committing meanwhile
-    /// (WAL), and nothing they commit shows. Stops at the first error `visit` returns.
-    /// Memory holds one post at a time.
-    ///
-    /// The snapshot is one read transaction for as long as the export runs: while it is
-    /// open, checkpoints can not copy the WAL past it, so the WAL grows by every write
-    /// committed meanwhile and is reset only once the export ends.
-    pub fn export_posts<E>(
-        &self,
-        scope: ExportScope,
-        visit: &mut dyn FnMut(&Post, u64) -> Result<(), E>,
-    ) -> StoreResult<Result<u64, E>> {
-        let (count, select) = match scope {
-            ExportScope::Active => (COUNT_ACTIVE, ACTIVE),
-            ExportScope::WithTrash => (COUNT_WITH_TRASH, WITH_TRASH),
-        };
-        self.snapshot(|conn| {
-            let total: i64 = conn.query_row(count, (), |row| row.get(0))?;
-            let total = u64::try_from(total).unwrap_or(0);
-            let mut done = 0u64;
-            let mut stopped = None;
-            conn.prepare(select)?.query_each((), |row| {
-                if stopped.is_none() {
-                    match visit(&exported_post(row)?, total) {
-                        Ok(()) => done += 1,
-                        Err(err) => stopped = Some(err),
-                    }
+pub(super) fn export_posts<E>(
+    store: &Store,
+    scope: ExportScope,
+    visit: &mut dyn FnMut(&Post, u64) -> Result<(), E>,
+) -> StoreResult<Result<u64, E>> {
+    let (count, select) = match scope {
+        ExportScope::Active => (COUNT_ACTIVE, ACTIVE),
+        ExportScope::WithTrash => (COUNT_WITH_TRASH, WITH_TRASH),
+    };
+    store.snapshot(|conn| {
+        let total: i64 = conn.query_row(count, (), |row| row.get(0))?;
+        let total = u64::try_from(total).unwrap_or(0);
+        let mut done = 0u64;
+        let mut stopped = None;
+        conn.prepare(select)?.query_each((), |row| {
+            if stopped.is_none() {
+                match visit(&exported_post(row)?, total) {
+                    Ok(()) => done += 1,
+                    Err(err) => stopped = Some(err),
                 }
-                Ok(())
-            })?;
-            Ok(match stopped.take() {
-                Some(err) => Err(err),
-                None => Ok(done),
-            })
+            }
+            Ok(())
+        })?;
+        Ok(match stopped.take() {
+            Some(err) => Err(err),
+            None => Ok(done),
         })
-    }
+    })
 }
 
 #[cfg(test)]

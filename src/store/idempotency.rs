@@ -120,41 +120,39 @@ pub(super) enum Commit {
     Alone,
 }
 
-impl Store {
-    /// Runs `write` in one IMMEDIATE transaction and turns its result into the answer with
-    /// `record`, which also says what to keep of it (`Written::made`). With a key: a
-    /// replay answers the stored record and writes nothing; a first use stores the answer
-    /// in the same transaction as the writes.
-    pub(super) fn write_once<T, V>(
-        &self,
-        commit: Commit,
-        once: Option<&OnceKey>,
-        write: impl FnOnce(&Tx) -> StoreResult<T>,
-        record: impl FnOnce(T) -> StoreResult<(Recorded, V)>,
-    ) -> StoreResult<Written<V>> {
-        let keyed = |tx: &Tx| {
-            if let Some(once) = once {
-                if let Some(answer) = lookup(tx, once)? {
-                    return Ok(Written {
-                        answer,
-                        replayed: true,
-                        made: None,
-                    });
-                }
+/// Runs `write` in one IMMEDIATE transaction and turns its result into the answer with
+/// `record`, which also says what to keep of it (`Written::made`). With a key: a
+/// replay answers the stored record and writes nothing; a first use stores the answer
+/// in the same transaction as the writes.
+pub(super) fn write_once<T, V>(
+    store: &Store,
+    commit: Commit,
+    once: Option<&OnceKey>,
+    write: impl FnOnce(&Tx) -> StoreResult<T>,
+    record: impl FnOnce(T) -> StoreResult<(Recorded, V)>,
+) -> StoreResult<Written<V>> {
+    let keyed = |tx: &Tx| {
+        if let Some(once) = once {
+            if let Some(answer) = lookup(tx, once)? {
+                return Ok(Written {
+                    answer,
+                    replayed: true,
+                    made: None,
+                });
             }
-            let (answer, made) = record(write(tx)?)?;
-            if let Some(once) = once {
-                save(tx, once, &answer)?;
-            }
-            Ok(Written {
-                answer,
-                replayed: false,
-                made: Some(made),
-            })
-        };
-        match commit {
-            Commit::Grouped => self.write(keyed),
-            Commit::Alone => self.write_alone(keyed),
         }
+        let (answer, made) = record(write(tx)?)?;
+        if let Some(once) = once {
+            save(tx, once, &answer)?;
+        }
+        Ok(Written {
+            answer,
+            replayed: false,
+            made: Some(made),
+        })
+    };
+    match commit {
+        Commit::Grouped => store.write(keyed),
+        Commit::Alone => store.write_alone(keyed),
     }
 }

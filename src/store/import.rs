@@ -287,272 +287,255 @@ fn lines_among(errors: &[LineError]) -> u64 {
     count
 }
 
-impl Store {
-    /// The import of the input `digest` as `author`: new, or where an earlier run left
-    /// it. `mode` applies to a new import; one already started keeps its own (see
-    /// [`Import::mode`]).
-    pub fn import_of(
-        &self,
-        author: &Username,
-        digest: InputDigest,
-        mode: ImportMode,
-    ) -> StoreResult<Import> {
-        self.read(|conn| {
-            let author_id = author_id(conn, author)?;
-            let mut stmt = conn.prepare_cached(
-                "SELECT id, mode, state, lines_done, bytes_done, posts_created, lines_refused,
+pub(super) fn import_of(
+    store: &Store,
+    author: &Username,
+    digest: InputDigest,
+    mode: ImportMode,
+) -> StoreResult<Import> {
+    store.read(|conn| {
+        let author_id = author_id(conn, author)?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, mode, state, lines_done, bytes_done, posts_created, lines_refused,
                         started_at
                  FROM imports WHERE user_id = ?1 AND input_sha256 = ?2",
-            )?;
-            let found = stmt
-                .query_row(params![author_id, digest.as_str()], |row| {
-                    let mode: String = row.get(1)?;
-                    let state: String = row.get(2)?;
-                    let count = |i| row.get::<_, i64>(i).map(|n| n.max(0) as u64);
-                    Ok((
-                        row.get::<_, i64>(0)?,
-                        ImportMode::parse(&mode),
-                        match state.as_str() {
-                            "done" => ImportState::Done,
-                            "undoing" => ImportState::Undoing,
-                            _ => ImportState::Importing,
-                        },
-                        ImportProgress {
-                            lines: count(3)?,
-                            bytes: count(4)?,
-                            created: count(5)?,
-                            refused: count(6)?,
-                        },
-                        row.get::<_, Timestamp>(7)?,
-                    ))
-                })
-                .optional()?;
-            let mut import = Import {
-                id: None,
-                author_id,
-                digest: digest.clone(),
-                mode,
-                state: ImportState::Importing,
-                progress: ImportProgress::default(),
-                started_at: None,
-                slugs: SlugAllocator::default(),
-            };
-            if let Some((id, mode, state, progress, started_at)) = found {
-                import.id = Some(id);
-                import.mode = mode;
-                import.state = state;
-                import.progress = progress;
-                import.started_at = Some(started_at);
-            }
-            Ok(import)
-        })
-    }
-
-    /// Writes the lines `lines` yields, in one transaction that also records the import's
-    /// progress as ending at the last of them. The caller bounds the chunk (the iterator
-    /// is read inside the transaction; the chunk's posts wait in memory for its INSERT).
-    /// Skipping bad lines, refused lines are reported and counted; all-or-nothing, a
-    /// refused line rolls the chunk back ([`ChunkOutcome::TurnedBad`]).
-    pub fn import_chunk(
-        &self,
-        import: &mut Import,
-        lines: &mut dyn Iterator<Item = ImportLine>,
-    ) -> StoreResult<ChunkOutcome> {
-        if import.state != ImportState::Importing {
-            return Err(StoreError::refused(
-                Refusal::BadState,
-                "this import is not in progress",
-            ));
+        )?;
+        let found = stmt
+            .query_row(params![author_id, digest.as_str()], |row| {
+                let mode: String = row.get(1)?;
+                let state: String = row.get(2)?;
+                let count = |i| row.get::<_, i64>(i).map(|n| n.max(0) as u64);
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    ImportMode::parse(&mode),
+                    match state.as_str() {
+                        "done" => ImportState::Done,
+                        "undoing" => ImportState::Undoing,
+                        _ => ImportState::Importing,
+                    },
+                    ImportProgress {
+                        lines: count(3)?,
+                        bytes: count(4)?,
+                        created: count(5)?,
+                        refused: count(6)?,
+                    },
+                    row.get::<_, Timestamp>(7)?,
+                ))
+            })
+            .optional()?;
+        let mut import = Import {
+            id: None,
+            author_id,
+            digest: digest.clone(),
+            mode,
+            state: ImportState::Importing,
+            progress: ImportProgress::default(),
+            started_at: None,
+            slugs: SlugAllocator::default(),
+        };
+        if let Some((id, mode, state, progress, started_at)) = found {
+            import.id = Some(id);
+            import.mode = mode;
+            import.state = state;
+            import.progress = progress;
+            import.started_at = Some(started_at);
         }
-        let mut turned_bad = Vec::new();
-        let (author_id, mode, id, before) =
-            (import.author_id, import.mode, import.id, import.progress);
-        let digest = import.digest.as_str();
-        let slugs = &mut import.slugs;
-        let written = self.write_alone(|tx| {
-            let now = Timestamp::now();
-            let (mut report, accepted, end) = sort_lines(tx, lines, slugs)?;
-            let Some((last_line, last_end)) = end else {
-                return Ok((report, None));
-            };
-            if mode == ImportMode::AllOrNothing && !report.refused.is_empty() {
-                turned_bad = std::mem::take(&mut report.refused);
-                return Err(StoreError::refused(Refusal::Conflict, "a line turned bad"));
-            }
-            let ids = insert_rows(tx, author_id, &accepted, &now)?;
-            report.created = accepted.len() as u64;
-            drop(accepted);
-            let after = ImportProgress {
-                lines: last_line,
-                bytes: last_end,
-                created: before.created + report.created,
-                refused: before.refused + lines_among(&report.refused),
-            };
-            let id = advance_row(tx, id, (author_id, digest, mode), before, after, &now)?;
-            if let (ImportMode::AllOrNothing, Some(first), Some(last)) =
-                (mode, ids.first(), ids.last())
-            {
-                let mut stmt = tx.prepare_cached(
-                    "INSERT INTO import_chunks (import_id, first_post_id, last_post_id)
+        Ok(import)
+    })
+}
+
+pub(super) fn import_chunk(
+    store: &Store,
+    import: &mut Import,
+    lines: &mut dyn Iterator<Item = ImportLine>,
+) -> StoreResult<ChunkOutcome> {
+    if import.state != ImportState::Importing {
+        return Err(StoreError::refused(
+            Refusal::BadState,
+            "this import is not in progress",
+        ));
+    }
+    let mut turned_bad = Vec::new();
+    let (author_id, mode, id, before) = (import.author_id, import.mode, import.id, import.progress);
+    let digest = import.digest.as_str();
+    let slugs = &mut import.slugs;
+    let written = store.write_alone(|tx| {
+        let now = Timestamp::now();
+        let (mut report, accepted, end) = sort_lines(tx, lines, slugs)?;
+        let Some((last_line, last_end)) = end else {
+            return Ok((report, None));
+        };
+        if mode == ImportMode::AllOrNothing && !report.refused.is_empty() {
+            turned_bad = std::mem::take(&mut report.refused);
+            return Err(StoreError::refused(Refusal::Conflict, "a line turned bad"));
+        }
+        let ids = insert_rows(tx, author_id, &accepted, &now)?;
+        report.created = accepted.len() as u64;
+        drop(accepted);
+        let after = ImportProgress {
+            lines: last_line,
+            bytes: last_end,
+            created: before.created + report.created,
+            refused: before.refused + lines_among(&report.refused),
+        };
+        let id = advance_row(tx, id, (author_id, digest, mode), before, after, &now)?;
+        if let (ImportMode::AllOrNothing, Some(first), Some(last)) = (mode, ids.first(), ids.last())
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO import_chunks (import_id, first_post_id, last_post_id)
                      VALUES (?1, ?2, ?3)",
-                )?;
-                stmt.execute(params![id, first, last])?;
+            )?;
+            stmt.execute(params![id, first, last])?;
+        }
+        Ok((report, Some((id, after, now))))
+    });
+    import.slugs.next_transaction(MAX_SLUG_HINTS);
+    match written {
+        Err(_) if !turned_bad.is_empty() => Ok(ChunkOutcome::TurnedBad(turned_bad)),
+        Err(err) => Err(err),
+        Ok((report, committed)) => {
+            if let Some((id, after, now)) = committed {
+                import.id = Some(id);
+                import.progress = after;
+                import.started_at.get_or_insert(now);
             }
-            Ok((report, Some((id, after, now))))
-        });
-        import.slugs.next_transaction(MAX_SLUG_HINTS);
-        match written {
-            Err(_) if !turned_bad.is_empty() => Ok(ChunkOutcome::TurnedBad(turned_bad)),
-            Err(err) => Err(err),
-            Ok((report, committed)) => {
-                if let Some((id, after, now)) = committed {
-                    import.id = Some(id);
-                    import.progress = after;
-                    import.started_at.get_or_insert(now);
-                }
-                Ok(ChunkOutcome::Committed(report))
-            }
+            Ok(ChunkOutcome::Committed(report))
         }
     }
+}
 
-    /// Marks the import done: every line was handled. Its chunk records go.
-    pub fn finish_import(&self, import: &mut Import) -> StoreResult<()> {
-        let Some(id) = import.id else {
-            // Nothing was ever committed (an empty input): there is nothing to record.
-            import.state = ImportState::Done;
-            return Ok(());
-        };
-        self.write_alone(|tx| {
-            let mut done = tx.prepare_cached(
-                "UPDATE imports SET state = 'done', updated_at = ?2
-                 WHERE id = ?1 AND state = 'importing'",
-            )?;
-            if done.execute(params![id, Timestamp::now()])? != 1 {
-                return Err(another_run());
-            }
-            let mut chunks = tx.prepare_cached("DELETE FROM import_chunks WHERE import_id = ?1")?;
-            chunks.execute([id])?;
-            Ok(())
-        })?;
+pub(super) fn finish_import(store: &Store, import: &mut Import) -> StoreResult<()> {
+    let Some(id) = import.id else {
+        // Nothing was ever committed (an empty input): there is nothing to record.
         import.state = ImportState::Done;
+        return Ok(());
+    };
+    store.write_alone(|tx| {
+        let mut done = tx.prepare_cached(
+            "UPDATE imports SET state = 'done', updated_at = ?2
+                 WHERE id = ?1 AND state = 'importing'",
+        )?;
+        if done.execute(params![id, Timestamp::now()])? != 1 {
+            return Err(another_run());
+        }
+        let mut chunks = tx.prepare_cached("DELETE FROM import_chunks WHERE import_id = ?1")?;
+        chunks.execute([id])?;
         Ok(())
-    }
+    })?;
+    import.state = ImportState::Done;
+    Ok(())
+}
 
-    /// Removes every post an all-or-nothing import wrote, one chunk per transaction (so
-    /// other writers go on between them, and a run killed meanwhile is finished by the
-    /// next), then its row: afterwards the input counts as never imported. Reports posts
-    /// removed so far and the total to `progress`; returns how many were removed.
-    pub fn undo_import(&self, import: &mut Import, progress: Progress<'_>) -> StoreResult<u64> {
-        let Some(id) = import.id else {
-            return Ok(0);
-        };
-        let author_id = import.author_id;
-        let total = self.write_alone(|tx| {
-            let mut mark = tx.prepare_cached(
-                "UPDATE imports SET state = 'undoing', updated_at = ?2 WHERE id = ?1",
-            )?;
-            mark.execute(params![id, Timestamp::now()])?;
-            let mut count = tx.prepare_cached(
-                "SELECT coalesce(sum(last_post_id - first_post_id + 1), 0)
+pub(super) fn undo_import(
+    store: &Store,
+    import: &mut Import,
+    progress: Progress<'_>,
+) -> StoreResult<u64> {
+    let Some(id) = import.id else {
+        return Ok(0);
+    };
+    let author_id = import.author_id;
+    let total = store.write_alone(|tx| {
+        let mut mark = tx.prepare_cached(
+            "UPDATE imports SET state = 'undoing', updated_at = ?2 WHERE id = ?1",
+        )?;
+        mark.execute(params![id, Timestamp::now()])?;
+        let mut count = tx.prepare_cached(
+            "SELECT coalesce(sum(last_post_id - first_post_id + 1), 0)
                  FROM import_chunks WHERE import_id = ?1",
-            )?;
-            Ok(count.query_row([id], |row| row.get::<_, i64>(0))?.max(0) as u64)
-        })?;
-        import.state = ImportState::Undoing;
-        let mut removed = 0u64;
-        loop {
-            let step = self.write_alone(|tx| {
-                let mut last = tx.prepare_cached(
-                    "SELECT first_post_id, last_post_id FROM import_chunks
+        )?;
+        Ok(count.query_row([id], |row| row.get::<_, i64>(0))?.max(0) as u64)
+    })?;
+    import.state = ImportState::Undoing;
+    let mut removed = 0u64;
+    loop {
+        let step = store.write_alone(|tx| {
+            let mut last = tx.prepare_cached(
+                "SELECT first_post_id, last_post_id FROM import_chunks
                      WHERE import_id = ?1 ORDER BY first_post_id DESC LIMIT 1",
-                )?;
-                let Some((first, last)) = last
-                    .query_row([id], |row| {
-                        Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
-                    })
-                    .optional()?
-                else {
-                    let mut forget = tx.prepare_cached("DELETE FROM imports WHERE id = ?1")?;
-                    forget.execute([id])?;
-                    return Ok(None);
-                };
-                // One transaction wrote the chunk, so its ids are one run that no other
-                // writer's post falls in; the author check is a second fence.
-                let mut gone = tx
-                    .prepare_cached(
-                        "SELECT id FROM active_posts
+            )?;
+            let Some((first, last)) = last
+                .query_row([id], |row| {
+                    Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
+                })
+                .optional()?
+            else {
+                let mut forget = tx.prepare_cached("DELETE FROM imports WHERE id = ?1")?;
+                forget.execute([id])?;
+                return Ok(None);
+            };
+            // One transaction wrote the chunk, so its ids are one run that no other
+            // writer's post falls in; the author check is a second fence.
+            let mut gone = tx
+                .prepare_cached(
+                    "SELECT id FROM active_posts
                          WHERE id BETWEEN ?1 AND ?2 AND author_id = ?3
                          UNION ALL
                          SELECT id FROM deleted_posts
                          WHERE id BETWEEN ?1 AND ?2 AND author_id = ?3",
-                    )?
-                    .query_map(params![first, last, author_id], |row| row.get::<_, i64>(0))?
-                    .collect::<Result<Vec<i64>, _>>()?;
-                tx.execute(
-                    "DELETE FROM posts WHERE id BETWEEN ?1 AND ?2 AND author_id = ?3",
-                    params![first, last, author_id],
-                )?;
-                gone.sort_unstable();
-                // Readers could see these posts between the chunks: their removal is a
-                // permanent delete like any other, recorded with it.
-                audit::append(
-                    tx,
-                    None,
-                    AuditAction::PostsBulkDeletePermanent,
-                    &gone,
-                    "undoing an all-or-nothing import, command line",
-                )?;
-                let gone = gone.len();
-                let mut chunk = tx.prepare_cached(
-                    "DELETE FROM import_chunks WHERE import_id = ?1 AND first_post_id = ?2",
-                )?;
-                chunk.execute(params![id, first])?;
-                Ok(Some(gone as u64))
-            })?;
-            match step {
-                Some(gone) => {
-                    removed += gone;
-                    progress(removed, total);
-                }
-                None => break,
+                )?
+                .query_map(params![first, last, author_id], |row| row.get::<_, i64>(0))?
+                .collect::<Result<Vec<i64>, _>>()?;
+            tx.execute(
+                "DELETE FROM posts WHERE id BETWEEN ?1 AND ?2 AND author_id = ?3",
+                params![first, last, author_id],
+            )?;
+            gone.sort_unstable();
+            // Readers could see these posts between the chunks: their removal is a
+            // permanent delete like any other, recorded with it.
+            audit::append(
+                tx,
+                None,
+                AuditAction::PostsBulkDeletePermanent,
+                &gone,
+                "undoing an all-or-nothing import, command line",
+            )?;
+            let gone = gone.len();
+            let mut chunk = tx.prepare_cached(
+                "DELETE FROM import_chunks WHERE import_id = ?1 AND first_post_id = ?2",
+            )?;
+            chunk.execute(params![id, first])?;
+            Ok(Some(gone as u64))
+        })?;
+        match step {
+            Some(gone) => {
+                removed += gone;
+                progress(removed, total);
             }
+            None => break,
         }
-        import.id = None;
-        import.state = ImportState::Importing;
-        import.progress = ImportProgress::default();
-        import.started_at = None;
-        import.slugs = SlugAllocator::default();
-        Ok(removed)
     }
+    import.id = None;
+    import.state = ImportState::Importing;
+    import.progress = ImportProgress::default();
+    import.started_at = None;
+    import.slugs = SlugAllocator::default();
+    Ok(removed)
+}
 
-    /// A check of lines as this import would write them, writing nothing to the database:
-    /// for an all-or-nothing import, before its first chunk. The slugs the checked lines
-    /// would take are kept in a scratch database at `scratch` (a path in a private
-    /// directory), so memory stays bounded however long the file.
-    pub fn import_check(&self, scratch: &Path) -> StoreResult<ImportCheck> {
-        let conn = self.hold_connection()?;
-        let scratch = Connection::open_with_flags(
-            scratch,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NOFOLLOW
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(super::sql::Error::from)?;
-        // A throwaway file: no journal, no syncs, nobody else opens it.
-        Conn::local(&scratch).execute_batch(
-            "PRAGMA journal_mode = OFF;
+pub(super) fn import_check(store: &Store, scratch: &Path) -> StoreResult<ImportCheck> {
+    let conn = store.hold_connection()?;
+    let scratch = Connection::open_with_flags(
+        scratch,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(super::sql::Error::from)?;
+    // A throwaway file: no journal, no syncs, nobody else opens it.
+    Conn::local(&scratch).execute_batch(
+        "PRAGMA journal_mode = OFF;
              PRAGMA synchronous = OFF;
              PRAGMA locking_mode = EXCLUSIVE;
              CREATE TABLE taken (slug TEXT PRIMARY KEY, line INTEGER NOT NULL) WITHOUT ROWID;",
-        )?;
-        Ok(ImportCheck {
-            conn,
-            scratch,
-            pending: HashMap::with_capacity(SCRATCH_BATCH),
-            slugs: SlugAllocator::default(),
-        })
-    }
+    )?;
+    Ok(ImportCheck {
+        conn,
+        scratch,
+        pending: HashMap::with_capacity(SCRATCH_BATCH),
+        slugs: SlugAllocator::default(),
+    })
 }
 
 /// See [`Store::import_check`].

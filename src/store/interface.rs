@@ -3,7 +3,19 @@
 //! module of its tables.
 
 use super::cluster::Status;
+use super::idempotency::{self, Commit};
+use super::{audit, bulk, comments, export, import, maintenance, posts, users};
 use super::{shared, Store, StoreError, StoreResult};
+use super::{
+    AuditEvent, AuditQuery, ChunkOutcome, DeleteOutcome, ExportScope, Import, ImportCheck,
+    ImportLine, ImportMode, InputDigest, ListQuery, OnceKey, PartialOutcome, PatchItem, PostCounts,
+    Progress, Purger, Recorded, RoleChange, TrashQuery, Written,
+};
+use crate::clock::{Age, Timestamp};
+use crate::model::{
+    Actor, Comment, CommentBody, IfMatch, ItemError, NewPost, Post, PostPatch, Role, User,
+    Username, VersionedPost,
+};
 use std::path::Path;
 use std::time::Duration;
 
@@ -137,5 +149,303 @@ impl Store {
     /// hold none yet (`--seed`). Returns how many rows were copied.
     pub fn seed_from(&self, path: &Path) -> StoreResult<u64> {
         super::seed::seed(self, path)
+    }
+
+    pub fn create_user(
+        &self,
+        username: &Username,
+        password_hash: &str,
+        role: Role,
+    ) -> StoreResult<User> {
+        self.write(|tx| users::insert(tx, username, password_hash, role))
+    }
+
+    pub fn user(&self, id: i64) -> StoreResult<Option<User>> {
+        self.read(|conn| users::by_id(conn, id))
+    }
+
+    pub fn credentials(&self, username: &Username) -> StoreResult<Option<(User, String)>> {
+        self.read(|conn| users::credentials(conn, username))
+    }
+
+    pub fn set_role(&self, username: &Username, role: Role) -> StoreResult<RoleChange> {
+        self.write_alone(|tx| users::set_role(tx, username, role))
+    }
+
+    /// Removes a user; their posts and comments go with them (ON DELETE CASCADE).
+    pub fn delete_user(&self, username: &Username) -> StoreResult<()> {
+        self.write_alone(|tx| users::delete_user(tx, username))
+    }
+
+    pub fn post(&self, id: i64) -> StoreResult<Option<VersionedPost>> {
+        self.read(|conn| posts::active_by_id(conn, id))
+    }
+
+    pub fn post_by_slug(&self, slug: &str) -> StoreResult<Option<VersionedPost>> {
+        self.read(|conn| posts::active_by_slug(conn, slug))
+    }
+
+    pub fn list_posts(&self, query: &ListQuery<'_>) -> StoreResult<Vec<Post>> {
+        self.read(|conn| posts::list_active(conn, query))
+    }
+
+    /// The trash as `actor` may see it: everybody's for an admin, their own for a user
+    /// (asking for another author's is then an empty page).
+    pub fn trash(&self, actor: &Actor, query: &TrashQuery<'_>) -> StoreResult<Vec<Post>> {
+        posts::trash(self, actor, query)
+    }
+
+    /// Creates one post. With a key, the answer `record` makes is stored in the same
+    /// transaction, and a repeat of the request replays it instead of writing again.
+    pub fn create_post(
+        &self,
+        actor: &Actor,
+        post: NewPost,
+        once: Option<&OnceKey>,
+        record: impl FnOnce(&Post) -> StoreResult<Recorded>,
+    ) -> StoreResult<Written<Post>> {
+        idempotency::write_once(
+            self,
+            Commit::Grouped,
+            once,
+            |tx| posts::create(tx, actor, post),
+            |post| Ok((record(&post)?, post)),
+        )
+    }
+
+    /// Applies `patch` if the actor may and `if_match` admits the post's current version
+    /// (checked in the same transaction as the write).
+    pub fn update_post(
+        &self,
+        actor: &Actor,
+        id: i64,
+        patch: PostPatch,
+        if_match: &IfMatch,
+    ) -> StoreResult<VersionedPost> {
+        self.write(|tx| posts::update(tx, actor, id, patch, if_match))
+    }
+
+    pub fn soft_delete_post(&self, actor: &Actor, id: i64, if_match: &IfMatch) -> StoreResult<()> {
+        self.write(|tx| posts::soft_delete(tx, actor, id, if_match))
+    }
+
+    pub fn hard_delete_post(&self, actor: &Actor, id: i64, if_match: &IfMatch) -> StoreResult<()> {
+        self.write(|tx| posts::hard_delete(tx, actor, id, if_match))
+    }
+
+    pub fn restore_post(
+        &self,
+        actor: &Actor,
+        id: i64,
+        if_match: &IfMatch,
+    ) -> StoreResult<VersionedPost> {
+        self.write(|tx| posts::restore(tx, actor, id, if_match))
+    }
+
+    /// How many posts are active and how many in the trash, counted on one snapshot.
+    pub fn post_counts(&self) -> StoreResult<PostCounts> {
+        posts::post_counts(self)
+    }
+
+    pub fn create_comment(
+        &self,
+        actor: &Actor,
+        post_id: i64,
+        body: CommentBody,
+    ) -> StoreResult<Comment> {
+        comments::create_comment(self, actor, post_id, body)
+    }
+
+    pub fn comments(
+        &self,
+        post_id: i64,
+        limit: u32,
+        after_id: Option<i64>,
+    ) -> StoreResult<Vec<Comment>> {
+        self.snapshot(|conn| comments::list(conn, post_id, limit, after_id))
+    }
+
+    /// Hard-deletes a comment. Allowed for its author, the post's owner and admins.
+    pub fn delete_comment(&self, actor: &Actor, id: i64) -> StoreResult<()> {
+        comments::delete_comment(self, actor, id)
+    }
+
+    /// Creates every post or none, in one transaction.
+    pub fn create_posts(&self, actor: &Actor, items: Vec<NewPost>) -> StoreResult<Vec<Post>> {
+        self.write_alone(|tx| bulk::create_all(tx, actor, items))
+    }
+
+    /// `create_posts` for a request that may carry an Idempotency-Key (see `create_post`).
+    pub fn create_posts_once(
+        &self,
+        actor: &Actor,
+        items: Vec<NewPost>,
+        once: Option<&OnceKey>,
+        record: impl FnOnce(&[Post]) -> StoreResult<Recorded>,
+    ) -> StoreResult<Written> {
+        idempotency::write_once(
+            self,
+            Commit::Alone,
+            once,
+            |tx| bulk::create_all(tx, actor, items),
+            // Only the recorded answer is kept: the posts of a 10,000-item create would
+            // double what the request holds.
+            |posts| Ok((record(&posts)?, ())),
+        )
+    }
+
+    /// Creates the items that can be created and reports the others, in one transaction;
+    /// keyed like `create_post`.
+    pub fn create_posts_partial_once(
+        &self,
+        actor: &Actor,
+        items: Vec<Result<NewPost, Vec<ItemError>>>,
+        once: Option<&OnceKey>,
+        record: impl FnOnce(&[PartialOutcome]) -> StoreResult<Recorded>,
+    ) -> StoreResult<Written> {
+        idempotency::write_once(
+            self,
+            Commit::Alone,
+            once,
+            |tx| bulk::create_partial(tx, actor, items),
+            |outcomes| Ok((record(&outcomes)?, ())),
+        )
+    }
+
+    /// Applies every item or none.
+    pub fn update_posts(&self, actor: &Actor, items: Vec<PatchItem>) -> StoreResult<Vec<Post>> {
+        self.write_alone(|tx| bulk::update_all(tx, actor, items))
+    }
+
+    /// Soft or permanent delete of the listed posts (each id once); unknown ids skipped.
+    pub fn delete_posts(
+        &self,
+        actor: &Actor,
+        ids: &[i64],
+        hard: bool,
+    ) -> StoreResult<DeleteOutcome> {
+        bulk::delete_posts(self, actor, ids, hard)
+    }
+
+    /// Restores every listed post or none; `requested` pairs each id with its position in
+    /// the request, for the error entries.
+    pub fn restore_posts(
+        &self,
+        actor: &Actor,
+        requested: &[(usize, i64)],
+    ) -> StoreResult<Vec<Post>> {
+        self.write_alone(|tx| bulk::restore_all(tx, actor, requested))
+    }
+
+    /// A page of audit events, newest first (`limit + 1` rows at most; see `Page`).
+    pub fn audit_events(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>> {
+        self.read(|conn| audit::list(conn, query))
+    }
+
+    /// How many posts were soft-deleted before `cutoff` (what a purge would remove now).
+    pub fn count_deleted_before(&self, cutoff: &Timestamp) -> StoreResult<u64> {
+        maintenance::count_deleted_before(self, cutoff)
+    }
+
+    /// Permanently deletes posts soft-deleted before `cutoff` (`older_than` ago), in one
+    /// transaction with its one audit event; comments go by cascade.
+    pub fn purge_deleted_before(
+        &self,
+        cutoff: &Timestamp,
+        older_than: &Age,
+        by: Purger,
+        progress: Progress<'_>,
+    ) -> StoreResult<u64> {
+        maintenance::purge_deleted_before(self, cutoff, older_than, by, progress)
+    }
+
+    /// One batch of the retention sweep: permanently deletes up to `limit` posts
+    /// soft-deleted before `cutoff`, oldest first, and records them, in one transaction of
+    /// its own. Returns how many went (0: the sweep is done).
+    pub fn purge_expired_batch(
+        &self,
+        cutoff: &Timestamp,
+        retention: &Age,
+        limit: usize,
+    ) -> StoreResult<usize> {
+        maintenance::purge_expired_batch(self, cutoff, retention, limit)
+    }
+
+    /// A consistent copy of the live database through SQLite's online backup API. The copy
+    /// runs in steps inside one read snapshot: writers (in WAL mode) are never blocked,
+    /// and their commits can not restart the copy. It is written in a private directory
+    /// beside `dest` (never through a symbolic link) and renamed into place, so `dest` is
+    /// either what it was or a complete new copy; a link at `dest` is replaced, not
+    /// followed.
+    pub fn backup_to(&self, dest: &Path, progress: Progress<'_>) -> StoreResult<()> {
+        maintenance::backup_to(self, dest, progress)
+    }
+
+    /// Runs SQLite's integrity and foreign-key checks and the full-text index's own check;
+    /// returns what is wrong (empty: all is well).
+    pub fn check(&self, progress: Progress<'_>) -> StoreResult<Vec<String>> {
+        maintenance::check(self, progress)
+    }
+
+    /// Hands every post of `scope` to `visit` in id order, with the number of posts there
+    /// are (for progress), all from one read snapshot: writers go on committing meanwhile
+    /// (WAL), and nothing they commit shows. Stops at the first error `visit` returns.
+    /// Memory holds one post at a time.
+    ///
+    /// The snapshot is one read transaction for as long as the export runs: while it is
+    /// open, checkpoints can not copy the WAL past it, so the WAL grows by every write
+    /// committed meanwhile and is reset only once the export ends.
+    pub fn export_posts<E>(
+        &self,
+        scope: ExportScope,
+        visit: &mut dyn FnMut(&Post, u64) -> Result<(), E>,
+    ) -> StoreResult<Result<u64, E>> {
+        export::export_posts(self, scope, visit)
+    }
+
+    /// The import of the input `digest` as `author`: new, or where an earlier run left
+    /// it. `mode` applies to a new import; one already started keeps its own (see
+    /// [`Import::mode`]).
+    pub fn import_of(
+        &self,
+        author: &Username,
+        digest: InputDigest,
+        mode: ImportMode,
+    ) -> StoreResult<Import> {
+        import::import_of(self, author, digest, mode)
+    }
+
+    /// Writes the lines `lines` yields, in one transaction that also records the import's
+    /// progress as ending at the last of them. The caller bounds the chunk (the iterator
+    /// is read inside the transaction; the chunk's posts wait in memory for its INSERT).
+    /// Skipping bad lines, refused lines are reported and counted; all-or-nothing, a
+    /// refused line rolls the chunk back ([`ChunkOutcome::TurnedBad`]).
+    pub fn import_chunk(
+        &self,
+        import: &mut Import,
+        lines: &mut dyn Iterator<Item = ImportLine>,
+    ) -> StoreResult<ChunkOutcome> {
+        import::import_chunk(self, import, lines)
+    }
+
+    /// Marks the import done: every line was handled. Its chunk records go.
+    pub fn finish_import(&self, import: &mut Import) -> StoreResult<()> {
+        import::finish_import(self, import)
+    }
+
+    /// Removes every post an all-or-nothing import wrote, one chunk per transaction (so
+    /// other writers go on between them, and a run killed meanwhile is finished by the
+    /// next), then its row: afterwards the input counts as never imported. Reports posts
+    /// removed so far and the total to `progress`; returns how many were removed.
+    pub fn undo_import(&self, import: &mut Import, progress: Progress<'_>) -> StoreResult<u64> {
+        import::undo_import(self, import, progress)
+    }
+
+    /// A check of lines as this import would write them, writing nothing to the database:
+    /// for an all-or-nothing import, before its first chunk. The slugs the checked lines
+    /// would take are kept in a scratch database at `scratch` (a path in a private
+    /// directory), so memory stays bounded however long the file.
+    pub fn import_check(&self, scratch: &Path) -> StoreResult<ImportCheck> {
+        import::import_check(self, scratch)
     }
 }

@@ -67,133 +67,117 @@ fn purge_some(tx: &Tx, cutoff: &Timestamp, limit: i64) -> StoreResult<Vec<i64>> 
     Ok(ids)
 }
 
-impl Store {
-    /// How many posts were soft-deleted before `cutoff` (what a purge would remove now).
-    pub fn count_deleted_before(&self, cutoff: &Timestamp) -> StoreResult<u64> {
-        self.read(|conn| {
-            let mut count =
-                conn.prepare_cached("SELECT count(*) FROM deleted_posts WHERE deleted_at < ?1")?;
-            let total: i64 = count.query_row([cutoff], |row| row.get(0))?;
-            Ok(total as u64)
-        })
-    }
+pub(super) fn count_deleted_before(store: &Store, cutoff: &Timestamp) -> StoreResult<u64> {
+    store.read(|conn| {
+        let mut count =
+            conn.prepare_cached("SELECT count(*) FROM deleted_posts WHERE deleted_at < ?1")?;
+        let total: i64 = count.query_row([cutoff], |row| row.get(0))?;
+        Ok(total as u64)
+    })
+}
 
-    /// Permanently deletes posts soft-deleted before `cutoff` (`older_than` ago), in one
-    /// transaction with its one audit event; comments go by cascade.
-    pub fn purge_deleted_before(
-        &self,
-        cutoff: &Timestamp,
-        older_than: &Age,
-        by: Purger,
-        progress: Progress<'_>,
-    ) -> StoreResult<u64> {
-        self.write_alone(|tx| {
-            let mut count =
-                tx.prepare_cached("SELECT count(*) FROM deleted_posts WHERE deleted_at < ?1")?;
-            let total: i64 = count.query_row([cutoff], |row| row.get(0))?;
-            let total = total as u64;
-            let mut purged = Vec::new();
-            loop {
-                let ids = purge_some(tx, cutoff, PURGE_CHUNK)?;
-                if ids.is_empty() {
-                    break;
-                }
-                purged.extend(ids);
-                progress(purged.len() as u64, total);
+pub(super) fn purge_deleted_before(
+    store: &Store,
+    cutoff: &Timestamp,
+    older_than: &Age,
+    by: Purger,
+    progress: Progress<'_>,
+) -> StoreResult<u64> {
+    store.write_alone(|tx| {
+        let mut count =
+            tx.prepare_cached("SELECT count(*) FROM deleted_posts WHERE deleted_at < ?1")?;
+        let total: i64 = count.query_row([cutoff], |row| row.get(0))?;
+        let total = total as u64;
+        let mut purged = Vec::new();
+        loop {
+            let ids = purge_some(tx, cutoff, PURGE_CHUNK)?;
+            if ids.is_empty() {
+                break;
             }
-            audit::append(
-                tx,
-                by.actor_id(),
-                AuditAction::TrashPurge,
-                &purged,
-                &by.detail(older_than),
-            )?;
-            Ok(purged.len() as u64)
-        })
-    }
-
-    /// One batch of the retention sweep: permanently deletes up to `limit` posts
-    /// soft-deleted before `cutoff`, oldest first, and records them, in one transaction of
-    /// its own. Returns how many went (0: the sweep is done).
-    pub fn purge_expired_batch(
-        &self,
-        cutoff: &Timestamp,
-        retention: &Age,
-        limit: usize,
-    ) -> StoreResult<usize> {
-        self.write_alone(|tx| {
-            let ids = purge_some(tx, cutoff, i64::try_from(limit).unwrap_or(i64::MAX))?;
-            let detail = format!("older than {retention}, retention sweep");
-            audit::append(tx, None, AuditAction::TrashPurge, &ids, &detail)?;
-            Ok(ids.len())
-        })
-    }
-
-    /// A consistent copy of the live database through SQLite's online backup API. The copy
-    /// runs in steps inside one read snapshot: writers (in WAL mode) are never blocked,
-    /// and their commits can not restart the copy. It is written in a private directory
-    /// beside `dest` (never through a symbolic link) and renamed into place, so `dest` is
-    /// either what it was or a complete new copy; a link at `dest` is replaced, not
-    /// followed.
-    pub fn backup_to(&self, dest: &Path, progress: Progress<'_>) -> StoreResult<()> {
-        let dir = PrivateDir::beside(dest).map_err(StoreError::Unavailable)?;
-        let partial = dir.path().join("copy.db");
-        match (self.local(), self.cluster()) {
-            (Some(db), _) => copy_file(db, &partial, progress)?,
-            (None, Some(cluster)) => copy_cluster(cluster, &partial, progress)?,
-            (None, None) => return Err(StoreError::Internal("a store with no database".into())),
+            purged.extend(ids);
+            progress(purged.len() as u64, total);
         }
-        std::fs::rename(&partial, dest)
-            .map_err(|e| StoreError::Unavailable(format!("renaming the copy: {e}")))
-    }
+        audit::append(
+            tx,
+            by.actor_id(),
+            AuditAction::TrashPurge,
+            &purged,
+            &by.detail(older_than),
+        )?;
+        Ok(purged.len() as u64)
+    })
+}
 
-    /// Runs SQLite's integrity and foreign-key checks and the full-text index's own check;
-    /// returns what is wrong (empty: all is well).
-    pub fn check(&self, progress: Progress<'_>) -> StoreResult<Vec<String>> {
-        let mut problems = Vec::new();
-        progress(0, 3);
-        self.snapshot(|conn| {
-            let mut integrity = conn.prepare("PRAGMA integrity_check")?;
-            let rows = integrity.query_map((), |row| row.get::<_, String>(0))?;
-            for row in rows {
-                let line = row?;
-                if line != "ok" {
-                    problems.push(format!("integrity: {line}"));
-                }
+pub(super) fn purge_expired_batch(
+    store: &Store,
+    cutoff: &Timestamp,
+    retention: &Age,
+    limit: usize,
+) -> StoreResult<usize> {
+    store.write_alone(|tx| {
+        let ids = purge_some(tx, cutoff, i64::try_from(limit).unwrap_or(i64::MAX))?;
+        let detail = format!("older than {retention}, retention sweep");
+        audit::append(tx, None, AuditAction::TrashPurge, &ids, &detail)?;
+        Ok(ids.len())
+    })
+}
+
+pub(super) fn backup_to(store: &Store, dest: &Path, progress: Progress<'_>) -> StoreResult<()> {
+    let dir = PrivateDir::beside(dest).map_err(StoreError::Unavailable)?;
+    let partial = dir.path().join("copy.db");
+    match (store.local(), store.cluster()) {
+        (Some(db), _) => copy_file(db, &partial, progress)?,
+        (None, Some(cluster)) => copy_cluster(cluster, &partial, progress)?,
+        (None, None) => return Err(StoreError::Internal("a store with no database".into())),
+    }
+    std::fs::rename(&partial, dest)
+        .map_err(|e| StoreError::Unavailable(format!("renaming the copy: {e}")))
+}
+
+pub(super) fn check(store: &Store, progress: Progress<'_>) -> StoreResult<Vec<String>> {
+    let mut problems = Vec::new();
+    progress(0, 3);
+    store.snapshot(|conn| {
+        let mut integrity = conn.prepare("PRAGMA integrity_check")?;
+        let rows = integrity.query_map((), |row| row.get::<_, String>(0))?;
+        for row in rows {
+            let line = row?;
+            if line != "ok" {
+                problems.push(format!("integrity: {line}"));
             }
-            progress(1, 3);
-            let mut foreign = conn.prepare("PRAGMA foreign_key_check")?;
-            let rows = foreign.query_map((), |row| {
-                Ok(format!(
-                    "foreign key: {} row {} points at a missing {} row",
-                    row.get::<_, String>(0)?,
-                    row.get::<_, Option<i64>>(1)?
-                        .map(|id| id.to_string())
-                        .unwrap_or_else(|| "?".into()),
-                    row.get::<_, String>(2)?,
-                ))
-            })?;
-            for row in rows {
-                problems.push(row?);
-            }
-            Ok(())
-        })?;
-        progress(2, 3);
-        // FTS5's check is a command written as an INSERT; it changes nothing, but SQLite
-        // needs a write transaction for it. rank = 1 also compares against the posts table.
-        // Its failure is a finding, not an error of the check.
-        let fts = self.write_alone(|tx| {
-            Ok(tx.execute(
-                "INSERT INTO posts_fts (posts_fts, rank) VALUES ('integrity-check', 1)",
-                (),
+        }
+        progress(1, 3);
+        let mut foreign = conn.prepare("PRAGMA foreign_key_check")?;
+        let rows = foreign.query_map((), |row| {
+            Ok(format!(
+                "foreign key: {} row {} points at a missing {} row",
+                row.get::<_, String>(0)?,
+                row.get::<_, Option<i64>>(1)?
+                    .map(|id| id.to_string())
+                    .unwrap_or_else(|| "?".into()),
+                row.get::<_, String>(2)?,
             ))
         })?;
-        if let Err(err) = fts {
-            problems.push(format!("full-text index: {err}"));
+        for row in rows {
+            problems.push(row?);
         }
-        progress(3, 3);
-        Ok(problems)
+        Ok(())
+    })?;
+    progress(2, 3);
+    // FTS5's check is a command written as an INSERT; it changes nothing, but SQLite
+    // needs a write transaction for it. rank = 1 also compares against the posts table.
+    // Its failure is a finding, not an error of the check.
+    let fts = store.write_alone(|tx| {
+        Ok(tx.execute(
+            "INSERT INTO posts_fts (posts_fts, rank) VALUES ('integrity-check', 1)",
+            (),
+        ))
+    })?;
+    if let Err(err) = fts {
+        problems.push(format!("full-text index: {err}"));
     }
+    progress(3, 3);
+    Ok(problems)
 }
 
 /// The local file's copy: SQLite's online backup from one read snapshot, a few pages at

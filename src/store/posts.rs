@@ -2,7 +2,6 @@
 //! writes to the `posts` table.
 
 use super::audit::{self, AuditAction};
-use super::idempotency::{Commit, OnceKey, Recorded, Written};
 use super::sql::ToSql;
 use super::sql::{params, Conn, OptionalExtension, Row};
 use super::writer::Tx;
@@ -81,7 +80,7 @@ fn deleted_by_id(conn: &Conn, id: i64) -> StoreResult<Option<VersionedPost>> {
     Ok(stmt.query_row([id], from_row).optional()?)
 }
 
-fn active_by_slug(conn: &Conn, slug: &str) -> StoreResult<Option<VersionedPost>> {
+pub(super) fn active_by_slug(conn: &Conn, slug: &str) -> StoreResult<Option<VersionedPost>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {VERSIONED_COLUMNS} FROM active_posts WHERE slug = ?1"
     ))?;
@@ -343,7 +342,7 @@ fn insert_statement(
     }
 }
 
-fn create(tx: &Tx, actor: &Actor, post: NewPost) -> StoreResult<Post> {
+pub(super) fn create(tx: &Tx, actor: &Actor, post: NewPost) -> StoreResult<Post> {
     if let Some(explicit) = &post.slug {
         if slug_taken(tx, explicit)? {
             return Err(slug_conflict(explicit.as_str()));
@@ -378,7 +377,7 @@ fn fts_query(words: &[String]) -> String {
 
 /// Up to `limit + 1` active posts, newest first: the extra row tells the caller whether a
 /// next page exists.
-fn list_active(conn: &Conn, query: &ListQuery<'_>) -> StoreResult<Vec<Post>> {
+pub(super) fn list_active(conn: &Conn, query: &ListQuery<'_>) -> StoreResult<Vec<Post>> {
     // Four fixed statements rather than one with "?x IS NULL OR …" branches, which would
     // stop SQLite from using the author index or the FTS index.
     const BASE: &str = "SELECT id, author_id, title, slug, body, created_at, updated_at
@@ -496,7 +495,7 @@ fn managed_active_post(
     Ok(found)
 }
 
-fn update(
+pub(super) fn update(
     tx: &Tx,
     actor: &Actor,
     id: i64,
@@ -536,7 +535,7 @@ pub(super) fn apply_patch(
     }
 }
 
-fn soft_delete(tx: &Tx, actor: &Actor, id: i64, if_match: &IfMatch) -> StoreResult<()> {
+pub(super) fn soft_delete(tx: &Tx, actor: &Actor, id: i64, if_match: &IfMatch) -> StoreResult<()> {
     let post = managed_active_post(tx, actor, id, if_match)?.post;
     let mut stmt = tx.prepare_cached(
         "UPDATE posts SET deleted_at = ?2, deleted_by_id = ?3 WHERE id = ?1 AND deleted_at IS NULL",
@@ -552,7 +551,7 @@ fn soft_delete(tx: &Tx, actor: &Actor, id: i64, if_match: &IfMatch) -> StoreResu
     )
 }
 
-fn hard_delete(tx: &Tx, actor: &Actor, id: i64, if_match: &IfMatch) -> StoreResult<()> {
+pub(super) fn hard_delete(tx: &Tx, actor: &Actor, id: i64, if_match: &IfMatch) -> StoreResult<()> {
     let (found, detail) = match locate(tx, id)? {
         Some(Located::Active(found)) => {
             let detail = format!("slug {}", found.post.slug);
@@ -581,7 +580,12 @@ fn hard_delete(tx: &Tx, actor: &Actor, id: i64, if_match: &IfMatch) -> StoreResu
 
 /// Brings a soft-deleted post back, as a new revision. The caller has checked that the
 /// actor is an admin. 404, then If-Match (412), then "not deleted" (400), then the slug (409).
-fn restore(tx: &Tx, actor: &Actor, id: i64, if_match: &IfMatch) -> StoreResult<VersionedPost> {
+pub(super) fn restore(
+    tx: &Tx,
+    actor: &Actor,
+    id: i64,
+    if_match: &IfMatch,
+) -> StoreResult<VersionedPost> {
     let (found, deleted) = match locate(tx, id)? {
         None => return Err(not_found(id)),
         Some(Located::Active(found)) => (found, false),
@@ -631,87 +635,28 @@ fn restore(tx: &Tx, actor: &Actor, id: i64, if_match: &IfMatch) -> StoreResult<V
     })
 }
 
-impl Store {
-    pub fn post(&self, id: i64) -> StoreResult<Option<VersionedPost>> {
-        self.read(|conn| active_by_id(conn, id))
-    }
+pub(super) fn trash(
+    store: &Store,
+    actor: &Actor,
+    query: &TrashQuery<'_>,
+) -> StoreResult<Vec<Post>> {
+    let author_id = match query.author_id {
+        _ if actor.is_admin() => query.author_id,
+        Some(other) if other != actor.user_id => return Ok(Vec::new()),
+        _ => Some(actor.user_id),
+    };
+    store.read(|conn| list_trash(conn, author_id, query))
+}
 
-    pub fn post_by_slug(&self, slug: &str) -> StoreResult<Option<VersionedPost>> {
-        self.read(|conn| active_by_slug(conn, slug))
-    }
-
-    pub fn list_posts(&self, query: &ListQuery<'_>) -> StoreResult<Vec<Post>> {
-        self.read(|conn| list_active(conn, query))
-    }
-
-    /// The trash as `actor` may see it: everybody's for an admin, their own for a user
-    /// (asking for another author's is then an empty page).
-    pub fn trash(&self, actor: &Actor, query: &TrashQuery<'_>) -> StoreResult<Vec<Post>> {
-        let author_id = match query.author_id {
-            _ if actor.is_admin() => query.author_id,
-            Some(other) if other != actor.user_id => return Ok(Vec::new()),
-            _ => Some(actor.user_id),
-        };
-        self.read(|conn| list_trash(conn, author_id, query))
-    }
-
-    /// Creates one post. With a key, the answer `record` makes is stored in the same
-    /// transaction, and a repeat of the request replays it instead of writing again.
-    pub fn create_post(
-        &self,
-        actor: &Actor,
-        post: NewPost,
-        once: Option<&OnceKey>,
-        record: impl FnOnce(&Post) -> StoreResult<Recorded>,
-    ) -> StoreResult<Written<Post>> {
-        self.write_once(
-            Commit::Grouped,
-            once,
-            |tx| create(tx, actor, post),
-            |post| Ok((record(&post)?, post)),
-        )
-    }
-
-    /// Applies `patch` if the actor may and `if_match` admits the post's current version
-    /// (checked in the same transaction as the write).
-    pub fn update_post(
-        &self,
-        actor: &Actor,
-        id: i64,
-        patch: PostPatch,
-        if_match: &IfMatch,
-    ) -> StoreResult<VersionedPost> {
-        self.write(|tx| update(tx, actor, id, patch, if_match))
-    }
-
-    pub fn soft_delete_post(&self, actor: &Actor, id: i64, if_match: &IfMatch) -> StoreResult<()> {
-        self.write(|tx| soft_delete(tx, actor, id, if_match))
-    }
-
-    pub fn hard_delete_post(&self, actor: &Actor, id: i64, if_match: &IfMatch) -> StoreResult<()> {
-        self.write(|tx| hard_delete(tx, actor, id, if_match))
-    }
-
-    pub fn restore_post(
-        &self,
-        actor: &Actor,
-        id: i64,
-        if_match: &IfMatch,
-    ) -> StoreResult<VersionedPost> {
-        self.write(|tx| restore(tx, actor, id, if_match))
-    }
-
-    /// How many posts are active and how many in the trash, counted on one snapshot.
-    pub fn post_counts(&self) -> StoreResult<PostCounts> {
-        self.snapshot(|conn| {
-            let mut active = conn.prepare_cached("SELECT count(*) FROM active_posts")?;
-            let mut trashed = conn.prepare_cached("SELECT count(*) FROM deleted_posts")?;
-            Ok(PostCounts {
-                active: active.query_row((), |row| row.get(0))?,
-                trashed: trashed.query_row((), |row| row.get(0))?,
-            })
+pub(super) fn post_counts(store: &Store) -> StoreResult<PostCounts> {
+    store.snapshot(|conn| {
+        let mut active = conn.prepare_cached("SELECT count(*) FROM active_posts")?;
+        let mut trashed = conn.prepare_cached("SELECT count(*) FROM deleted_posts")?;
+        Ok(PostCounts {
+            active: active.query_row((), |row| row.get(0))?,
+            trashed: trashed.query_row((), |row| row.get(0))?,
         })
-    }
+    })
 }
 
 #[cfg(test)]

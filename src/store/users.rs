@@ -3,7 +3,7 @@
 use super::audit::{self, AuditAction};
 use super::sql::{params, Conn, OptionalExtension, Row};
 use super::writer::Tx;
-use super::{Store, StoreError, StoreResult};
+use super::{StoreError, StoreResult};
 use crate::clock::Timestamp;
 use crate::model::{Role, User, Username};
 
@@ -44,14 +44,14 @@ pub(super) fn insert(
     }
 }
 
-fn by_id(conn: &Conn, id: i64) -> StoreResult<Option<User>> {
+pub(super) fn by_id(conn: &Conn, id: i64) -> StoreResult<Option<User>> {
     let mut stmt =
         conn.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"))?;
     Ok(stmt.query_row([id], user_from_row).optional()?)
 }
 
 /// The user and their password hash, for login. Case-insensitive like the unique index.
-fn credentials(conn: &Conn, username: &Username) -> StoreResult<Option<(User, String)>> {
+pub(super) fn credentials(conn: &Conn, username: &Username) -> StoreResult<Option<(User, String)>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = ?1 COLLATE NOCASE"
     ))?;
@@ -72,7 +72,7 @@ pub enum RoleChange {
 }
 
 /// Changes a role from the command line (actor: none), recording the change.
-fn set_role(tx: &Tx, username: &Username, role: Role) -> StoreResult<RoleChange> {
+pub(super) fn set_role(tx: &Tx, username: &Username, role: Role) -> StoreResult<RoleChange> {
     let before = credentials(tx, username)?
         .map(|(user, _)| user)
         .ok_or_else(|| user_not_found(username))?;
@@ -100,7 +100,7 @@ fn set_role(tx: &Tx, username: &Username, role: Role) -> StoreResult<RoleChange>
 
 /// Removes a user from the command line (actor: none) with their posts and comments,
 /// recording what went with them: the user's name is gone from the database afterwards.
-fn delete_user(tx: &Tx, username: &Username) -> StoreResult<()> {
+pub(super) fn delete_user(tx: &Tx, username: &Username) -> StoreResult<()> {
     let mut find = tx.prepare_cached(
         "SELECT u.id, u.username,
                 (SELECT count(*) FROM active_posts WHERE author_id = u.id),
@@ -127,32 +127,4 @@ fn delete_user(tx: &Tx, username: &Username) -> StoreResult<()> {
         active + trashed
     );
     audit::append(tx, None, AuditAction::UserDelete, &[id], &detail)
-}
-
-impl Store {
-    pub fn create_user(
-        &self,
-        username: &Username,
-        password_hash: &str,
-        role: Role,
-    ) -> StoreResult<User> {
-        self.write(|tx| insert(tx, username, password_hash, role))
-    }
-
-    pub fn user(&self, id: i64) -> StoreResult<Option<User>> {
-        self.read(|conn| by_id(conn, id))
-    }
-
-    pub fn credentials(&self, username: &Username) -> StoreResult<Option<(User, String)>> {
-        self.read(|conn| credentials(conn, username))
-    }
-
-    pub fn set_role(&self, username: &Username, role: Role) -> StoreResult<RoleChange> {
-        self.write_alone(|tx| set_role(tx, username, role))
-    }
-
-    /// Removes a user; their posts and comments go with them (ON DELETE CASCADE).
-    pub fn delete_user(&self, username: &Username) -> StoreResult<()> {
-        self.write_alone(|tx| delete_user(tx, username))
-    }
 }
