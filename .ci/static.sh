@@ -123,6 +123,14 @@ pid=
 [[ $status == 0 ]] || fail "the server exited $status after SIGTERM: $(cat "$work/stderr")"
 "$BIN" check --db "$work/postd.db" </dev/null >/dev/null 2>&1 || fail "postd check failed after the smoke test"
 
+# Cluster mode needs the glibc build and libdqlite0: the static build says so and stops.
+cluster_status=0
+"$BIN" serve --addr 127.0.0.1:0 --cluster-addr 127.0.0.1:1 --data-dir "$work/node" \
+    </dev/null >/dev/null 2>"$work/cluster-stderr" || cluster_status=$?
+[[ $cluster_status != 0 ]] || fail "cluster mode started in the static build"
+[[ $(wc -l <"$work/cluster-stderr") == 1 ]] && grep -q 'glibc build' "$work/cluster-stderr" ||
+    fail "cluster mode in the static build said: $(cat "$work/cluster-stderr")"
+
 size=$(stat -c %s "$BIN")
 sum=$(sha256sum "$BIN" | cut -d' ' -f1)
 echo "static.sh: OK: $BIN passed the smoke test; $size bytes; sha256 $sum;" \

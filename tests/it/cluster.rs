@@ -701,3 +701,207 @@ fn check_copy(copy: &rusqlite::Connection, ledger: &Ledger) -> Result<(), String
         .then_some(())
         .ok_or_else(|| format!("integrity_check: {integrity}"))
 }
+
+/// The README's "Cluster" walkthrough, as written (only the ports differ, and `postd` is
+/// this build).
+#[test]
+fn the_readme_cluster_walkthrough_works_as_written() {
+    use std::os::unix::process::CommandExt;
+    if !dqlite_available("the_readme_cluster_walkthrough") {
+        return;
+    }
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split("\n## Cluster\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("a Cluster section");
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("its sh block");
+    let mut script = block.replace("postd ", &format!("{BIN} "));
+    for port in ["8081", "8082", "8083", "9001", "9002", "9003"] {
+        let free = free_address();
+        script = script.replace(&format!("127.0.0.1:{port}"), &free);
+    }
+    let dir = TempDir::new("readme-cluster");
+    let output = |name: &str| std::fs::File::create(dir.path().join(name)).expect("log file");
+    // Output to files, not pipes: the nodes started in the background would hold a pipe
+    // open after the script ends.
+    let status = std::process::Command::new("timeout")
+        .args(["120", "bash", "-euo", "pipefail", "-c", &script])
+        .current_dir(dir.path())
+        .stdout(output("stdout"))
+        .stderr(output("stderr"))
+        .process_group(0)
+        .spawn()
+        .and_then(|mut child| {
+            let group = child.id() as i32;
+            let status = child.wait();
+            // The nodes the script started go with its process group.
+            // SAFETY: kill only sends a signal to our own child's process group.
+            unsafe {
+                libc::kill(-group, libc::SIGKILL);
+            }
+            status
+        })
+        .expect("bash");
+    let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+    let out = (status, read("stdout"), read("stderr"));
+    let (status, stdout, stderr) = out;
+    assert!(
+        status.success(),
+        "README cluster script failed:\n{stdout}\n{stderr}"
+    );
+    for expected in [
+        "voter",
+        "created admin 'admin'",
+        r#""username":"carol""#,
+        r#""title":"Replicated""#,
+        r#""voters":3"#,
+        "backed up the cluster at",
+        "OK: integrity",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "lacks {expected}:\n{stdout}\n{stderr}"
+        );
+    }
+}
+
+/// `postd serve ARGS` that must not start: its exit status and stderr.
+fn refused_start(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut command = std::process::Command::new(BIN);
+    command
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .args(args)
+        .env("POSTD_CLUSTER_TIMEOUT", "2s")
+        .stdin(std::process::Stdio::null());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let out = command.output().expect("serve");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_set_ups_exit_with_one_clear_line() {
+    if !dqlite_available("bad_set_ups_exit_with_one_clear_line") {
+        return;
+    }
+    let dir = TempDir::new("bad-setups");
+    let data = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let nobody = free_address();
+    let unreachable = refused_start(
+        &[
+            "--cluster-addr",
+            &free_address(),
+            "--data-dir",
+            &data("a"),
+            "--join",
+            &nobody,
+        ],
+        &[],
+    );
+    let missing_library = refused_start(
+        &["--cluster-addr", &free_address(), "--data-dir", &data("b")],
+        &[("DQLITE_LIBRARY", "/nonexistent/libdqlite.so.0")],
+    );
+    let half = refused_start(&["--cluster-addr", &free_address()], &[]);
+    let both = refused_start(
+        &[
+            "--cluster-addr",
+            &free_address(),
+            "--data-dir",
+            &data("c"),
+            "--join",
+            &nobody,
+            "--seed",
+            "x.db",
+        ],
+        &[],
+    );
+    // A directory of another cluster: a node of cluster A asked to join cluster B.
+    let a = TestCluster::start(1, &[]);
+    let b = TestCluster::start(1, &[]);
+    let mut a = a;
+    a.kill(0);
+    let other = refused_start(
+        &[
+            "--cluster-addr",
+            &a.nodes[0].cluster_addr,
+            "--data-dir",
+            &a.nodes[0].data_dir,
+            "--join",
+            &b.nodes[0].cluster_addr,
+        ],
+        &[],
+    );
+    let not_ours = std::fs::create_dir_all(data("d").to_string() + "/x").map(|()| {
+        refused_start(
+            &["--cluster-addr", &free_address(), "--data-dir", &data("d")],
+            &[],
+        )
+    });
+    for ((status, stderr), mentions) in [
+        (unreachable, "cannot reach the cluster"),
+        (missing_library, "libdqlite"),
+        (half, "--data-dir"),
+        (both, "--seed"),
+        (other, "another cluster"),
+        (not_ours.expect("dir"), "not a postd node's directory"),
+    ] {
+        assert!(status.is_some_and(|s| s != 0), "{stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(mentions), "{mentions}: {stderr}");
+    }
+}
+
+/// Without a majority there is no leader: a request that needs the database answers 503
+/// with Retry-After within --cluster-timeout, never hangs; once a majority is back, it
+/// is served again.
+#[test]
+fn without_a_leader_requests_answer_503_within_the_cluster_timeout() {
+    if !dqlite_available("without_a_leader_requests_answer_503") {
+        return;
+    }
+    let mut cluster = TestCluster::start(3, &[]);
+    let alice = cluster.node(0).register("alice");
+    let survivor = cluster.a_follower();
+    let others: Vec<usize> = (0..3).filter(|i| *i != survivor).collect();
+    for index in &others {
+        cluster.kill(*index);
+    }
+    let started = Instant::now();
+    let answer = cluster.node(survivor).call(
+        "POST",
+        "/posts",
+        Some(&alice.token),
+        Some(&json!({"title": "no majority", "body": ""})),
+    );
+    let took = started.elapsed();
+    assert_eq!(answer.status, 503, "{}", answer.text());
+    assert_eq!(answer.header("Retry-After"), Some("1"));
+    // The nodes were started with a 15 s timeout; the answer comes within it.
+    assert!(took < Duration::from_secs(25), "answered after {took:?}");
+    cluster.node(survivor).get("/healthz", None).expect(503);
+    for index in &others {
+        cluster.restart(*index);
+    }
+    cluster.wait_for_voters(3);
+    cluster
+        .node(survivor)
+        .call(
+            "POST",
+            "/posts",
+            Some(&alice.token),
+            Some(&json!({"title": "majority", "body": ""})),
+        )
+        .expect(201);
+}

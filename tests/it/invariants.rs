@@ -150,12 +150,35 @@ fn rusqlite_lives_only_in_the_store() {
     let outside: Vec<_> = code_lines()
         .into_iter()
         .filter(|(file, _)| !file.starts_with("store"))
-        .filter(|(_, line)| line.contains("rusqlite") || line.contains("r2d2"))
+        .filter(|(_, line)| {
+            line.contains("rusqlite") || line.contains("r2d2") || line.contains("dqlite::")
+        })
         .collect();
     assert!(
         outside.is_empty(),
         "SQLite named outside src/store: {outside:?}"
     );
+}
+
+/// dqlite 1.11 can not run RETURNING and aborts on VACUUM and on setting journal_mode:
+/// none of them may be in the store's SQL, which both ways to SQLite share. Files of the
+/// store's own (the import's scratch file, a backup's copy) are opened with rusqlite and
+/// may set their journal mode.
+#[test]
+fn the_shared_sql_holds_nothing_dqlite_1_11_can_not_run() {
+    let refused: Vec<_> = code_lines()
+        .into_iter()
+        .filter(|(file, _)| file.starts_with("store") && !file.starts_with("store/local.rs"))
+        .filter(|(_, line)| {
+            let upper = line.to_uppercase();
+            upper.contains("RETURNING") && !line.trim_start().starts_with("//")
+                || upper.contains("VACUUM")
+                || upper.contains("JOURNAL_MODE =")
+                    && !upper.contains("JOURNAL_MODE = DELETE")
+                    && !upper.contains("JOURNAL_MODE = OFF")
+        })
+        .collect();
+    assert!(refused.is_empty(), "{refused:?}");
 }
 
 /// The top-level module a `src/` file belongs to (`api/posts.rs` → `api`).

@@ -186,33 +186,52 @@ fn cluster_id_of(cluster: &Cluster, join: &[String]) -> Result<String, String> {
 }
 
 /// Adds the node to the cluster unless it is a member, and gives it a role: voter while
-/// the cluster has fewer than three, stand-by after that.
+/// the cluster has fewer than three, stand-by after that. Raft takes one configuration
+/// change at a time: nodes joining together take turns, each trying again shortly.
 fn become_member(
     cluster: &Cluster,
     identity: &Identity,
     options: &NodeOptions,
 ) -> Result<(), String> {
     let deadline = Instant::now() + options.timeout;
-    let failed = |what: &str, err: &dyn std::fmt::Display| {
-        format!(
-            "cannot {what} {} at {}: {err}",
-            identity.id, identity.address
-        )
-    };
+    loop {
+        match try_to_become_member(cluster, identity, deadline) {
+            Ok(()) => return Ok(()),
+            Err(err) if Instant::now() < deadline && is_retryable(&err) => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(err) => {
+                return Err(format!(
+                    "cannot add node {} at {} to the cluster: {err}",
+                    identity.id, identity.address
+                ))
+            }
+        }
+    }
+}
+
+/// Another change in progress, or the leader changing: worth another try.
+fn is_retryable(err: &dqlite::Error) -> bool {
+    err.is_busy() || err.is_not_leader() || err.is_connection_error()
+}
+
+fn try_to_become_member(
+    cluster: &Cluster,
+    identity: &Identity,
+    deadline: Instant,
+) -> dqlite::Result<()> {
     let mut client = cluster
         .leader_client(deadline)
-        .map_err(|err| failed("find the leader to add node", &err))?;
-    let members = client
-        .cluster()
-        .map_err(|err| failed("list the members to add node", &err))?;
+        .map_err(|err| dqlite::Error::NoLeader {
+            tried: vec![err.to_string()],
+        })?;
+    let members = client.cluster()?;
     let existing = members.iter().find(|m| m.id == identity.id);
     if existing.is_some_and(|m| m.role != NodeRole::Spare) {
         return Ok(());
     }
     if existing.is_none() {
-        client
-            .add(identity.id, &identity.address)
-            .map_err(|err| failed("add node", &err))?;
+        client.add(identity.id, &identity.address)?;
     }
     let voters = members.iter().filter(|m| m.role == NodeRole::Voter).count();
     let role = if voters < WANTED_VOTERS {
@@ -220,9 +239,7 @@ fn become_member(
     } else {
         NodeRole::StandBy
     };
-    client
-        .assign(identity.id, role)
-        .map_err(|err| failed("assign a role to node", &err))?;
+    client.assign(identity.id, role)?;
     cluster.learn(members.into_iter().map(|m| m.address));
     Ok(())
 }
