@@ -196,3 +196,69 @@ CREATE TABLE leases (
     holder TEXT NOT NULL,
     until  TEXT NOT NULL
 ) WITHOUT ROWID;
+
+-- @version 8: revisions, erasure and audit retention
+-- Who saved a post's current title, slug and body (NULL: its author, for posts saved
+-- before this version), so an old version names who made it.
+ALTER TABLE posts ADD COLUMN updated_by_id INTEGER REFERENCES users (id) ON DELETE SET NULL;
+-- Every version of a post's title, slug and body that a change replaced: written by the
+-- trigger below in the statement (so the transaction) that replaces it, removed with the
+-- post. `revision` is the post's revision while that version was current.
+CREATE TABLE post_revisions (
+    post_id     INTEGER NOT NULL REFERENCES posts (id) ON DELETE CASCADE,
+    revision    INTEGER NOT NULL,
+    title       TEXT    NOT NULL,
+    slug        TEXT    NOT NULL,
+    body        TEXT    NOT NULL,
+    saved_at    TEXT    NOT NULL,
+    saved_by_id INTEGER,
+    PRIMARY KEY (post_id, revision)
+) WITHOUT ROWID;
+CREATE TRIGGER posts_keep_revision BEFORE UPDATE OF title, slug, body ON posts
+WHEN OLD.title IS NOT NEW.title OR OLD.slug IS NOT NEW.slug OR OLD.body IS NOT NEW.body BEGIN
+    INSERT INTO post_revisions (post_id, revision, title, slug, body, saved_at, saved_by_id)
+    VALUES (OLD.id, OLD.revision, OLD.title, OLD.slug, OLD.body, OLD.updated_at,
+            coalesce(OLD.updated_by_id, OLD.author_id));
+END;
+-- The audit log gains the actions of v1.2, and two exceptions to append-only, each only
+-- while the store holds its key in `settings` inside the transaction that needs it: an
+-- erasure may rewrite `detail` (to take a name out), the retention sweep may delete
+-- events other than erasures. A CHECK can not be altered: the table is made again.
+CREATE TABLE audit_events_v8 (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    at         TEXT    NOT NULL,
+    actor_id   INTEGER,
+    action     TEXT    NOT NULL CHECK (action IN (
+                   'post.create', 'post.update', 'post.revert', 'post.delete',
+                   'post.delete_permanent', 'post.restore',
+                   'posts.bulk_create', 'posts.bulk_update', 'posts.bulk_delete',
+                   'posts.bulk_delete_permanent', 'posts.bulk_restore', 'posts.filter_delete',
+                   'trash.purge', 'user.role', 'user.delete', 'user.erase',
+                   'token.create', 'token.revoke')),
+    target_ids TEXT    NOT NULL CHECK (json_valid(target_ids) AND json_type(target_ids) = 'array'),
+    count      INTEGER NOT NULL CHECK (count >= 1),
+    detail     TEXT    NOT NULL
+);
+INSERT INTO audit_events_v8 (id, at, actor_id, action, target_ids, count, detail)
+    SELECT id, at, actor_id, action, target_ids, count, detail FROM audit_events;
+DROP TABLE audit_events;
+ALTER TABLE audit_events_v8 RENAME TO audit_events;
+CREATE INDEX audit_events_action ON audit_events (action, id);
+CREATE INDEX audit_events_actor ON audit_events (actor_id, id) WHERE actor_id IS NOT NULL;
+CREATE INDEX audit_events_at ON audit_events (at);
+CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
+WHEN NOT EXISTS (SELECT 1 FROM settings WHERE name = 'audit.erasing')
+    OR NEW.id IS NOT OLD.id OR NEW.at IS NOT OLD.at OR NEW.actor_id IS NOT OLD.actor_id
+    OR NEW.action IS NOT OLD.action OR NEW.target_ids IS NOT OLD.target_ids
+    OR NEW.count IS NOT OLD.count BEGIN
+    SELECT RAISE(ABORT, 'the audit log is append-only');
+END;
+CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
+WHEN NOT EXISTS (SELECT 1 FROM settings WHERE name = 'audit.retention')
+    OR OLD.action = 'user.erase' BEGIN
+    SELECT RAISE(ABORT, 'the audit log is append-only');
+END;
+CREATE TRIGGER audit_events_no_replace BEFORE INSERT ON audit_events
+WHEN NEW.id IS NOT NULL AND EXISTS (SELECT 1 FROM audit_events WHERE id = NEW.id) BEGIN
+    SELECT RAISE(ABORT, 'the audit log is append-only');
+END;

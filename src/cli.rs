@@ -151,6 +151,26 @@ fn execute(command: Command) -> Result<(), String> {
             }
             Ok(())
         }
+        Command::User(UserCommand::Erase { name, dry_run, db }) => {
+            let store = open_store(&db)?;
+            let user = store
+                .user_named(&username(&name)?)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no user '{name}'"))?;
+            let erased = store
+                .erase_user(None, user.id, dry_run)
+                .map_err(|e| e.to_string())?;
+            let what = format!(
+                "{} posts, {} comments, {} revisions",
+                erased.posts, erased.comments, erased.revisions
+            );
+            if dry_run {
+                println!("would erase user '{name}' (id {}) with {what}", user.id);
+            } else {
+                println!("erased user #{} with {what}", user.id);
+            }
+            Ok(())
+        }
         Command::User(UserCommand::Delete { name, db }) => {
             open_store(&db)?
                 .delete_user(&username(&name)?)

@@ -111,6 +111,16 @@ pub enum UserCommand {
         #[command(flatten)]
         db: DbArg,
     },
+    /// Erase a user: their posts (with comments and revisions), their comments, their
+    /// name from the audit log — for real, in one transaction
+    Erase {
+        name: String,
+        /// only count what would be erased
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        db: DbArg,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -332,6 +342,30 @@ pub struct ServeConfig {
     /// least once a minute; off when not given
     #[arg(long, env = "POSTD_TRASH_RETENTION", value_name = "DURATION")]
     pub trash_retention: Option<Age>,
+
+    /// old versions of title, slug and body kept per post (GET /posts/{id}/revisions)
+    #[arg(
+        long,
+        env = "POSTD_REVISION_LIMIT",
+        default_value_t = 100,
+        value_name = "N"
+    )]
+    pub revision_limit: u32,
+
+    /// how long an author may restore a post they soft-deleted themselves (e.g. 15m);
+    /// 0s: never, only admins restore
+    #[arg(
+        long,
+        env = "POSTD_OWNER_UNDO",
+        default_value = "0s",
+        value_name = "DURATION"
+    )]
+    pub owner_undo: Age,
+
+    /// remove audit events older than this (e.g. 365d), checking at least once a minute;
+    /// erasures are kept; off when not given
+    #[arg(long, env = "POSTD_AUDIT_RETENTION", value_name = "DURATION")]
+    pub audit_retention: Option<Age>,
 
     /// checkpoint the WAL at N pages; 0 leaves checkpoints to Litestream
     #[arg(

@@ -320,6 +320,9 @@ pub struct NewPost {
     pub title: Title,
     pub body: PostBody,
     pub slug: Option<Slug>,
+    /// When it was first written elsewhere (`postd import` of an export keeps it); `None`:
+    /// now.
+    pub created_at: Option<Timestamp>,
 }
 
 /// A change to a post; the API refuses an empty one before it gets here.

@@ -1,11 +1,14 @@
-//! The trash retention sweep (`--trash-retention`): a thread beside the server that
-//! permanently deletes posts soft-deleted longer ago than the retention. It works in
-//! batches of at most `BATCH` posts, each one transaction of its own with its own audit
-//! event, and steps aside between batches, so a writer waits for one batch at most, never
-//! for a whole sweep; a crash loses at most the batch in flight, whole.
+//! The retention sweeps, threads beside the server: the trash's (`--trash-retention`)
+//! permanently deletes posts soft-deleted longer ago than the retention; the audit log's
+//! (`--audit-retention`) removes events older than its retention (never an erasure's).
+//! Each works in batches of at most `BATCH` rows, each one transaction of its own (the
+//! trash's with its own audit event), and steps aside between batches, so a writer waits
+//! for one batch at most, never for a whole sweep; a crash loses at most the batch in
+//! flight, whole. In a cluster one node at a time sweeps: a lease in the database says
+//! which.
 
-use crate::clock::Age;
-use crate::store::Store;
+use crate::clock::{Age, Timestamp};
+use crate::store::{Store, StoreResult};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -27,9 +30,43 @@ pub fn interval(retention: &Age) -> Duration {
     (retention.duration() / 4).clamp(Duration::from_secs(1), Duration::from_secs(60))
 }
 
+/// What a sweep removes, and how.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Posts soft-deleted before the cutoff (`trash.purge` events).
+    Trash,
+    /// Audit events older than the cutoff, erasures excepted.
+    AuditLog,
+}
+
+impl Kind {
+    fn lease(self) -> &'static str {
+        match self {
+            Kind::Trash => "trash-retention",
+            Kind::AuditLog => "audit-retention",
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Kind::Trash => "posts soft-deleted",
+            Kind::AuditLog => "audit events written",
+        }
+    }
+
+    /// One batch: rows removed.
+    fn batch(self, store: &Store, cutoff: &Timestamp, retention: &Age) -> StoreResult<usize> {
+        match self {
+            Kind::Trash => store.purge_expired_batch(cutoff, retention, BATCH),
+            Kind::AuditLog => store.expire_audit_batch(cutoff, BATCH),
+        }
+    }
+}
+
 /// What one sweep did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Swept {
+    /// Rows removed (posts, or events).
     pub posts: usize,
     pub batches: usize,
     /// The longest batch, from asking for the writer to its commit: how long the sweep
@@ -60,8 +97,6 @@ impl Stop {
     }
 }
 
-/// The lease that makes the sweep one node's work at a time in a cluster.
-const LEASE: &str = "trash-retention";
 /// Time beyond two intervals a lease lasts: a sweep's own length.
 const LEASE_MARGIN: Duration = Duration::from_secs(30);
 
@@ -74,29 +109,39 @@ pub struct Sweeper {
 impl Sweeper {
     /// Sweeps now, then every `interval(&retention)`, until dropped. `holder` names this
     /// process for the lease that lets one node of a cluster sweep at a time.
-    pub fn start(store: Arc<Store>, retention: Age, holder: String) -> Result<Sweeper, String> {
+    pub fn start(
+        store: Arc<Store>,
+        kind: Kind,
+        retention: Age,
+        holder: String,
+    ) -> Result<Sweeper, String> {
         let stop = Arc::new(Stop::default());
         let stop_seen = stop.clone();
         let every = interval(&retention);
         let announced = format!(
-            "trash retention {retention}: sweeping every {} s",
+            "{} retention {retention}: sweeping every {} s",
+            match kind {
+                Kind::Trash => "trash",
+                Kind::AuditLog => "audit log",
+            },
             every.as_secs()
         );
         let thread = std::thread::Builder::new()
-            .name("trash-retention".into())
+            .name(kind.lease().into())
             .spawn(move || loop {
                 // The lease outlasts two intervals: a node that stopped sweeping passes
                 // the work on within them; one that goes on keeps it.
-                let lease = store.take_lease(LEASE, &holder, every * 2 + LEASE_MARGIN);
+                let lease = store.take_lease(kind.lease(), &holder, every * 2 + LEASE_MARGIN);
                 let outcome = match lease {
-                    Ok(true) => sweep(&store, &retention, &stop_seen),
+                    Ok(true) => sweep(&store, kind, &retention, &stop_seen),
                     Ok(false) => Ok(Swept::default()),
                     Err(err) => Err(err.to_string()),
                 };
                 match outcome {
                     Ok(swept) if swept.posts > 0 => log::info!(
-                        "retention sweep purged {} posts soft-deleted more than {retention} ago in {} batches; longest batch {:.1} ms, whole sweep {:.1} ms",
+                        "retention sweep removed {} {} more than {retention} ago in {} batches; longest batch {:.1} ms, whole sweep {:.1} ms",
                         swept.posts,
+                        kind.what(),
                         swept.batches,
                         swept.longest_batch.as_secs_f64() * 1000.0,
                         swept.total.as_secs_f64() * 1000.0,
@@ -133,14 +178,14 @@ impl Drop for Sweeper {
 
 /// One sweep: batches until one comes back short or the sweeper is stopped. The cutoff is
 /// fixed when the sweep starts, so a sweep always ends.
-fn sweep(store: &Store, retention: &Age, stop: &Stop) -> Result<Swept, String> {
+fn sweep(store: &Store, kind: Kind, retention: &Age, stop: &Stop) -> Result<Swept, String> {
     let started = Instant::now();
     let cutoff = retention.before_now();
     let mut swept = Swept::default();
     while !stop.is_set() {
         let batch_started = Instant::now();
-        let purged = store
-            .purge_expired_batch(&cutoff, retention, BATCH)
+        let purged = kind
+            .batch(store, &cutoff, retention)
             .map_err(|err| err.to_string())?;
         swept.longest_batch = swept.longest_batch.max(batch_started.elapsed());
         if purged > 0 {

@@ -90,6 +90,7 @@ pub fn body(n: u64) -> String {
 
 pub fn new_post(n: u64) -> NewPost {
     NewPost {
+        created_at: None,
         title: Title::normalize(&title(n)).expect("generated titles are valid"),
         body: PostBody::parse(body(n)).expect("generated bodies are valid"),
         slug: None,

@@ -7,12 +7,13 @@ use super::input::{query_error, read_json_body, Query};
 use super::paging::{self, NextPage};
 use super::problem::ApiError;
 use crate::clock::Age;
-use crate::store::{AuditAction, AuditEvent, AuditQuery, Purger};
+use crate::store::{AuditAction, AuditEvent, AuditQuery, Purger, UserSummary};
 use rouille::Response;
 
-const ACTION_RULE: &str = "must be one of post.delete, post.delete_permanent, post.restore, \
-     posts.bulk_delete, posts.bulk_delete_permanent, posts.bulk_restore, trash.purge, \
-     user.role, user.delete";
+const ACTION_RULE: &str = "must be one of post.create, post.update, post.revert, \
+     post.delete, post.delete_permanent, post.restore, posts.bulk_create, posts.bulk_update, \
+     posts.bulk_delete, posts.bulk_delete_permanent, posts.bulk_restore, posts.filter_delete, \
+     trash.purge, user.role, user.delete, user.erase, token.create, token.revoke";
 
 const DURATION_RULE: &str =
     "must be a whole number and a unit s, m, h or d (e.g. 30d, 12h), at most 36500d";
@@ -77,4 +78,41 @@ pub fn purge(call: &Call<'_>) -> Result<Response, ApiError> {
         )?
     };
     json(200, &Purged { purged })
+}
+
+/// `GET /admin/users?limit&cursor&q`: users with their post counts, newest first; `q`
+/// keeps those whose name holds it; the cursor is a user id.
+pub fn users(call: &Call<'_>) -> Result<Response, ApiError> {
+    admin(call)?;
+    let query = Query::parse(call.request)?;
+    let limit = query.limit()?;
+    let before = paging::id_cursor(&query)?;
+    let q = query.get("q")?;
+    if q.is_some_and(|q| {
+        q.len() > 32
+            || !q
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+    }) {
+        return Err(query_error(
+            "q",
+            "must be at most 32 characters of a username (letters, digits, _ . -)",
+        ));
+    }
+    let rows = call.app.store.users(limit, before, q)?;
+    let page = Page::from_rows(rows, limit, |u: &UserSummary| paging::after_id(u.user.id));
+    let next = NextPage::at("/admin/users").filter("q", q);
+    paging::page_response(&page, limit, next)
+}
+
+/// `DELETE /admin/users/{id}[?dry_run=true]`: erases the user and everything of theirs
+/// (a dry run only counts); an admin can not erase themselves (409).
+pub fn erase_user(call: &Call<'_>, id: i64) -> Result<Response, ApiError> {
+    let actor = admin(call)?;
+    let dry_run = Query::parse(call.request)?.flag("dry_run")?;
+    let erased = call
+        .app
+        .store
+        .erase_user(Some(actor.user_id), id, dry_run)?;
+    json(200, &erased)
 }

@@ -26,6 +26,10 @@ pub struct App {
     pub max_bulk: usize,
     /// How long soft-deleted posts are kept (`--trash-retention`), for their `expires_at`.
     pub trash_retention: Option<Age>,
+    /// How long an author may undo their own soft delete (`--owner-undo`); `None`: never.
+    pub owner_undo: Option<std::time::Duration>,
+    /// How long audit events are kept (`--audit-retention`); `None`: for ever.
+    pub audit_retention: Option<Age>,
     trusted_proxies: Vec<Cidr>,
     /// Origins whose browser scripts may read the answers (`--cors-origins`).
     pub(super) cors: Option<AllowedOrigins>,
@@ -46,12 +50,14 @@ impl App {
         let waits = metrics.clone();
         store.observe_writer_waits(move |waited| waits.observe_writer_wait(waited));
         App {
-            store: Arc::new(store),
+            store: Arc::new(store.with_revision_limit(config.revision_limit)),
             keys,
             signup_open: config.signup_open(),
             max_body: config.max_body,
             max_bulk: config.max_bulk,
             trash_retention: config.trash_retention.clone(),
+            owner_undo: Some(config.owner_undo.duration()).filter(|d| !d.is_zero()),
+            audit_retention: config.audit_retention.clone(),
             trusted_proxies: config.trusted_proxies.clone(),
             cors: config.cors_origins.clone(),
             metrics,

@@ -125,6 +125,8 @@ fn dispatch(call: &Call<'_>) -> Result<Response, ApiError> {
         (Target::Post(id), "PATCH") => posts::update(call, id),
         (Target::Post(id), _) => posts::delete(call, id),
         (Target::PostRestore(id), _) => posts::restore(call, id),
+        (Target::PostRevisions(id), _) => posts::revisions(call, id),
+        (Target::PostRevert(id), _) => posts::revert(call, id),
         (Target::PostComments(id), "GET") => comments::list(call, id),
         (Target::PostComments(id), _) => comments::create(call, id),
         (Target::Comment(id), _) => comments::delete(call, id),
@@ -133,6 +135,8 @@ fn dispatch(call: &Call<'_>) -> Result<Response, ApiError> {
         (Target::OpenApi, _) => Ok(ops::openapi()),
         (Target::AdminAudit, _) => admin::audit(call),
         (Target::AdminPurge, _) => admin::purge(call),
+        (Target::AdminUsers, _) => admin::users(call),
+        (Target::AdminUser(id), _) => admin::erase_user(call, id),
         (Target::Console, _) => Ok(console::page()),
         (Target::ConsoleAsset(name), _) => console::asset(&name),
     }

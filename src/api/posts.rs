@@ -10,7 +10,7 @@ use super::problem::ApiError;
 use crate::clock::Timestamp;
 use crate::json::post::{new_post, patch_from, NEW_POST_FIELDS};
 use crate::model::Post;
-use crate::store::{ListQuery, TrashQuery};
+use crate::store::{undo_until, ListQuery, Revision, TrashQuery};
 use rouille::Response;
 
 pub fn create(call: &Call<'_>) -> Result<Response, ApiError> {
@@ -129,10 +129,64 @@ pub fn delete(call: &Call<'_>, id: i64) -> Result<Response, ApiError> {
     Ok(no_content())
 }
 
+/// An admin restores any post; with `--owner-undo`, an author the post they deleted
+/// themselves, for a while. Without owner undo a non-admin is refused before anything is
+/// looked up, as on every admin-only endpoint.
 pub fn restore(call: &Call<'_>, id: i64) -> Result<Response, ApiError> {
-    let actor = admin(call)?;
+    let owner_undo = call.app.owner_undo;
+    let actor = match owner_undo {
+        Some(_) => actor(call)?,
+        None => admin(call)?,
+    };
     let if_match = conditional::if_match(call);
-    conditional::with_etag(&call.app.store.restore_post(&actor, id, &if_match)?)
+    conditional::with_etag(
+        &call
+            .app
+            .store
+            .restore_post(&actor, id, &if_match, owner_undo)?,
+    )
+}
+
+/// `GET /posts/{id}/revisions`: the old versions, newest first; the cursor is a revision
+/// number (versions before it).
+pub fn revisions(call: &Call<'_>, id: i64) -> Result<Response, ApiError> {
+    let actor = actor(call)?;
+    let query = Query::parse(call.request)?;
+    let limit = query.limit()?;
+    let before = paging::id_cursor(&query)?;
+    let rows = call.app.store.revisions(&actor, id, limit, before)?;
+    let page = Page::from_rows(rows, limit, |r: &Revision| paging::after_id(r.revision));
+    paging::page_response(
+        &page,
+        limit,
+        NextPage::at(&format!("/posts/{id}/revisions")),
+    )
+}
+
+/// `POST /posts/{id}/revert {"revision": N}`: that version, current again as a new one.
+pub fn revert(call: &Call<'_>, id: i64) -> Result<Response, ApiError> {
+    let actor = actor(call)?;
+    let if_match = conditional::if_match(call);
+    let body = read_json_body(call.request, call.app.max_body)?;
+    let mut fields = crate::json::object_in(&body, &["revision"])?;
+    let revision = match fields.take_id("revision") {
+        Ok(revision) => Some(revision),
+        Err(message) => {
+            fields.error("revision", message);
+            None
+        }
+    };
+    let errors = fields.finish();
+    let revision = match revision {
+        Some(revision) if errors.is_empty() => revision,
+        _ => return Err(ApiError::invalid(errors)),
+    };
+    conditional::with_etag(
+        &call
+            .app
+            .store
+            .revert_post(&actor, id, revision, &if_match)?,
+    )
 }
 
 /// A trash item: the post with its deletion record, and when the retention sweep will
@@ -142,6 +196,8 @@ struct TrashItem {
     #[serde(flatten)]
     post: Post,
     expires_at: Option<Timestamp>,
+    /// Until when the caller may restore it themselves (`--owner-undo`); `null` when not.
+    undo_until: Option<Timestamp>,
 }
 
 pub fn trash(call: &Call<'_>) -> Result<Response, ApiError> {
@@ -170,7 +226,12 @@ pub fn trash(call: &Call<'_>) -> Result<Response, ApiError> {
                 .as_ref()
                 .zip(retention)
                 .map(|(deletion, retention)| deletion.deleted_at.plus(retention));
-            TrashItem { post, expires_at }
+            let undo_until = undo_until(&post, &actor, call.app.owner_undo);
+            TrashItem {
+                post,
+                expires_at,
+                undo_until,
+            }
         })
         .collect();
     let page = Page::from_rows(items, limit, |item: &TrashItem| {

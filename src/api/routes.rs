@@ -24,6 +24,8 @@ pub enum Target {
     PostBySlug(String),
     Post(i64),
     PostRestore(i64),
+    PostRevisions(i64),
+    PostRevert(i64),
     PostComments(i64),
     Comment(i64),
     Trash,
@@ -31,6 +33,8 @@ pub enum Target {
     OpenApi,
     AdminAudit,
     AdminPurge,
+    AdminUsers,
+    AdminUser(i64),
     Console,
     ConsoleAsset(String),
 }
@@ -47,6 +51,8 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/posts/by-slug/{slug}", &["GET"]),
     ("/posts/{id}", &["GET", "PATCH", "DELETE"]),
     ("/posts/{id}/restore", &["POST"]),
+    ("/posts/{id}/revisions", &["GET"]),
+    ("/posts/{id}/revert", &["POST"]),
     ("/posts/{id}/comments", &["GET", "POST"]),
     ("/comments/{id}", &["DELETE"]),
     ("/trash", &["GET"]),
@@ -54,6 +60,8 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/openapi.json", &["GET"]),
     ("/admin/audit", &["GET"]),
     ("/admin/purge", &["POST"]),
+    ("/admin/users", &["GET"]),
+    ("/admin/users/{id}", &["DELETE"]),
 ];
 
 /// The console's page and files, as `(path template, methods)`; not in openapi.json.
@@ -92,6 +100,10 @@ pub fn resolve(path: &str) -> Option<(Target, Route)> {
         ),
         ["posts", id] => (Target::Post(path_id(id)?), "/posts/{id}"),
         ["posts", id, "restore"] => (Target::PostRestore(path_id(id)?), "/posts/{id}/restore"),
+        ["posts", id, "revisions"] => {
+            (Target::PostRevisions(path_id(id)?), "/posts/{id}/revisions")
+        }
+        ["posts", id, "revert"] => (Target::PostRevert(path_id(id)?), "/posts/{id}/revert"),
         ["posts", id, "comments"] => (Target::PostComments(path_id(id)?), "/posts/{id}/comments"),
         ["comments", id] => (Target::Comment(path_id(id)?), "/comments/{id}"),
         ["trash"] => (Target::Trash, "/trash"),
@@ -99,6 +111,8 @@ pub fn resolve(path: &str) -> Option<(Target, Route)> {
         ["openapi.json"] => (Target::OpenApi, "/openapi.json"),
         ["admin", "audit"] => (Target::AdminAudit, "/admin/audit"),
         ["admin", "purge"] => (Target::AdminPurge, "/admin/purge"),
+        ["admin", "users"] => (Target::AdminUsers, "/admin/users"),
+        ["admin", "users", id] => (Target::AdminUser(path_id(id)?), "/admin/users/{id}"),
         ["admin"] => (Target::Console, "/admin"),
         ["admin", name] if console::is_asset(name) => {
             (Target::ConsoleAsset((*name).to_string()), "/admin/{asset}")

@@ -11,7 +11,7 @@
 
 use super::{call::App, handle};
 use crate::config::ServeConfig;
-use crate::retention::Sweeper;
+use crate::retention::{Kind, Sweeper};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,25 +45,33 @@ pub fn serve(config: &ServeConfig, app: App) -> Result<(), String> {
         super::metrics::Listener::banner(metrics_listener.as_ref()),
     );
     app.store.warn_if_readable_by_others();
-    let sweeper = match app.trash_retention.clone() {
-        Some(retention) => {
-            // One server serves a file: it always holds the lease, a restart included.
-            let holder = app.node.as_ref().map_or_else(
-                || "the server of this file".to_string(),
-                |(id, address)| format!("node {id} at {address}"),
-            );
-            Some(Sweeper::start(app.store.clone(), retention, holder)?)
+    // One server serves a file: it always holds the leases, a restart included.
+    let holder = app.node.as_ref().map_or_else(
+        || "the server of this file".to_string(),
+        |(id, address)| format!("node {id} at {address}"),
+    );
+    let mut sweepers = Vec::new();
+    for (kind, retention) in [
+        (Kind::Trash, app.trash_retention.clone()),
+        (Kind::AuditLog, app.audit_retention.clone()),
+    ] {
+        if let Some(retention) = retention {
+            sweepers.push(Sweeper::start(
+                app.store.clone(),
+                kind,
+                retention,
+                holder.clone(),
+            )?);
         }
-        None => None,
-    };
+    }
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(50));
     }
     let unfinished = drain(config, &app);
     drop(server);
     drop(metrics_listener);
-    // The sweep finishes its batch in flight before the final checkpoint.
-    drop(sweeper);
+    // The sweeps finish their batch in flight before the final checkpoint.
+    drop(sweepers);
     match app.store.checkpoint() {
         Ok(()) => log::info!("stopped cleanly"),
         Err(err) => log::error!("stopped; WAL checkpoint failed: {err}"),

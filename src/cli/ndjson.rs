@@ -3,7 +3,7 @@
 
 use super::rate::RateMeter;
 use crate::files::PrivateDir;
-use crate::json::post::{new_post, NEW_POST_FIELDS};
+use crate::json::post::{imported_post, IMPORT_FIELDS};
 use crate::json::JsonError;
 use crate::model::{ItemError, NewPost};
 use crate::store::{ImportProgress, InputDigest};
@@ -219,8 +219,8 @@ pub fn parse_line(bytes: Option<&[u8]>) -> Result<NewPost, Vec<ItemError>> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return whole("empty; every line must be a JSON object".into());
     }
-    match crate::json::object(bytes, NEW_POST_FIELDS) {
-        Ok(fields) => new_post(fields),
+    match crate::json::object(bytes, IMPORT_FIELDS) {
+        Ok(fields) => imported_post(fields),
         Err(JsonError::Invalid(errors)) => Err(errors),
         Err(JsonError::Malformed(message)) => {
             whole(format!("not valid JSON: {}", on_the_line(&message)))
@@ -262,8 +262,22 @@ mod tests {
             ["title: must not be empty"]
         );
         assert_eq!(
-            refusal(r#"{"title":"t","body":"b","id":1}"#),
-            ["unknown field 'id'"]
+            refusal(r#"{"title":"t","body":"b","author":1}"#),
+            ["unknown field 'author'"]
+        );
+        // What `postd export` writes imports as it is: the server's fields are ignored,
+        // created_at is kept.
+        let exported = parse_line(Some(
+            br#"{"id":7,"author_id":2,"title":"t","slug":"t","body":"b","created_at":"2025-01-02T03:04:05.678Z","updated_at":"2026-01-01T00:00:00.000Z","deleted_at":null,"deleted_by_id":null}"#,
+        ))
+        .unwrap();
+        assert_eq!(
+            exported.created_at.map(|t| t.to_string()).as_deref(),
+            Some("2025-01-02T03:04:05.678Z")
+        );
+        assert_eq!(
+            refusal(r#"{"title":"t","body":"b","created_at":"yesterday"}"#),
+            ["created_at: must be a timestamp such as 2026-11-22T10:04:05.123Z"]
         );
         assert_eq!(refusal(r#"{"body":"b"}"#), ["title: is required"]);
         assert_eq!(

@@ -184,6 +184,11 @@ impl<'a> Fields<'a> {
         Some(self.present.swap_remove(at).1)
     }
 
+    /// Takes a field out without reading it: one whose value does not matter.
+    pub fn ignore(&mut self, name: &str) {
+        self.take(name);
+    }
+
     pub fn has(&self, name: &str) -> bool {
         self.present.iter().any(|(key, _)| *key == name)
     }

@@ -12,41 +12,68 @@ use serde::{Serialize, Serializer};
 /// What an event records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AuditAction {
+    PostCreate,
+    PostUpdate,
+    PostRevert,
     PostDelete,
     PostDeletePermanent,
     PostRestore,
     PostsBulkDelete,
     PostsBulkDeletePermanent,
+    PostsBulkCreate,
+    PostsBulkUpdate,
     PostsBulkRestore,
+    PostsFilterDelete,
     TrashPurge,
     UserRole,
     UserDelete,
+    UserErase,
+    TokenCreate,
+    TokenRevoke,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 9] = [
+    pub const ALL: [AuditAction; 18] = [
+        AuditAction::PostCreate,
+        AuditAction::PostUpdate,
+        AuditAction::PostRevert,
         AuditAction::PostDelete,
         AuditAction::PostDeletePermanent,
         AuditAction::PostRestore,
         AuditAction::PostsBulkDelete,
         AuditAction::PostsBulkDeletePermanent,
+        AuditAction::PostsBulkCreate,
+        AuditAction::PostsBulkUpdate,
         AuditAction::PostsBulkRestore,
+        AuditAction::PostsFilterDelete,
         AuditAction::TrashPurge,
         AuditAction::UserRole,
         AuditAction::UserDelete,
+        AuditAction::UserErase,
+        AuditAction::TokenCreate,
+        AuditAction::TokenRevoke,
     ];
 
     pub fn as_str(self) -> &'static str {
         match self {
+            AuditAction::PostCreate => "post.create",
+            AuditAction::PostUpdate => "post.update",
+            AuditAction::PostRevert => "post.revert",
             AuditAction::PostDelete => "post.delete",
             AuditAction::PostDeletePermanent => "post.delete_permanent",
             AuditAction::PostRestore => "post.restore",
             AuditAction::PostsBulkDelete => "posts.bulk_delete",
             AuditAction::PostsBulkDeletePermanent => "posts.bulk_delete_permanent",
+            AuditAction::PostsBulkCreate => "posts.bulk_create",
+            AuditAction::PostsBulkUpdate => "posts.bulk_update",
             AuditAction::PostsBulkRestore => "posts.bulk_restore",
+            AuditAction::PostsFilterDelete => "posts.filter_delete",
             AuditAction::TrashPurge => "trash.purge",
             AuditAction::UserRole => "user.role",
             AuditAction::UserDelete => "user.delete",
+            AuditAction::UserErase => "user.erase",
+            AuditAction::TokenCreate => "token.create",
+            AuditAction::TokenRevoke => "token.revoke",
         }
     }
 
@@ -174,6 +201,28 @@ pub(super) fn list(conn: &Conn, query: &AuditQuery) -> StoreResult<Vec<AuditEven
         }
     };
     Ok(rows)
+}
+
+/// The key in `settings` that lets the retention sweep delete events (only inside its own
+/// transaction; the schema's trigger refuses every other delete, and every delete of an
+/// erasure's event).
+const RETENTION_UNLOCK: &str = "audit.retention";
+
+/// Removes up to `limit` events written before `cutoff`, oldest first, except erasures
+/// (kept for ever); returns how many went.
+pub(super) fn expire(tx: &Tx, cutoff: &Timestamp, limit: usize) -> StoreResult<usize> {
+    tx.execute(
+        "INSERT INTO settings (name, value) VALUES (?1, x'01')",
+        [RETENTION_UNLOCK],
+    )?;
+    let removed = tx.execute(
+        "DELETE FROM audit_events WHERE id IN
+             (SELECT id FROM audit_events WHERE at < ?1 AND action != 'user.erase'
+              ORDER BY id LIMIT ?2)",
+        params![cutoff, i64::try_from(limit).unwrap_or(i64::MAX)],
+    )?;
+    tx.execute("DELETE FROM settings WHERE name = ?1", [RETENTION_UNLOCK])?;
+    Ok(removed)
 }
 
 #[cfg(test)]

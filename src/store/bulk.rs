@@ -7,6 +7,7 @@
 
 use super::audit::{self, AuditAction};
 use super::posts::{apply_patch, check_if_match, insert_all, slug_taken_message, SlugAllocator};
+use super::revisions::{self, RevisionLimit};
 use super::sql::{params, Conn};
 use super::writer::Tx;
 use super::{Refusal, Store, StoreError, StoreResult};
@@ -388,7 +389,12 @@ fn update_conflicts(
 /// manage, 412 for posts whose version an item's `if_match` does not admit, 409 for slugs
 /// another active post holds or two items both set, and for a post that two items both
 /// change.
-pub(super) fn update_all(tx: &Tx, actor: &Actor, items: Vec<PatchItem>) -> StoreResult<Vec<Post>> {
+pub(super) fn update_all(
+    tx: &Tx,
+    actor: &Actor,
+    items: Vec<PatchItem>,
+    limit: RevisionLimit,
+) -> StoreResult<Vec<Post>> {
     let ids: Vec<i64> = items.iter().map(|item| item.id).collect();
     let found = lookup_active(tx, &ids)?;
 
@@ -429,8 +435,9 @@ pub(super) fn update_all(tx: &Tx, actor: &Actor, items: Vec<PatchItem>) -> Store
     let now = Timestamp::now();
     let mut updated = Vec::with_capacity(items.len());
     for item in &items {
-        let changed = apply_patch(tx, item.id, &item.patch, &now)?
+        let changed = apply_patch(tx, actor, item.id, &item.patch, &now)?
             .ok_or_else(|| super::posts::not_found(item.id))?;
+        revisions::prune(tx, item.id, changed.version.revision, limit)?;
         updated.push(changed.post);
     }
     Ok(updated)

@@ -632,6 +632,7 @@ mod tests {
 
     fn post(title: &str, slug: Option<&str>) -> NewPost {
         NewPost {
+            created_at: None,
             title: Title::normalize(title).unwrap(),
             body: PostBody::parse("").unwrap(),
             slug: slug.map(|s| Slug::parse(s).unwrap()),

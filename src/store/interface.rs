@@ -3,13 +3,15 @@
 //! module of its tables.
 
 use super::cluster::Status;
+use super::erasure::{self, Erased};
 use super::idempotency::{self, Commit};
+use super::revisions::{self, Revision, RevisionLimit};
 use super::{audit, bulk, comments, export, import, maintenance, posts, users};
 use super::{shared, Store, StoreError, StoreResult};
 use super::{
     AuditEvent, AuditQuery, ChunkOutcome, DeleteOutcome, ExportScope, Import, ImportCheck,
     ImportLine, ImportMode, InputDigest, ListQuery, OnceKey, PartialOutcome, PatchItem, PostCounts,
-    Progress, Purger, Recorded, RoleChange, TrashQuery, Written,
+    Progress, Purger, Recorded, RoleChange, TrashQuery, UserSummary, Written,
 };
 use crate::clock::{Age, Timestamp};
 use crate::model::{
@@ -222,7 +224,7 @@ impl Store {
         patch: PostPatch,
         if_match: &IfMatch,
     ) -> StoreResult<VersionedPost> {
-        self.write(|tx| posts::update(tx, actor, id, patch, if_match))
+        self.write(|tx| posts::update(tx, actor, id, patch, if_match, self.revision_limit))
     }
 
     pub fn soft_delete_post(&self, actor: &Actor, id: i64, if_match: &IfMatch) -> StoreResult<()> {
@@ -238,8 +240,9 @@ impl Store {
         actor: &Actor,
         id: i64,
         if_match: &IfMatch,
+        owner_undo: Option<std::time::Duration>,
     ) -> StoreResult<VersionedPost> {
-        self.write(|tx| posts::restore(tx, actor, id, if_match))
+        self.write(|tx| posts::restore(tx, actor, id, if_match, owner_undo))
     }
 
     /// How many posts are active and how many in the trash, counted on one snapshot.
@@ -314,7 +317,7 @@ impl Store {
 
     /// Applies every item or none.
     pub fn update_posts(&self, actor: &Actor, items: Vec<PatchItem>) -> StoreResult<Vec<Post>> {
-        self.write_alone(|tx| bulk::update_all(tx, actor, items))
+        self.write_alone(|tx| bulk::update_all(tx, actor, items, self.revision_limit))
     }
 
     /// Soft or permanent delete of the listed posts (each id once); unknown ids skipped.
@@ -447,5 +450,65 @@ impl Store {
     /// directory), so memory stays bounded however long the file.
     pub fn import_check(&self, scratch: &Path) -> StoreResult<ImportCheck> {
         import::import_check(self, scratch)
+    }
+
+    /// Keeps at most `limit` old versions per post from now on (`--revision-limit`).
+    pub fn with_revision_limit(mut self, limit: u32) -> Store {
+        self.revision_limit = RevisionLimit(limit);
+        self
+    }
+
+    /// A page of post `id`'s old versions, newest first (`limit + 1` rows at most).
+    pub fn revisions(
+        &self,
+        actor: &Actor,
+        id: i64,
+        limit: u32,
+        before: Option<i64>,
+    ) -> StoreResult<Vec<Revision>> {
+        self.read(|conn| revisions::list(conn, actor, id, limit, before))
+    }
+
+    /// Makes version `revision` of post `id` current again, as a new revision.
+    pub fn revert_post(
+        &self,
+        actor: &Actor,
+        id: i64,
+        revision: i64,
+        if_match: &IfMatch,
+    ) -> StoreResult<VersionedPost> {
+        self.write(|tx| revisions::revert(tx, actor, id, revision, if_match, self.revision_limit))
+    }
+
+    /// Erases user `user_id` and everything of theirs (see `erasure`); a dry run only
+    /// counts. `actor_id` is the admin asking, `None` for the command line.
+    pub fn erase_user(
+        &self,
+        actor_id: Option<i64>,
+        user_id: i64,
+        dry_run: bool,
+    ) -> StoreResult<Erased> {
+        self.write_alone(|tx| erasure::erase(tx, actor_id, user_id, dry_run))
+    }
+
+    /// A page of users with their post counts, newest first (`limit + 1` rows at most).
+    pub fn users(
+        &self,
+        limit: u32,
+        before: Option<i64>,
+        q: Option<&str>,
+    ) -> StoreResult<Vec<UserSummary>> {
+        self.read(|conn| users::page(conn, limit, before, q))
+    }
+
+    /// The user of name `username`, if any.
+    pub fn user_named(&self, username: &Username) -> StoreResult<Option<User>> {
+        Ok(self.credentials(username)?.map(|(user, _)| user))
+    }
+
+    /// One batch of the audit log's retention sweep: removes up to `limit` events older
+    /// than `cutoff` (never an erasure's), in one transaction of its own.
+    pub fn expire_audit_batch(&self, cutoff: &Timestamp, limit: usize) -> StoreResult<usize> {
+        self.write_alone(|tx| audit::expire(tx, cutoff, limit))
     }
 }

@@ -10,6 +10,7 @@ mod audit;
 mod bulk;
 pub mod cluster;
 mod comments;
+mod erasure;
 mod error;
 mod export;
 mod idempotency;
@@ -18,6 +19,7 @@ mod interface;
 mod local;
 mod maintenance;
 mod posts;
+mod revisions;
 mod schema;
 mod seed;
 mod shared;
@@ -33,6 +35,7 @@ use std::time::Duration;
 pub use audit::{AuditAction, AuditEvent, AuditQuery};
 pub use bulk::{DeleteOutcome, PartialOutcome, PatchItem};
 pub use cluster::{Member, Status as ClusterStatus};
+pub use erasure::Erased;
 pub use error::{Refusal, StoreError, StoreResult};
 pub use export::ExportScope;
 pub use idempotency::{IdempotencyKey, OnceKey, Recorded, Written};
@@ -42,10 +45,11 @@ pub use import::{
 };
 pub use local::{sqlite_version, BUSY_TIMEOUT, DEFAULT_WAL_AUTOCHECKPOINT};
 pub use maintenance::{Progress, Purger};
-pub use posts::{ListQuery, PostCounts, TrashCursor, TrashQuery};
+pub use posts::{undo_until, ListQuery, PostCounts, TrashCursor, TrashQuery};
+pub use revisions::Revision;
 pub use schema::schema_version;
 use sql::Conn;
-pub use users::RoleChange;
+pub use users::{RoleChange, UserSummary};
 use writer::{Tx, WriterConn};
 
 /// The database: read connections, plus the one writer (group commit, store/writer.rs).
@@ -57,6 +61,8 @@ use writer::{Tx, WriterConn};
 pub struct Store {
     way: Way,
     writer: writer::Writer,
+    /// Old versions kept per post (`--revision-limit`).
+    revision_limit: revisions::RevisionLimit,
 }
 
 /// How SQLite is reached.
@@ -77,6 +83,7 @@ impl Store {
         Ok(Store {
             way: Way::Local(db),
             writer: writer::Writer::new(WriterConn::Local(writer)),
+            revision_limit: revisions::RevisionLimit::default(),
         })
     }
 
@@ -90,6 +97,7 @@ impl Store {
                 session: None,
             }),
             way: Way::Cluster(cluster),
+            revision_limit: revisions::RevisionLimit::default(),
         };
         store.write_alone(|tx| schema::migrate(**tx))?;
         Ok(store)

@@ -2,6 +2,7 @@
 //! writes to the `posts` table.
 
 use super::audit::{self, AuditAction};
+use super::revisions::{self, RevisionLimit};
 use super::sql::ToSql;
 use super::sql::{params, Conn, OptionalExtension, Row};
 use super::writer::Tx;
@@ -218,9 +219,10 @@ pub(super) fn insert(
 ) -> StoreResult<Post> {
     let mut stmt = tx.prepare_cached(
         "INSERT INTO posts (author_id, title, slug, body, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
-    let id = match stmt.insert(params![author_id, post.title, slug, post.body, now]) {
+    let created_at = post.created_at.as_ref().unwrap_or(now);
+    let id = match stmt.insert(params![author_id, post.title, slug, post.body, created_at, now]) {
         Ok(id) => id,
         Err(err) if err.is_unique_violation() => return Err(slug_conflict(slug.as_str())),
         Err(err) => return Err(err.into()),
@@ -236,7 +238,7 @@ fn just_inserted(id: i64, author_id: i64, post: NewPost, slug: Slug, now: &Times
         title: post.title,
         slug,
         body: post.body,
-        created_at: now.clone(),
+        created_at: post.created_at.unwrap_or_else(|| now.clone()),
         updated_at: now.clone(),
         deletion: None,
     }
@@ -292,7 +294,7 @@ pub(super) fn insert_rows(
     posts: &[(NewPost, Slug)],
     now: &Timestamp,
 ) -> StoreResult<Vec<i64>> {
-    let per_statement = ((tx.max_params() - 2) / 3).min(INSERT_CHUNK);
+    let per_statement = ((tx.max_params() - 2) / 4).min(INSERT_CHUNK);
     let mut ids = Vec::with_capacity(posts.len());
     for rows in posts.chunks(per_statement) {
         let last = insert_statement(tx, author_id, rows, now)?;
@@ -313,19 +315,26 @@ fn insert_statement(
     sql.push_str(
         "INSERT INTO posts (author_id, title, slug, body, created_at, updated_at) VALUES ",
     );
-    let mut values: Vec<&dyn ToSql> = Vec::with_capacity(2 + posts.len() * 3);
+    let mut values: Vec<&dyn ToSql> = Vec::with_capacity(2 + posts.len() * 4);
     values.push(&author_id);
     values.push(now);
     for (i, (post, slug)) in posts.iter().enumerate() {
-        let at = 3 + i * 3;
+        let at = 3 + i * 4;
         if i > 0 {
             sql.push(',');
         }
         // Placeholders only: every value is bound.
-        let _ = write!(sql, "(?1, ?{at}, ?{}, ?{}, ?2, ?2)", at + 1, at + 2);
+        let _ = write!(
+            sql,
+            "(?1, ?{at}, ?{}, ?{}, ?{}, ?2)",
+            at + 1,
+            at + 2,
+            at + 3
+        );
         values.push(&post.title);
         values.push(slug);
         values.push(&post.body);
+        values.push(post.created_at.as_ref().unwrap_or(now));
     }
     match tx.prepare_cached(&sql)?.execute(values.as_slice()) {
         Ok(inserted) if inserted == posts.len() => Ok(tx.last_insert_rowid()),
@@ -501,6 +510,7 @@ pub(super) fn update(
     id: i64,
     patch: PostPatch,
     if_match: &IfMatch,
+    limit: RevisionLimit,
 ) -> StoreResult<VersionedPost> {
     let found = managed_active_post(tx, actor, id, if_match)?;
     if let Some(slug) = &patch.slug {
@@ -508,21 +518,27 @@ pub(super) fn update(
             return Err(slug_conflict(slug.as_str()));
         }
     }
-    apply_patch(tx, id, &patch, &Timestamp::now())?.ok_or_else(|| not_found(id))
+    let updated =
+        apply_patch(tx, actor, id, &patch, &Timestamp::now())?.ok_or_else(|| not_found(id))?;
+    revisions::prune(tx, id, updated.version.revision, limit)?;
+    Ok(updated)
 }
 
-/// Writes a checked patch, counting a new revision; `None` if the post is not active.
+/// Writes a checked patch by `actor`, counting a new revision (the schema's trigger keeps
+/// the version it replaces); `None` if the post is not active.
 pub(super) fn apply_patch(
     tx: &Tx,
+    actor: &Actor,
     id: i64,
     patch: &PostPatch,
     now: &Timestamp,
 ) -> StoreResult<Option<VersionedPost>> {
     let changed = tx.execute(
         "UPDATE posts SET title = coalesce(?2, title), body = coalesce(?3, body),
-                          slug = coalesce(?4, slug), updated_at = ?5, revision = revision + 1
+                          slug = coalesce(?4, slug), updated_at = ?5, updated_by_id = ?6,
+                          revision = revision + 1
          WHERE id = ?1 AND deleted_at IS NULL",
-        params![id, patch.title, patch.body, patch.slug, now],
+        params![id, patch.title, patch.body, patch.slug, now, actor.user_id],
     );
     // Read back, not RETURNING: dqlite 1.11 can not run it.
     match changed {
@@ -580,17 +596,40 @@ pub(super) fn hard_delete(tx: &Tx, actor: &Actor, id: i64, if_match: &IfMatch) -
 
 /// Brings a soft-deleted post back, as a new revision. The caller has checked that the
 /// actor is an admin. 404, then If-Match (412), then "not deleted" (400), then the slug (409).
+/// Until when `actor` may undo the soft delete of `post` themselves: its author, who
+/// deleted it, within `owner_undo` of the delete; `None` when they may not (any more).
+pub fn undo_until(
+    post: &Post,
+    actor: &Actor,
+    owner_undo: Option<std::time::Duration>,
+) -> Option<Timestamp> {
+    let window = owner_undo.filter(|w| !w.is_zero())?;
+    let deletion = post.deletion.as_ref()?;
+    let theirs = post.author_id == actor.user_id && deletion.deleted_by_id == Some(actor.user_id);
+    let until = deletion.deleted_at.plus(window);
+    (theirs && until > Timestamp::now()).then_some(until)
+}
+
+/// Restores a soft-deleted post: an admin's any, or (with `owner_undo`) a post its author
+/// deleted themselves, within that long of its deletion.
 pub(super) fn restore(
     tx: &Tx,
     actor: &Actor,
     id: i64,
     if_match: &IfMatch,
+    owner_undo: Option<std::time::Duration>,
 ) -> StoreResult<VersionedPost> {
     let (found, deleted) = match locate(tx, id)? {
         None => return Err(not_found(id)),
         Some(Located::Active(found)) => (found, false),
         Some(Located::Deleted(found)) => (found, true),
     };
+    if !actor.is_admin() && undo_until(&found.post, actor, owner_undo).is_none() {
+        return Err(StoreError::forbidden(
+            "only an admin can restore this post (an author can undo their own delete only \
+             for a while after it, when the server allows it)",
+        ));
+    }
     check_if_match(if_match, found.version)?;
     if !deleted {
         return Err(StoreError::refused(
@@ -679,6 +718,7 @@ mod tests {
 
     fn new_post(title: &str, slug: Option<&str>) -> NewPost {
         NewPost {
+            created_at: None,
             title: Title::normalize(title).unwrap(),
             body: PostBody::parse("b").unwrap(),
             slug: slug.map(|s| Slug::parse(s).unwrap()),

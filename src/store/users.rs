@@ -128,3 +128,44 @@ pub(super) fn delete_user(tx: &Tx, username: &Username) -> StoreResult<()> {
     );
     audit::append(tx, None, AuditAction::UserDelete, &[id], &detail)
 }
+
+/// A user as the console lists them: the account and how many posts they have, active
+/// and in the trash.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct UserSummary {
+    #[serde(flatten)]
+    pub user: User,
+    pub posts: i64,
+    pub trashed: i64,
+}
+
+/// A page of users, newest first, before id `before` when given, whose name holds `q`
+/// (ASCII case-insensitively) when given; `limit + 1` rows at most.
+pub(super) fn page(
+    conn: &Conn,
+    limit: u32,
+    before: Option<i64>,
+    q: Option<&str>,
+) -> StoreResult<Vec<UserSummary>> {
+    let rows = conn
+        .prepare_cached(
+            "SELECT u.id, u.username, u.role, u.created_at,
+                    (SELECT count(*) FROM active_posts WHERE author_id = u.id),
+                    (SELECT count(*) FROM deleted_posts WHERE author_id = u.id)
+             FROM users AS u
+             WHERE u.id < ?1 AND (?3 IS NULL OR instr(lower(u.username), lower(?3)) > 0)
+             ORDER BY u.id DESC LIMIT ?2",
+        )?
+        .query_map(
+            params![before.unwrap_or(i64::MAX), i64::from(limit) + 1, q],
+            |row| {
+                Ok(UserSummary {
+                    user: user_from_row(row)?,
+                    posts: row.get(4)?,
+                    trashed: row.get(5)?,
+                })
+            },
+        )?
+        .collect::<super::sql::Result<_>>()?;
+    Ok(rows)
+}
