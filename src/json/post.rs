@@ -81,9 +81,8 @@ pub fn imported_post(mut fields: Fields) -> Result<NewPost, Vec<ItemError>> {
     let post = new_post_from(&mut fields);
     let created_at = fields.optional_string("created_at");
     let created_at = fields.parsed("created_at", created_at, |text| {
-        Timestamp::parse(&text).ok_or_else(|| {
-            "must be a timestamp such as 2026-11-22T10:04:05.123Z".to_string()
-        })
+        Timestamp::parse(&text)
+            .ok_or_else(|| "must be a timestamp such as 2026-11-22T10:04:05.123Z".to_string())
     });
     for ignored in &IMPORT_FIELDS[4..] {
         fields.ignore(ignored);
@@ -94,4 +93,3 @@ pub fn imported_post(mut fields: Fields) -> Result<NewPost, Vec<ItemError>> {
         _ => Err(errors),
     }
 }
-

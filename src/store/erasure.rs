@@ -66,7 +66,8 @@ pub(super) fn erase(
     // What is deleted from now on is overwritten with zeros, not left in free pages.
     tx.execute_batch("PRAGMA secure_delete = ON")?;
     let outcome = remove(tx, user_id, &name, &erased);
-    tx.execute_batch("PRAGMA secure_delete = OFF")?;
+    // Back to what every connection has (store/local.rs): zeroed within pages written anyway.
+    tx.execute_batch("PRAGMA secure_delete = FAST")?;
     outcome?;
     audit::append(
         tx,

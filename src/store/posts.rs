@@ -222,7 +222,9 @@ pub(super) fn insert(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
     let created_at = post.created_at.as_ref().unwrap_or(now);
-    let id = match stmt.insert(params![author_id, post.title, slug, post.body, created_at, now]) {
+    let id = match stmt.insert(params![
+        author_id, post.title, slug, post.body, created_at, now
+    ]) {
         Ok(id) => id,
         Err(err) if err.is_unique_violation() => return Err(slug_conflict(slug.as_str())),
         Err(err) => return Err(err.into()),

@@ -42,11 +42,18 @@ fn readme_walkthrough_and_bulk_examples_work_as_written() {
         .nth(1)
         .and_then(|rest| rest.split_whitespace().next())
         .expect("the README starts its server with POSTD_METRICS_TOKEN=…");
+    // The owner-undo window the README starts its server with.
+    let owner_undo = readme
+        .split("POSTD_OWNER_UNDO=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the README starts its server with POSTD_OWNER_UNDO=…");
     // Default --db (data/postd.db, relative): the server must create data/ itself.
     let server = ServerProcess::start(
         Command::new(BIN)
             .args(["--addr", "127.0.0.1:0"])
             .env("POSTD_METRICS_TOKEN", metrics_token)
+            .env("POSTD_OWNER_UNDO", owner_undo)
             .current_dir(dir.path())
             .stderr(Stdio::null()),
         START_WITHIN,
@@ -103,6 +110,10 @@ fn readme_walkthrough_and_bulk_examples_work_as_written() {
         "exported ",
         "imported 2 posts from 2 lines of more.ndjson as 'alice'",
         "more.ndjson was imported completely as 'alice'",
+        r#""revision":1,"title":"Notes","slug":"notes","body":"First draft""#,
+        r#""undo_until":"20"#,
+        r#""posts":0,"comments":0,"revisions":0"#,
+        r#""action":"user.erase""#,
     ] {
         assert!(
             stdout.contains(expected),

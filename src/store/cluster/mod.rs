@@ -65,6 +65,8 @@ impl From<dqlite::Error> for Error {
 impl Session {
     fn open(mut client: Client, generation: u64) -> Result<Session> {
         let db = client.open(DATABASE)?;
+        // As on the file (store/local.rs): what is deleted is zeroed within its page.
+        client.exec_sql(db, "PRAGMA secure_delete = FAST", &[])?;
         Ok(Session {
             client: RefCell::new(client),
             db,
