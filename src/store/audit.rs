@@ -203,6 +203,19 @@ pub(super) fn list(conn: &Conn, query: &AuditQuery) -> StoreResult<Vec<AuditEven
     Ok(rows)
 }
 
+/// Events after `after_id`, oldest first, at most `limit`: what the change feed sends next.
+/// Only committed events are visible, and ids are handed out under the one write lock, so
+/// an event never shows up behind one with a higher id.
+pub(super) fn after(conn: &Conn, after_id: i64, limit: u32) -> StoreResult<Vec<AuditEvent>> {
+    let rows = conn
+        .prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS} FROM audit_events WHERE id > ?1 ORDER BY id LIMIT ?2"
+        ))?
+        .query_map(params![after_id, i64::from(limit)], event_from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
 /// The key in `settings` that lets the retention sweep delete events (only inside its own
 /// transaction; the schema's trigger refuses every other delete, and every delete of an
 /// erasure's event).

@@ -6,7 +6,9 @@
 //! `json_each(?1)`, so a check is one statement, not N round trips.
 
 use super::audit::{self, AuditAction};
-use super::posts::{apply_patch, check_if_match, insert_all, slug_taken_message, SlugAllocator};
+use super::posts::{
+    apply_patch, check_if_match, insert_all, slug_taken_message, Created, SlugAllocator,
+};
 use super::revisions::{self, RevisionLimit};
 use super::sql::{params, Conn};
 use super::writer::Tx;
@@ -240,7 +242,12 @@ pub(super) fn create_all(tx: &Tx, actor: &Actor, items: Vec<NewPost>) -> StoreRe
         let slug = slugs.slug_for(tx, &item)?;
         slugged.push((item, slug));
     }
-    insert_all(tx, actor.user_id, slugged, &Timestamp::now())
+    let detail = format!("requested {}", slugged.len());
+    let event = Created {
+        actor_id: Some(actor.user_id),
+        detail: &detail,
+    };
+    insert_all(tx, actor.user_id, slugged, &Timestamp::now(), event)
 }
 
 /// One item's fate in a partial (non-atomic) bulk create.
@@ -302,11 +309,13 @@ pub(super) fn create_partial(
         };
         outcomes.push(outcome);
     }
-    for (place, post) in
-        places
-            .into_iter()
-            .zip(insert_all(tx, actor.user_id, creating, &Timestamp::now())?)
-    {
+    let detail = format!("requested {}, created {}", outcomes.len(), creating.len());
+    let event = Created {
+        actor_id: Some(actor.user_id),
+        detail: &detail,
+    };
+    let created = insert_all(tx, actor.user_id, creating, &Timestamp::now(), event)?;
+    for (place, post) in places.into_iter().zip(created) {
         outcomes[place] = Some(PartialOutcome::Created(post));
     }
     Ok(outcomes.into_iter().flatten().collect())
@@ -440,6 +449,14 @@ pub(super) fn update_all(
         revisions::prune(tx, item.id, changed.version.revision, limit)?;
         updated.push(changed.post);
     }
+    let ids: Vec<i64> = updated.iter().map(|post| post.id).collect();
+    audit::append(
+        tx,
+        Some(actor.user_id),
+        AuditAction::PostsBulkUpdate,
+        &ids,
+        &format!("requested {}", ids.len()),
+    )?;
     Ok(updated)
 }
 

@@ -64,10 +64,11 @@ pub(super) fn erase(
         return Ok(erased);
     }
     // What is deleted from now on is overwritten with zeros, not left in free pages.
-    tx.execute_batch("PRAGMA secure_delete = ON")?;
-    let outcome = remove(tx, user_id, &name, &erased);
+    // These pragmas answer with a row: queries, for dqlite's sake.
+    tx.query_row("PRAGMA secure_delete = ON", (), |_| Ok(()))?;
+    let outcome = erase_rows(tx, user_id, &name, &erased);
     // Back to what every connection has (store/local.rs): zeroed within pages written anyway.
-    tx.execute_batch("PRAGMA secure_delete = FAST")?;
+    tx.query_row("PRAGMA secure_delete = FAST", (), |_| Ok(()))?;
     outcome?;
     audit::append(
         tx,
@@ -82,7 +83,7 @@ pub(super) fn erase(
     Ok(erased)
 }
 
-fn remove(tx: &Tx, user_id: i64, name: &str, erased: &Erased) -> StoreResult<()> {
+fn erase_rows(tx: &Tx, user_id: i64, name: &str, erased: &Erased) -> StoreResult<()> {
     forget_name_in_audit_log(tx, user_id, name)?;
     // Their posts go with their comments and revisions (ON DELETE CASCADE), their comments
     // elsewhere, idempotency records and imports with the user row.

@@ -9,7 +9,7 @@
 
 use super::audit::{self, AuditAction};
 use super::maintenance::Progress;
-use super::posts::{insert_rows, slug_taken, slug_taken_message, SlugAllocator};
+use super::posts::{insert_rows, slug_taken, slug_taken_message, Created, SlugAllocator};
 use super::sql::{params, Conn, OptionalExtension};
 use super::writer::Tx;
 use super::HeldConn;
@@ -369,7 +369,11 @@ pub(super) fn import_chunk(
             turned_bad = std::mem::take(&mut report.refused);
             return Err(StoreError::refused(Refusal::Conflict, "a line turned bad"));
         }
-        let ids = insert_rows(tx, author_id, &accepted, &now)?;
+        let event = Created {
+            actor_id: None,
+            detail: "import, command line",
+        };
+        let ids = insert_rows(tx, author_id, &accepted, &now, event)?;
         report.created = accepted.len() as u64;
         drop(accepted);
         let after = ImportProgress {

@@ -511,4 +511,15 @@ impl Store {
     pub fn expire_audit_batch(&self, cutoff: &Timestamp, limit: usize) -> StoreResult<usize> {
         self.write_alone(|tx| audit::expire(tx, cutoff, limit))
     }
+
+    /// Audit events after `after_id`, oldest first, at most `limit` (the change feed).
+    pub fn events_after(&self, after_id: i64, limit: u32) -> StoreResult<Vec<AuditEvent>> {
+        self.read(|conn| audit::after(conn, after_id, limit))
+    }
+
+    /// Waits until a write transaction of this process commits after the `seen`-th, or
+    /// `timeout` passes; returns the commits counted now (see `commits`).
+    pub fn wait_for_commit(&self, seen: u64, timeout: Duration) -> u64 {
+        self.writer.wait_for_commit(seen, timeout)
+    }
 }

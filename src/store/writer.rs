@@ -169,6 +169,8 @@ pub struct Writer {
     observe_wait: Mutex<Option<WaitObserver>>,
     /// Transactions committed (each one sync of the WAL).
     commits: AtomicU64,
+    /// Woken at every commit: the change feed's streams wait here for new events.
+    committed: (Mutex<()>, Condvar),
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -184,12 +186,30 @@ impl Writer {
             state: Mutex::new(State::default()),
             observe_wait: Mutex::new(None),
             commits: AtomicU64::new(0),
+            committed: (Mutex::new(()), Condvar::new()),
         }
     }
 
     /// Transactions committed so far: with group commit, fewer than the writes.
     pub fn commits(&self) -> u64 {
-        self.commits.load(Ordering::Relaxed)
+        self.commits.load(Ordering::SeqCst)
+    }
+
+    fn count_commit(&self) {
+        let _signal = lock(&self.committed.0);
+        self.commits.fetch_add(1, Ordering::SeqCst);
+        self.committed.1.notify_all();
+    }
+
+    /// Waits until a transaction after the `seen`-th commits, or `timeout` passes; returns
+    /// the commits counted now. (Other processes' and other nodes' commits wake nobody:
+    /// waiters look again when the timeout passes.)
+    pub fn wait_for_commit(&self, seen: u64, timeout: Duration) -> u64 {
+        let guard = lock(&self.committed.0);
+        let _ = self.committed.1.wait_timeout_while(guard, timeout, |_| {
+            self.commits.load(Ordering::SeqCst) == seen
+        });
+        self.commits()
     }
 
     pub fn observe_waits(&self, observer: WaitObserver) {
@@ -258,7 +278,7 @@ impl Writer {
         let ended = match outcome {
             Ok(Ok(value)) => match current.execute_batch("COMMIT") {
                 Ok(()) => {
-                    self.commits.fetch_add(1, Ordering::Relaxed);
+                    self.count_commit();
                     Ok(value)
                 }
                 Err(err) => {
@@ -311,7 +331,7 @@ impl Writer {
             });
         match committed {
             Ok(()) => {
-                self.commits.fetch_add(1, Ordering::Relaxed);
+                self.count_commit();
                 group.finish(Settled::Committed);
             }
             Err(err) => {

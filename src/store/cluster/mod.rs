@@ -66,7 +66,10 @@ impl Session {
     fn open(mut client: Client, generation: u64) -> Result<Session> {
         let db = client.open(DATABASE)?;
         // As on the file (store/local.rs): what is deleted is zeroed within its page.
-        client.exec_sql(db, "PRAGMA secure_delete = FAST", &[])?;
+        // It answers with a row: a query (dqlite refuses a statement with rows as an exec).
+        client
+            .query_sql(db, "PRAGMA secure_delete = FAST", &[])?
+            .collect_all()?;
         Ok(Session {
             client: RefCell::new(client),
             db,
