@@ -262,3 +262,18 @@ CREATE TRIGGER audit_events_no_replace BEFORE INSERT ON audit_events
 WHEN NEW.id IS NOT NULL AND EXISTS (SELECT 1 FROM audit_events WHERE id = NEW.id) BEGIN
     SELECT RAISE(ABORT, 'the audit log is append-only');
 END;
+
+-- @version 9: API tokens
+-- Long-lived tokens for scripts, each limited to some scopes. Only a SHA-256 of the
+-- token is kept (tokens are 32 random bytes: a hash needs no salt and no slowness); the
+-- token itself is shown once, when made. Names are unique per user.
+CREATE TABLE api_tokens (
+    id         INTEGER PRIMARY KEY,
+    user_id    INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    name       TEXT    NOT NULL,
+    token_hash TEXT    NOT NULL UNIQUE,
+    scopes     TEXT    NOT NULL,
+    created_at TEXT    NOT NULL,
+    expires_at TEXT,
+    UNIQUE (user_id, name)
+);

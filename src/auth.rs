@@ -96,6 +96,27 @@ impl TokenKeys {
     }
 }
 
+/// What every API token starts with: it tells an API token from a login token (a JWT) at
+/// a glance, for the server and for secret scanners.
+pub const API_TOKEN_PREFIX: &str = "postd_";
+
+/// A new API token (32 random bytes) and the hash of it the store keeps.
+pub fn new_api_token() -> (String, String) {
+    let random: String = generate_key().iter().map(|b| format!("{b:02x}")).collect();
+    let token = format!("{API_TOKEN_PREFIX}{random}");
+    let hash = api_token_hash(&token);
+    (token, hash)
+}
+
+/// SHA-256 of a token, in hex: enough for 32 random bytes (no salt, no slowness needed).
+pub fn api_token_hash(token: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// A new random signing key (32 bytes).
 pub fn generate_key() -> Vec<u8> {
     HS256Key::generate().to_bytes()

@@ -6,10 +6,10 @@ use crate::api::{self, App};
 use crate::auth::{hash_password, load_or_create_key, TokenKeys};
 use crate::config::{
     self, AuditArgs, BackupArgs, Command, DbArg, Invocation, Place, PurgeArgs, RoleArg,
-    ServeConfig, UserCommand,
+    ServeConfig, TokenCommand, UserCommand,
 };
 use crate::logging::{self, LogFormat};
-use crate::model::{Password, Role, Username};
+use crate::model::{Password, Role, Scopes, TokenName, Username};
 use crate::store::{AuditEvent, AuditQuery, Purger, RoleChange, Store};
 use std::ffi::OsString;
 use std::io::{BufRead, IsTerminal, Write};
@@ -185,6 +185,69 @@ fn execute(command: Command) -> Result<(), String> {
         Command::Export(args) => export::run(args),
         Command::Import(_) => Err("import is run through cli::run, for its exit status".into()),
         Command::Cluster(command) => cluster::run(command),
+        Command::Token(command) => token(command),
+    }
+}
+
+fn token(command: TokenCommand) -> Result<(), String> {
+    match command {
+        TokenCommand::Create {
+            name,
+            user,
+            scopes,
+            expires,
+            db,
+        } => {
+            let name = TokenName::parse(&name).map_err(|m| format!("token name {m}"))?;
+            let scopes = Scopes::parse_list(scopes.iter().map(String::as_str))
+                .map_err(|m| format!("--scope: {m}"))?;
+            let store = open_store(&db)?;
+            let owner = store
+                .user_named(&username(&user)?)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no user '{user}'"))?;
+            if let Some(refusal) = scopes.refused_for(owner.role) {
+                return Err(format!("{refusal}; '{user}' is not one"));
+            }
+            let (secret, hash) = crate::auth::new_api_token();
+            let now = crate::clock::Timestamp::now();
+            let info = crate::store::TokenInfo {
+                name,
+                scopes,
+                expires_at: expires.map(|age| now.plus(age.duration())),
+                created_at: now,
+            };
+            store
+                .create_token(None, owner.id, &info, &hash)
+                .map_err(|e| e.to_string())?;
+            // The token alone on stdout, so a script can take it; shown this once.
+            println!("{secret}");
+            Ok(())
+        }
+        TokenCommand::List { db } => {
+            let store = open_existing(&db)?;
+            for (user, info) in store.all_tokens().map_err(|e| e.to_string())? {
+                println!(
+                    "{:<20}  {:<24}  {:<40}  created {}  {}",
+                    user.as_str(),
+                    info.name.as_str(),
+                    info.scopes.joined(),
+                    info.created_at,
+                    info.expires_at
+                        .map_or("never expires".to_string(), |t| format!("expires {t}"))
+                );
+            }
+            Ok(())
+        }
+        TokenCommand::Revoke { name, user, db } => {
+            let name = TokenName::parse(&name).map_err(|m| format!("token name {m}"))?;
+            let owner = user.as_deref().map(username).transpose()?;
+            let user = open_existing(&db)?
+                .revoke_token_named(&name, owner.as_ref())
+                .map_err(|e| e.to_string())?;
+            println!("revoked token '{name}' of '{user}'");
+            Ok(())
+        }
     }
 }
 

@@ -55,6 +55,14 @@ impl Timestamp {
         shaped.then(|| Timestamp(text.to_owned()))
     }
 
+    /// Any RFC 3339 date-time (`2026-01-01T00:00:00Z`, `…+02:00`), in the stored form (UTC,
+    /// milliseconds: finer digits are cut).
+    pub fn parse_rfc3339(text: &str) -> Option<Timestamp> {
+        OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+            .ok()
+            .map(Timestamp::at)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

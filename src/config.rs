@@ -49,6 +49,47 @@ pub enum Command {
     /// A dqlite cluster's members: list them, or remove one
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// API tokens for scripts: make one (shown once), list them, revoke one
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Make a token for USERNAME and print it (once: only its hash is kept)
+    Create {
+        name: String,
+        /// whose token it is
+        #[arg(long = "user", value_name = "USERNAME")]
+        user: String,
+        /// what it may do: posts:read, posts:write, events:read, admin (admins only)
+        #[arg(
+            long = "scope",
+            value_delimiter = ',',
+            required = true,
+            value_name = "SCOPE,..."
+        )]
+        scopes: Vec<String>,
+        /// how long it works (e.g. 90d); without it, until revoked
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<Age>,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Every token: its user, name, scopes and dates (never the token)
+    List {
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Revoke a token by its name: the next request with it is a 401
+    Revoke {
+        name: String,
+        /// whose token (needed only when several users have a token of that name)
+        #[arg(long = "user", value_name = "USERNAME")]
+        user: Option<String>,
+        #[command(flatten)]
+        db: DbArg,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -342,6 +383,11 @@ pub struct ServeConfig {
     /// least once a minute; off when not given
     #[arg(long, env = "POSTD_TRASH_RETENTION", value_name = "DURATION")]
     pub trash_retention: Option<Age>,
+
+    /// most change-feed streams (GET /events) open at once; past it 503 with Retry-After
+    #[arg(long, env = "POSTD_MAX_EVENT_STREAMS", default_value_t = 64,
+          value_parser = positive_usize, value_name = "N")]
+    pub max_event_streams: usize,
 
     /// old versions of title, slug and body kept per post (GET /posts/{id}/revisions)
     #[arg(

@@ -40,6 +40,104 @@ impl Serialize for Role {
     }
 }
 
+/// What an API token may do. A login token may do everything its user may.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scope {
+    /// Read what is not public: the trash, revisions.
+    PostsRead,
+    /// Create, update, delete, restore and revert posts, single and bulk; comment.
+    PostsWrite,
+    /// Read the change feed.
+    EventsRead,
+    /// Everything an admin's login token can do (only for admins).
+    Admin,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 4] = [
+        Scope::PostsRead,
+        Scope::PostsWrite,
+        Scope::EventsRead,
+        Scope::Admin,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::PostsRead => "posts:read",
+            Scope::PostsWrite => "posts:write",
+            Scope::EventsRead => "events:read",
+            Scope::Admin => "admin",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Scope> {
+        Scope::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+impl Serialize for Scope {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// A token's scopes, each once, in a fixed order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Scopes(Vec<Scope>);
+
+impl Scopes {
+    /// `posts:read,events:read`: each a scope, at least one, each once. `Err` says why not.
+    pub fn parse_list<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Scopes, String> {
+        let mut scopes = Vec::new();
+        for name in names {
+            let scope = Scope::parse(name.trim()).ok_or_else(|| {
+                format!(
+                    "unknown scope '{}'; scopes are posts:read, posts:write, events:read, admin",
+                    crate::text::escape_controls(crate::text::clip(name, 32))
+                )
+            })?;
+            if !scopes.contains(&scope) {
+                scopes.push(scope);
+            }
+        }
+        if scopes.is_empty() {
+            return Err("needs at least one scope".into());
+        }
+        scopes.sort();
+        Ok(Scopes(scopes))
+    }
+
+    /// Whether a request that needs `scope` may go on: `admin` stands for every scope.
+    pub fn allow(&self, scope: Scope) -> bool {
+        self.0.contains(&scope) || self.0.contains(&Scope::Admin)
+    }
+
+    pub fn contains(&self, scope: Scope) -> bool {
+        self.0.contains(&scope)
+    }
+
+    /// Why a user of `role` may not hold these scopes, if they may not: `admin` and
+    /// `events:read` (the feed shows every user's changes) are for admins only.
+    pub fn refused_for(&self, role: Role) -> Option<String> {
+        if role == Role::Admin {
+            return None;
+        }
+        [Scope::Admin, Scope::EventsRead]
+            .into_iter()
+            .find(|scope| self.contains(*scope))
+            .map(|scope| format!("the scope {} is for admins only", scope.as_str()))
+    }
+
+    /// `posts:read,events:read`, as stored and as the CLI prints them.
+    pub fn joined(&self) -> String {
+        self.0
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
 /// Declares a text newtype that exists only by passing its rule: `parse` is the one way to
 /// make one, so a value of the type is valid wherever it travels.
 macro_rules! checked_text {
@@ -97,6 +195,22 @@ checked_text!(
     Username,
     |text| {
         char_count_between(text, USERNAME_LEN)?;
+        if text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        {
+            Ok(())
+        } else {
+            Err("may contain only letters, digits, '_', '.' and '-'".into())
+        }
+    }
+);
+
+checked_text!(
+    /// An API token's name: 1..=64 characters of `[A-Za-z0-9_.-]`, unique per user.
+    TokenName,
+    |text| {
+        char_count_between(text, 1..=64)?;
         if text
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
@@ -460,6 +574,27 @@ pub fn slug_candidate(base: &Slug, n: u64) -> Slug {
     slug.push_str(cut);
     slug.push_str(&suffix);
     Slug(slug)
+}
+
+const MAX_SEARCH_WORDS: usize = 32;
+const MAX_SEARCH_LEN: usize = 1_000;
+
+/// Splits a search text into words the way the full-text index splits text (runs of
+/// letters and digits), so punctuation and operators are separators, never syntax. `Err`
+/// says which limit it breaks.
+pub fn search_words(q: &str) -> Result<Vec<String>, &'static str> {
+    if q.len() > MAX_SEARCH_LEN {
+        return Err("must be at most 1000 bytes");
+    }
+    let words: Vec<String> = q
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if words.len() > MAX_SEARCH_WORDS {
+        return Err("must have at most 32 words");
+    }
+    Ok(words)
 }
 
 #[cfg(test)]

@@ -3,15 +3,26 @@
 use super::call::{json, Call};
 use super::input::read_json_body;
 use super::problem::ApiError;
-use crate::auth::{hash_password, verify_password};
-use crate::model::{Actor, Password, Role, User, Username};
+use super::routes::Need;
+use crate::auth::{api_token_hash, hash_password, verify_password, API_TOKEN_PREFIX};
+use crate::clock::Timestamp;
+use crate::model::{Actor, Password, Role, Scope, Scopes, User, Username};
 use crate::net::throttle_unit;
 use rouille::Response;
 use std::time::Duration;
 
-/// The user behind the request's bearer token, read from the database now: a role change
-/// or a removed user takes effect on the very next request.
-pub fn authenticate(call: &Call<'_>) -> Result<User, ApiError> {
+/// Who is asking: the user behind the bearer token, and what the token may do.
+pub struct Caller {
+    pub user: User,
+    /// An API token's scopes; `None` for a login token, which may do what its user may.
+    pub scopes: Option<Scopes>,
+}
+
+/// The caller behind the request's bearer token — a login token (a JWT) or an API token —
+/// read from the database now: a role change, a removed user, a revoked token take effect
+/// on the very next request. An API token must have the scope the route needs
+/// (routes::NEEDS): 403 naming it otherwise.
+pub fn authenticate(call: &Call<'_>) -> Result<Caller, ApiError> {
     let header = call.request.header("Authorization").ok_or_else(|| {
         ApiError::unauthorized("this endpoint needs an Authorization: Bearer token")
     })?;
@@ -23,6 +34,9 @@ pub fn authenticate(call: &Call<'_>) -> Result<User, ApiError> {
             ))
         }
     };
+    if token.starts_with(API_TOKEN_PREFIX) {
+        return api_token(call, token);
+    }
     let user_id = call
         .app
         .keys
@@ -34,14 +48,60 @@ pub fn authenticate(call: &Call<'_>) -> Result<User, ApiError> {
         .user(user_id)?
         .ok_or_else(|| ApiError::unauthorized("the token's user no longer exists"))?;
     call.note_user(user.id);
-    Ok(user)
+    Ok(Caller { user, scopes: None })
+}
+
+fn api_token(call: &Call<'_>, token: &str) -> Result<Caller, ApiError> {
+    let unknown = || ApiError::unauthorized("the token is unknown, revoked or expired");
+    let grant = call
+        .app
+        .store
+        .token_grant(&api_token_hash(token))?
+        .ok_or_else(unknown)?;
+    if grant
+        .expires_at
+        .as_ref()
+        .is_some_and(|until| *until <= Timestamp::now())
+    {
+        return Err(unknown());
+    }
+    call.note_user(grant.user.id);
+    match call.need.get() {
+        Need::LoginToken => return Err(ApiError::forbidden(
+            "API tokens are managed with a login token (POST /auth/login), not another API token",
+        )),
+        Need::Scope(scope) if !grant.scopes.allow(scope) => {
+            return Err(ApiError::forbidden(format!(
+                "this token lacks the scope {} (it has {})",
+                scope.as_str(),
+                grant.scopes.joined()
+            )))
+        }
+        _ => {}
+    }
+    Ok(Caller {
+        user: grant.user,
+        scopes: Some(grant.scopes),
+    })
+}
+
+impl Caller {
+    /// The role the request acts with: an admin's API token without the scope `admin` acts
+    /// as an ordinary user (its own posts only), since `admin` is what stands for "what the
+    /// admin's login token can do".
+    pub fn acting_role(&self) -> Role {
+        match &self.scopes {
+            Some(scopes) if !scopes.contains(Scope::Admin) => Role::User,
+            _ => self.user.role,
+        }
+    }
 }
 
 pub fn actor(call: &Call<'_>) -> Result<Actor, ApiError> {
-    let user = authenticate(call)?;
+    let caller = authenticate(call)?;
     Ok(Actor {
-        user_id: user.id,
-        role: user.role,
+        user_id: caller.user.id,
+        role: caller.acting_role(),
     })
 }
 
@@ -146,5 +206,5 @@ pub fn login(call: &Call<'_>) -> Result<Response, ApiError> {
 }
 
 pub fn me(call: &Call<'_>) -> Result<Response, ApiError> {
-    json(200, &authenticate(call)?)
+    json(200, &authenticate(call)?.user)
 }

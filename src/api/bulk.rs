@@ -32,7 +32,16 @@ fn bulk_body<'a, T>(
     array: &'static str,
     rest: impl FnOnce(&mut Fields<'a>) -> T,
 ) -> Result<(Vec<&'a RawValue>, T), ApiError> {
-    let mut fields = crate::json::object_in(body, known)?;
+    bulk_fields(app, crate::json::object_in(body, known)?, array, rest)
+}
+
+/// [`bulk_body`] for a body already read as fields.
+fn bulk_fields<'a, T>(
+    app: &App,
+    mut fields: Fields<'a>,
+    array: &'static str,
+    rest: impl FnOnce(&mut Fields<'a>) -> T,
+) -> Result<(Vec<&'a RawValue>, T), ApiError> {
     let elements = fields.required_array(array, app.max_bulk);
     let others = rest(&mut fields);
     let errors = fields.finish();
@@ -259,18 +268,44 @@ struct DeleteReport<'a> {
     skipped: &'a [i64],
 }
 
+/// The fields of a bulk delete's body: `post_ids`, or a filter (api/filter.rs).
+const DELETE_FIELDS: &[&str] = &[
+    "post_ids",
+    "hard_delete",
+    "filter",
+    "dry_run",
+    "expected_count",
+];
+
 /// `DELETE /posts/bulk`, and `POST /posts/bulk/delete` for clients and proxies that drop
-/// the body of a DELETE: the same body, the same answers.
+/// the body of a DELETE: the same body, the same answers. A body with `filter` instead of
+/// `post_ids` is a delete by filter.
 pub fn delete(call: &Call<'_>) -> Result<Response, ApiError> {
     let actor = admin(call)?;
     let body = read_json_body(call.request, call.app.max_body)?;
-    let (raws, hard) = bulk_body(
-        call.app,
-        &body,
-        &["post_ids", "hard_delete"],
-        "post_ids",
-        |f| f.optional_bool("hard_delete"),
-    )?;
+    let mut fields = crate::json::object_in(&body, DELETE_FIELDS)?;
+    if fields.has("filter") {
+        if fields.has("post_ids") {
+            fields.error(
+                "post_ids",
+                "goes without filter: a delete names ids or a filter",
+            );
+        }
+        fields.ignore("post_ids");
+        return super::filter::delete(call, &actor, fields);
+    }
+    for by_filter_only in ["dry_run", "expected_count"] {
+        if fields.has(by_filter_only) {
+            fields.ignore(by_filter_only);
+            fields.error(
+                by_filter_only,
+                "goes with filter (a delete by filter), not with post_ids",
+            );
+        }
+    }
+    let (raws, hard) = bulk_fields(call.app, fields, "post_ids", |f| {
+        f.optional_bool("hard_delete")
+    })?;
     let ids: Vec<i64> = ids_from(&raws)?.into_iter().map(|(_, id)| id).collect();
     let hard = hard.unwrap_or(false);
     let outcome = call.app.store.delete_posts(&actor, &ids, hard)?;

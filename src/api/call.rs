@@ -38,8 +38,12 @@ pub struct App {
     pub(super) register_throttle: throttle::RegisterThrottle,
     /// Requests being handled now; shutdown waits for this to reach zero.
     pub(super) in_flight: AtomicUsize,
-    /// Set on SIGTERM/SIGINT: new requests get 503 while in-flight ones finish.
-    pub(super) draining: AtomicBool,
+    /// Set on SIGTERM/SIGINT: new requests get 503 while in-flight ones finish, and the
+    /// change feed's streams end.
+    pub(super) draining: Arc<AtomicBool>,
+    /// Change-feed streams open now, and the most there may be (`--max-event-streams`).
+    pub(super) event_streams: Arc<AtomicUsize>,
+    pub(super) max_event_streams: usize,
     /// The dqlite node this process runs, in cluster mode: its id and address.
     pub(super) node: Option<(u64, String)>,
 }
@@ -64,7 +68,9 @@ impl App {
             login_throttle: throttle::LoginThrottle::default(),
             register_throttle: throttle::RegisterThrottle::new(config.register_limit),
             in_flight: AtomicUsize::new(0),
-            draining: AtomicBool::new(false),
+            draining: Arc::new(AtomicBool::new(false)),
+            event_streams: Arc::new(AtomicUsize::new(0)),
+            max_event_streams: config.max_event_streams,
             node: None,
         }
     }
@@ -84,6 +90,8 @@ pub struct Call<'a> {
     pub(super) user_id: Cell<Option<i64>>,
     /// The route the path matched, once dispatch knows it (CORS, the metrics' labels).
     pub(super) route: Cell<Option<Route>>,
+    /// What the route and method need of the caller's token (routes::NEEDS).
+    pub(super) need: Cell<super::routes::Need>,
 }
 
 impl<'a> Call<'a> {
@@ -93,6 +101,7 @@ impl<'a> Call<'a> {
             request,
             user_id: Cell::new(None),
             route: Cell::new(None),
+            need: Cell::new(super::routes::Need::Nothing),
         }
     }
 

@@ -10,8 +10,8 @@
 //! bytes. A client that stops reading blocks only its own connection thread, until the
 //! socket's write timeout ends it; the feed holds one batch of events in memory at most.
 
-use super::auth::Caller;
-use super::call::{App, Call};
+use super::auth::authenticate;
+use super::call::Call;
 use super::input::{query_error, Query};
 use super::problem::ApiError;
 use crate::store::{AuditEvent, Store};
@@ -31,7 +31,12 @@ const POLL: Duration = Duration::from_millis(500);
 const BATCH: u32 = 100;
 
 pub fn events(call: &Call<'_>) -> Result<Response, ApiError> {
-    Caller::require_events(call)?;
+    let caller = authenticate(call)?;
+    // The feed shows every change of every user: it is for admins, through their login
+    // token or a token of theirs with the scope events:read.
+    if caller.user.role != crate::model::Role::Admin {
+        return Err(ApiError::forbidden("the change feed is for admins only"));
+    }
     let since = resume_point(call)?;
     let app = call.app;
     let slot = StreamSlot::take(&app.event_streams, app.max_event_streams).ok_or_else(|| {
@@ -46,14 +51,14 @@ pub fn events(call: &Call<'_>) -> Result<Response, ApiError> {
     })?;
     let feed = Feed {
         store: app.store.clone(),
-        stopping: app.stopping(),
+        stopping: app.draining.clone(),
         after: since,
         pending: Vec::new(),
         sent_at: Instant::now(),
         commits: app.store.commits(),
         _slot: slot,
     };
-    let mut response = Response {
+    let response = Response {
         status_code: 200,
         headers: vec![
             ("Content-Type".into(), "text/event-stream".into()),
@@ -64,8 +69,6 @@ pub fn events(call: &Call<'_>) -> Result<Response, ApiError> {
         data: ResponseBody::from_reader(feed),
         upgrade: None,
     };
-    // The first bytes go out at once: the client knows the stream is open.
-    response.headers.push(("Content-Encoding".into(), "identity".into()));
     Ok(response)
 }
 
@@ -91,7 +94,10 @@ fn resume_point(call: &Call<'_>) -> Result<i64, ApiError> {
 
 fn query_error_for(name: &str) -> ApiError {
     if name == "since" {
-        query_error("since", "must be an event id (a whole number, 0 for the start)")
+        query_error(
+            "since",
+            "must be an event id (a whole number, 0 for the start)",
+        )
     } else {
         ApiError::bad_request("Last-Event-ID must be an event id (a whole number)")
     }
@@ -107,8 +113,7 @@ impl StreamSlot {
             if current >= most {
                 return None;
             }
-            match open.compare_exchange(current, current + 1, Ordering::SeqCst, Ordering::SeqCst)
-            {
+            match open.compare_exchange(current, current + 1, Ordering::SeqCst, Ordering::SeqCst) {
                 Ok(_) => return Some(StreamSlot(open.clone())),
                 Err(now) => current = now,
             }
@@ -182,17 +187,12 @@ impl Read for Feed {
 
 /// `id: 42`, `event: post.create`, `data: {…}` and a blank line.
 fn write_event(out: &mut Vec<u8>, event: &AuditEvent) {
-    out.extend_from_slice(format!("id: {}\nevent: {}\ndata: ", event.id, event.action.as_str()).as_bytes());
+    out.extend_from_slice(
+        format!("id: {}\nevent: {}\ndata: ", event.id, event.action.as_str()).as_bytes(),
+    );
     // One line: serde_json escapes the newlines a detail could hold.
     if serde_json::to_writer(&mut *out, event).is_err() {
         out.extend_from_slice(b"{}");
     }
     out.extend_from_slice(b"\n\n");
-}
-
-impl App {
-    /// Set once the server is shutting down.
-    fn stopping(&self) -> Arc<std::sync::atomic::AtomicBool> {
-        self.stopping.clone()
-    }
 }

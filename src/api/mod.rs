@@ -9,6 +9,8 @@ mod comments;
 mod conditional;
 mod console;
 mod cors;
+mod events;
+mod filter;
 mod idempotent;
 pub mod input;
 mod metrics;
@@ -19,6 +21,7 @@ pub mod problem;
 pub mod routes;
 mod server;
 mod throttle;
+mod tokens;
 
 pub use call::App;
 pub use server::serve;
@@ -67,8 +70,13 @@ fn log_request(call: &Call<'_>, mut response: Response, started: Instant) -> Res
         return response;
     }
     let (reader, size) = response.data.into_reader_and_size();
+    // A stream's length is not known (and stays unknown, or it would be cut to 0 bytes):
+    // its line says 0.
     let bytes = size.unwrap_or(0);
-    response.data = ResponseBody::from_reader_and_size(reader, bytes);
+    response.data = match size {
+        Some(size) => ResponseBody::from_reader_and_size(reader, size),
+        None => ResponseBody::from_reader(reader),
+    };
     log::info!(
         target: crate::logging::ACCESS,
         method = call.request.method(),
@@ -96,6 +104,8 @@ fn dispatch(call: &Call<'_>) -> Result<Response, ApiError> {
         "HEAD" if methods.contains(&"GET") => "GET",
         other => other,
     };
+    // A HEAD needs what its GET needs: its status alone can tell what the GET would.
+    call.need.set(routes::need(route.template, method));
     // Every route answers OPTIONS, without authentication: a CORS preflight carries none.
     if method == "OPTIONS" {
         return Ok(no_content().with_additional_header("Allow", routes::allow_header(methods)));
@@ -114,6 +124,10 @@ fn dispatch(call: &Call<'_>) -> Result<Response, ApiError> {
             .unwrap_or_else(ApiError::into_response)
             .with_additional_header("Cache-Control", "no-store")),
         (Target::Me, _) => auth::me(call),
+        (Target::Tokens, "GET") => tokens::list(call),
+        (Target::Tokens, _) => tokens::create(call),
+        (Target::Token(name), _) => tokens::revoke(call, &name),
+        (Target::Events, _) => events::events(call),
         (Target::Posts, "GET") => posts::list(call),
         (Target::Posts, _) => posts::create(call),
         (Target::PostsBulk, "POST") => bulk::create(call),

@@ -65,25 +65,11 @@ pub fn list(call: &Call<'_>) -> Result<Response, ApiError> {
     paging::page_response(&page, limit, next)
 }
 
-const MAX_SEARCH_WORDS: usize = 32;
-const MAX_SEARCH_LEN: usize = 1_000;
-
-/// Splits `q` into words the way the index splits text (runs of letters and digits), so
-/// punctuation and operators are separators, never syntax.
+/// `q` as search words (model::search_words); absent, none.
 fn search_words(q: Option<&str>) -> Result<Vec<String>, ApiError> {
-    let Some(q) = q else { return Ok(Vec::new()) };
-    if q.len() > MAX_SEARCH_LEN {
-        return Err(query_error("q", "must be at most 1000 bytes"));
-    }
-    let words: Vec<String> = q
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_owned)
-        .collect();
-    if words.len() > MAX_SEARCH_WORDS {
-        return Err(query_error("q", "must have at most 32 words"));
-    }
-    Ok(words)
+    q.map_or(Ok(Vec::new()), |q| {
+        crate::model::search_words(q).map_err(|message| query_error("q", message))
+    })
 }
 
 fn post_not_found(id: i64) -> ApiError {

@@ -10,6 +10,9 @@ pub struct ApiError {
     pub detail: String,
     pub errors: Vec<ItemError>,
     pub headers: Vec<(&'static str, String)>,
+    /// An extension member: how many posts a filter matches now (delete by filter's 409
+    /// and 413).
+    pub count: Option<u64>,
 }
 
 impl ApiError {
@@ -19,6 +22,7 @@ impl ApiError {
             detail: detail.into(),
             errors: Vec::new(),
             headers: Vec::new(),
+            count: None,
         }
     }
 
@@ -73,6 +77,7 @@ impl ApiError {
             status: self.status,
             detail: &self.detail,
             errors: &self.errors,
+            count: self.count,
         };
         let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
         let mut headers: Vec<(
@@ -98,6 +103,8 @@ struct Problem<'a> {
     detail: &'a str,
     #[serde(skip_serializing_if = "<[ItemError]>::is_empty")]
     errors: &'a [ItemError],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    count: Option<u64>,
 }
 
 pub fn status_title(status: u16) -> &'static str {
@@ -130,6 +137,7 @@ pub fn refusal_status(why: Refusal) -> u16 {
         Refusal::Conflict => 409,
         Refusal::BadState => 400,
         Refusal::PreconditionFailed => 412,
+        Refusal::TooMany => 413,
     }
 }
 
@@ -142,6 +150,10 @@ impl From<StoreError> for ApiError {
                 errors,
             } => ApiError {
                 errors,
+                ..ApiError::new(refusal_status(why), detail)
+            },
+            StoreError::Counted { why, detail, count } => ApiError {
+                count: Some(count),
                 ..ApiError::new(refusal_status(why), detail)
             },
             StoreError::Busy => {

@@ -10,6 +10,7 @@
 
 use super::console;
 use super::input::path_id;
+use crate::model::Scope;
 
 /// A matched path, with its parameters parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +18,9 @@ pub enum Target {
     Register,
     Login,
     Me,
+    Tokens,
+    Token(String),
+    Events,
     Posts,
     PostsBulk,
     PostsBulkRestore,
@@ -44,6 +48,8 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/auth/register", &["POST"]),
     ("/auth/login", &["POST"]),
     ("/auth/me", &["GET"]),
+    ("/auth/tokens", &["GET", "POST"]),
+    ("/auth/tokens/{name}", &["DELETE"]),
     ("/posts", &["GET", "POST"]),
     ("/posts/bulk", &["POST", "PATCH", "DELETE"]),
     ("/posts/bulk/restore", &["POST"]),
@@ -56,6 +62,7 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/posts/{id}/comments", &["GET", "POST"]),
     ("/comments/{id}", &["DELETE"]),
     ("/trash", &["GET"]),
+    ("/events", &["GET"]),
     ("/healthz", &["GET"]),
     ("/openapi.json", &["GET"]),
     ("/admin/audit", &["GET"]),
@@ -63,6 +70,68 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/admin/users", &["GET"]),
     ("/admin/users/{id}", &["DELETE"]),
 ];
+
+/// What a request asks of its caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// Nothing: anyone may ask, with or without a token.
+    Nothing,
+    /// A valid token of any kind.
+    AnyToken,
+    /// A login token (from `/auth/login`), not an API token: managing API tokens.
+    LoginToken,
+    /// A login token, or an API token with this scope (`admin` stands for every scope).
+    Scope(Scope),
+}
+
+/// The scope each route and method needs of an API token (a login token may do what its
+/// user may). A route and method not listed needs nothing. Every route × scope is walked
+/// by a test.
+pub const NEEDS: &[(&str, &str, Need)] = &[
+    ("/auth/me", "GET", Need::AnyToken),
+    ("/auth/tokens", "GET", Need::LoginToken),
+    ("/auth/tokens", "POST", Need::LoginToken),
+    ("/auth/tokens/{name}", "DELETE", Need::LoginToken),
+    ("/posts", "POST", Need::Scope(Scope::PostsWrite)),
+    ("/posts/bulk", "POST", Need::Scope(Scope::PostsWrite)),
+    ("/posts/bulk", "PATCH", Need::Scope(Scope::PostsWrite)),
+    ("/posts/bulk", "DELETE", Need::Scope(Scope::Admin)),
+    ("/posts/bulk/restore", "POST", Need::Scope(Scope::Admin)),
+    ("/posts/bulk/delete", "POST", Need::Scope(Scope::Admin)),
+    ("/posts/{id}", "PATCH", Need::Scope(Scope::PostsWrite)),
+    ("/posts/{id}", "DELETE", Need::Scope(Scope::PostsWrite)),
+    (
+        "/posts/{id}/restore",
+        "POST",
+        Need::Scope(Scope::PostsWrite),
+    ),
+    (
+        "/posts/{id}/revisions",
+        "GET",
+        Need::Scope(Scope::PostsRead),
+    ),
+    ("/posts/{id}/revert", "POST", Need::Scope(Scope::PostsWrite)),
+    (
+        "/posts/{id}/comments",
+        "POST",
+        Need::Scope(Scope::PostsWrite),
+    ),
+    ("/comments/{id}", "DELETE", Need::Scope(Scope::PostsWrite)),
+    ("/trash", "GET", Need::Scope(Scope::PostsRead)),
+    ("/events", "GET", Need::Scope(Scope::EventsRead)),
+    ("/admin/audit", "GET", Need::Scope(Scope::Admin)),
+    ("/admin/purge", "POST", Need::Scope(Scope::Admin)),
+    ("/admin/users", "GET", Need::Scope(Scope::Admin)),
+    ("/admin/users/{id}", "DELETE", Need::Scope(Scope::Admin)),
+];
+
+/// What `method` on the route `template` needs of its caller.
+pub fn need(template: &str, method: &str) -> Need {
+    NEEDS
+        .iter()
+        .find(|(t, m, _)| *t == template && *m == method)
+        .map_or(Need::Nothing, |(_, _, need)| *need)
+}
 
 /// The console's page and files, as `(path template, methods)`; not in openapi.json.
 pub const PAGES: &[(&str, &[&str])] = &[("/admin", &["GET"]), ("/admin/{asset}", &["GET"])];
@@ -90,6 +159,11 @@ pub fn resolve(path: &str) -> Option<(Target, Route)> {
         ["auth", "register"] => (Target::Register, "/auth/register"),
         ["auth", "login"] => (Target::Login, "/auth/login"),
         ["auth", "me"] => (Target::Me, "/auth/me"),
+        ["auth", "tokens"] => (Target::Tokens, "/auth/tokens"),
+        ["auth", "tokens", name] if !name.is_empty() => {
+            (Target::Token((*name).to_string()), "/auth/tokens/{name}")
+        }
+        ["events"] => (Target::Events, "/events"),
         ["posts"] => (Target::Posts, "/posts"),
         ["posts", "bulk"] => (Target::PostsBulk, "/posts/bulk"),
         ["posts", "bulk", "restore"] => (Target::PostsBulkRestore, "/posts/bulk/restore"),
@@ -221,6 +295,19 @@ mod tests {
         documented.sort();
         routed.sort();
         assert_eq!(documented, routed, "openapi.json and the router disagree");
+        // Each operation says the scope an API token needs, as the router's NEEDS does.
+        for (path, item) in paths {
+            for (method, op) in item.as_object().expect("path item") {
+                let documented = op.get("x-postd-scope").and_then(|v| v.as_str());
+                let needed = match need(path, &method.to_uppercase()) {
+                    Need::Nothing => None,
+                    Need::AnyToken => Some("any"),
+                    Need::LoginToken => Some("login-token"),
+                    Need::Scope(scope) => Some(scope.as_str()),
+                };
+                assert_eq!(documented, needed, "x-postd-scope of {method} {path}");
+            }
+        }
         for (page, _) in PAGES {
             assert!(
                 !paths.contains_key(*page),

@@ -235,6 +235,22 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// A required array of strings; `None` (reported) when absent or of another shape.
+    pub fn required_string_list(&mut self, name: &'static str) -> Option<Vec<String>> {
+        let Some(raw) = self.take(name) else {
+            self.error(name, "is required");
+            return None;
+        };
+        match serde_json::from_str::<Vec<String>>(raw.get()) {
+            // A list longer than any set of scopes is not read further.
+            Ok(list) if list.len() <= 16 => Some(list),
+            _ => {
+                self.error(name, "must be an array of at most 16 strings");
+                None
+            }
+        }
+    }
+
     /// A boolean field that may be absent; `None` when absent or (reported) not a boolean.
     pub fn optional_bool(&mut self, name: &'static str) -> Option<bool> {
         match self.take(name)?.get() {
@@ -242,6 +258,69 @@ impl<'a> Fields<'a> {
             "false" => Some(false),
             _ => {
                 self.error(name, "must be true or false");
+                None
+            }
+        }
+    }
+
+    /// An object field that may be absent, read with its own known names. Its problems
+    /// are reported under `name` (`filter`: "unknown field 'x'"); `None` when absent or
+    /// not a fit object.
+    pub fn optional_object(
+        &mut self,
+        name: &'static str,
+        known: &'static [&'static str],
+    ) -> Option<Fields<'a>> {
+        let raw = self.take(name)?;
+        if !raw.get().starts_with('{') {
+            self.error(name, "must be an object");
+            return None;
+        }
+        match object_in(raw.get(), known) {
+            Ok(fields) => Some(fields),
+            Err(JsonError::Invalid(errors)) => {
+                for error in errors {
+                    self.error(name, error.message);
+                }
+                None
+            }
+            Err(JsonError::Malformed(message)) => {
+                self.error(name, message);
+                None
+            }
+        }
+    }
+
+    /// The problems of a nested object read with `optional_object`, each under `name`
+    /// with the nested field's own name in front ("author_id must be …").
+    pub fn adopt(&mut self, name: &'static str, nested: Fields<'_>) {
+        for error in nested.finish() {
+            let message = match error.field {
+                Some(field) => format!("{field} {}", error.message),
+                None => error.message,
+            };
+            self.error(name, message);
+        }
+    }
+
+    /// A positive id field that may be absent; `None` when absent or (reported) not one.
+    pub fn optional_id(&mut self, name: &'static str) -> Option<i64> {
+        match id(self.take(name)?) {
+            Ok(id) => Some(id),
+            Err(message) => {
+                self.error(name, message);
+                None
+            }
+        }
+    }
+
+    /// A whole number ≥ 0 that may be absent; `None` when absent or (reported) not one.
+    pub fn optional_count(&mut self, name: &'static str) -> Option<u64> {
+        let raw = self.take(name)?;
+        match raw.get().parse::<u64>() {
+            Ok(count) => Some(count),
+            Err(_) => {
+                self.error(name, "must be a whole number, 0 or more");
                 None
             }
         }

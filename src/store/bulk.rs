@@ -17,7 +17,7 @@ use crate::clock::Timestamp;
 use crate::model::{Actor, IfMatch, ItemError, NewPost, Post, PostPatch, Slug, Version};
 use std::collections::{HashMap, HashSet};
 
-fn json_array<T: serde::Serialize>(values: &[T]) -> StoreResult<String> {
+pub(super) fn json_array<T: serde::Serialize>(values: &[T]) -> StoreResult<String> {
     serde_json::to_string(values)
         .map_err(|err| StoreError::Internal(format!("encoding ids: {err}")))
 }
@@ -509,20 +509,7 @@ impl DeleteOutcome {
 /// Soft-deletes the listed active posts (ids given once each); already-deleted ones keep
 /// their first `deleted_at` and are skipped, like unknown ids. The caller checked the role.
 fn soft_delete_all(tx: &Tx, actor: &Actor, ids: &[i64]) -> StoreResult<DeleteOutcome> {
-    // The ids first, then the change: no RETURNING, which dqlite 1.11 can not run. The
-    // write lock is ours, so nothing changes between the two.
-    let ids_json = json_array(ids)?;
-    let done: HashSet<i64> = tx
-        .prepare_cached(
-            "SELECT id FROM active_posts WHERE id IN (SELECT value FROM json_each(?1))",
-        )?
-        .query_map([&ids_json], |row| row.get(0))?
-        .collect::<Result<_, _>>()?;
-    tx.execute(
-        "UPDATE posts SET deleted_at = ?2, deleted_by_id = ?3
-         WHERE deleted_at IS NULL AND id IN (SELECT value FROM json_each(?1))",
-        params![ids_json, Timestamp::now(), actor.user_id],
-    )?;
+    let done = delete_rows(tx, actor, &json_array(ids)?, false)?;
     let outcome = DeleteOutcome::of(ids, &done);
     audit::append(
         tx,
@@ -537,19 +524,7 @@ fn soft_delete_all(tx: &Tx, actor: &Actor, ids: &[i64]) -> StoreResult<DeleteOut
 /// Permanently deletes the listed posts, active or soft-deleted, comments by cascade;
 /// unknown ids are skipped. The caller checked the role.
 fn hard_delete_all(tx: &Tx, actor: &Actor, ids: &[i64]) -> StoreResult<DeleteOutcome> {
-    let ids_json = json_array(ids)?;
-    let done: HashSet<i64> = tx
-        .prepare_cached(
-            "SELECT id FROM active_posts WHERE id IN (SELECT value FROM json_each(?1))
-             UNION ALL
-             SELECT id FROM deleted_posts WHERE id IN (SELECT value FROM json_each(?1))",
-        )?
-        .query_map([&ids_json], |row| row.get(0))?
-        .collect::<Result<_, _>>()?;
-    tx.execute(
-        "DELETE FROM posts WHERE id IN (SELECT value FROM json_each(?1))",
-        [&ids_json],
-    )?;
+    let done = delete_rows(tx, actor, &json_array(ids)?, true)?;
     let outcome = DeleteOutcome::of(ids, &done);
     audit::append(
         tx,
@@ -559,6 +534,46 @@ fn hard_delete_all(tx: &Tx, actor: &Actor, ids: &[i64]) -> StoreResult<DeleteOut
         &outcome.detail(),
     )?;
     Ok(outcome)
+}
+
+/// Deletes the posts whose ids `ids_json` lists, without an audit event (the caller
+/// appends its own): soft (active posts only; deleted ones keep their first `deleted_at`)
+/// or permanent (active or deleted, comments by cascade). Returns the ids it changed.
+pub(super) fn delete_rows(
+    tx: &Tx,
+    actor: &Actor,
+    ids_json: &str,
+    hard: bool,
+) -> StoreResult<HashSet<i64>> {
+    // The ids first, then the change: no RETURNING, which dqlite 1.11 can not run. The
+    // write lock is ours, so nothing changes between the two.
+    if !hard {
+        let done: HashSet<i64> = tx
+            .prepare_cached(
+                "SELECT id FROM active_posts WHERE id IN (SELECT value FROM json_each(?1))",
+            )?
+            .query_map([ids_json], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        tx.execute(
+            "UPDATE posts SET deleted_at = ?2, deleted_by_id = ?3
+             WHERE deleted_at IS NULL AND id IN (SELECT value FROM json_each(?1))",
+            params![ids_json, Timestamp::now(), actor.user_id],
+        )?;
+        return Ok(done);
+    }
+    let done: HashSet<i64> = tx
+        .prepare_cached(
+            "SELECT id FROM active_posts WHERE id IN (SELECT value FROM json_each(?1))
+             UNION ALL
+             SELECT id FROM deleted_posts WHERE id IN (SELECT value FROM json_each(?1))",
+        )?
+        .query_map([ids_json], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    tx.execute(
+        "DELETE FROM posts WHERE id IN (SELECT value FROM json_each(?1))",
+        [ids_json],
+    )?;
+    Ok(done)
 }
 
 /// Restores every listed post or none: 404 for ids that exist nowhere, 400 for posts that

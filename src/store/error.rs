@@ -20,6 +20,8 @@ pub enum Refusal {
     Mismatch,
     /// The post is no longer the version the client named (`If-Match`).
     PreconditionFailed,
+    /// More items than one request may change.
+    TooMany,
 }
 
 #[derive(Debug)]
@@ -28,6 +30,13 @@ pub enum StoreError {
         why: Refusal,
         detail: String,
         errors: Vec<ItemError>,
+    },
+    /// A refusal about how many posts something matches (delete by filter): the count
+    /// goes back to the client with it.
+    Counted {
+        why: Refusal,
+        detail: String,
+        count: u64,
     },
     /// Another process held the database's write lock for longer than `BUSY_TIMEOUT`;
     /// trying again shortly is the cure.
@@ -75,7 +84,9 @@ impl StoreError {
 impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            StoreError::Refused { detail, .. } => f.write_str(detail),
+            StoreError::Refused { detail, .. } | StoreError::Counted { detail, .. } => {
+                f.write_str(detail)
+            }
             StoreError::Busy => f.write_str("the database is busy"),
             StoreError::Unavailable(detail) => write!(f, "database unavailable: {detail}"),
             StoreError::OutcomeUnknown(detail) => {

@@ -4,8 +4,10 @@
 
 use super::cluster::Status;
 use super::erasure::{self, Erased};
+use super::filter::{self, FilterMatch, PostFilter};
 use super::idempotency::{self, Commit};
 use super::revisions::{self, Revision, RevisionLimit};
+use super::tokens::{self, TokenGrant, TokenInfo};
 use super::{audit, bulk, comments, export, import, maintenance, posts, users};
 use super::{shared, Store, StoreError, StoreResult};
 use super::{
@@ -15,8 +17,8 @@ use super::{
 };
 use crate::clock::{Age, Timestamp};
 use crate::model::{
-    Actor, Comment, CommentBody, IfMatch, ItemError, NewPost, Post, PostPatch, Role, User,
-    Username, VersionedPost,
+    Actor, Comment, CommentBody, IfMatch, ItemError, NewPost, Post, PostPatch, Role, TokenName,
+    User, Username, VersionedPost,
 };
 use std::path::Path;
 use std::time::Duration;
@@ -330,6 +332,25 @@ impl Store {
         bulk::delete_posts(self, actor, ids, hard)
     }
 
+    /// What `filter` matches among active posts now: the count and the first ids (one
+    /// snapshot); refused when more than `most`, what one request may delete.
+    pub fn filter_matches(&self, filter: &PostFilter<'_>, most: usize) -> StoreResult<FilterMatch> {
+        self.snapshot(|conn| filter::matching(conn, filter, most))
+    }
+
+    /// Soft or permanent delete of what `filter` matches, in one transaction, if it
+    /// matches exactly `expected` posts and at most `most`; returns their ids.
+    pub fn delete_by_filter(
+        &self,
+        actor: &Actor,
+        filter: &PostFilter<'_>,
+        expected: u64,
+        most: usize,
+        hard: bool,
+    ) -> StoreResult<Vec<i64>> {
+        self.write_alone(|tx| filter::delete_matching(tx, actor, filter, expected, most, hard))
+    }
+
     /// Restores every listed post or none; `requested` pairs each id with its position in
     /// the request, for the error entries.
     pub fn restore_posts(
@@ -521,5 +542,51 @@ impl Store {
     /// `timeout` passes; returns the commits counted now (see `commits`).
     pub fn wait_for_commit(&self, seen: u64, timeout: Duration) -> u64 {
         self.writer.wait_for_commit(seen, timeout)
+    }
+
+    /// What the API token with SHA-256 `hash` stands for, if it exists.
+    pub fn token_grant(&self, hash: &str) -> StoreResult<Option<TokenGrant>> {
+        self.read(|conn| tokens::by_hash(conn, hash))
+    }
+
+    /// Keeps a new token of `user_id` (its hash only); 409 when they have one of that name.
+    pub fn create_token(
+        &self,
+        actor_id: Option<i64>,
+        user_id: i64,
+        info: &TokenInfo,
+        hash: &str,
+    ) -> StoreResult<()> {
+        self.write(|tx| tokens::create(tx, actor_id, user_id, info, hash))
+    }
+
+    /// `user_id`'s tokens, by name.
+    pub fn tokens_of(&self, user_id: i64) -> StoreResult<Vec<TokenInfo>> {
+        self.read(|conn| tokens::list(conn, user_id))
+    }
+
+    /// Every token, with its user's name.
+    pub fn all_tokens(&self) -> StoreResult<Vec<(Username, TokenInfo)>> {
+        self.read(tokens::list_all)
+    }
+
+    /// Revokes `user_id`'s token `name`.
+    pub fn revoke_token(
+        &self,
+        actor_id: Option<i64>,
+        user_id: i64,
+        name: &TokenName,
+    ) -> StoreResult<()> {
+        self.write(|tx| tokens::revoke(tx, actor_id, user_id, name))
+    }
+
+    /// Revokes the token named `name` (the command line): `owner`'s, or the only one of
+    /// that name; its user's name.
+    pub fn revoke_token_named(
+        &self,
+        name: &TokenName,
+        owner: Option<&Username>,
+    ) -> StoreResult<Username> {
+        self.write(|tx| tokens::revoke_named(tx, name, owner))
     }
 }

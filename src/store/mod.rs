@@ -13,6 +13,7 @@ mod comments;
 mod erasure;
 mod error;
 mod export;
+mod filter;
 mod idempotency;
 mod import;
 mod interface;
@@ -24,6 +25,7 @@ mod schema;
 mod seed;
 mod shared;
 pub(crate) mod sql;
+mod tokens;
 mod users;
 mod values;
 mod writer;
@@ -38,6 +40,7 @@ pub use cluster::{Member, Status as ClusterStatus};
 pub use erasure::Erased;
 pub use error::{Refusal, StoreError, StoreResult};
 pub use export::ExportScope;
+pub use filter::{FilterMatch, PostFilter};
 pub use idempotency::{IdempotencyKey, OnceKey, Recorded, Written};
 pub use import::{
     ChunkOutcome, ChunkReport, Import, ImportCheck, ImportLine, ImportMode, ImportProgress,
@@ -49,6 +52,7 @@ pub use posts::{undo_until, ListQuery, PostCounts, TrashCursor, TrashQuery};
 pub use revisions::Revision;
 pub use schema::schema_version;
 use sql::Conn;
+pub use tokens::{TokenGrant, TokenInfo};
 pub use users::{RoleChange, UserSummary};
 use writer::{Tx, WriterConn};
 

@@ -384,7 +384,7 @@ pub struct ListQuery<'a> {
 
 /// Builds an FTS5 query that treats every word as a plain token: each word becomes a
 /// quoted string, so operators and punctuation in user input are never syntax.
-fn fts_query(words: &[String]) -> String {
+pub(super) fn fts_query(words: &[String]) -> String {
     let mut query = String::new();
     for word in words {
         if !query.is_empty() {

@@ -4,7 +4,7 @@
 
 use super::sql::{FromSql, ToSql, ToSqlValue, ValueRef};
 use crate::clock::Timestamp;
-use crate::model::{CommentBody, PostBody, Slug, Title, Username};
+use crate::model::{CommentBody, PostBody, Slug, Title, TokenName, Username};
 use std::borrow::Cow;
 
 macro_rules! stored_as_text {
@@ -31,5 +31,6 @@ stored_as_text! {
     PostBody => |t| PostBody::parse(t),
     CommentBody => |t| CommentBody::parse(t),
     Username => |t| Username::parse(t),
+    TokenName => |t| TokenName::parse(t),
     Timestamp => |t| Timestamp::parse(t).ok_or_else(|| "is not a timestamp".to_string()),
 }

@@ -550,8 +550,22 @@ where
                 Some(TransferEncoding::Chunked) => {
                     use chunked_transfer::Encoder;
 
-                    let mut writer = Encoder::new(writer);
-                    io::copy(&mut reader, &mut writer)?;
+                    // postd patch: what the body's reader gives goes out at once, as one
+                    // chunk per read, so a body that is a stream (Server-Sent Events)
+                    // reaches its client as it is made, not when 8 KiB have gathered in
+                    // the encoder or the connection's buffer.
+                    let mut writer = Encoder::with_flush_after_write(writer);
+                    let mut piece = vec![0u8; 8192];
+                    loop {
+                        let read = match reader.read(&mut piece) {
+                            Ok(0) => break,
+                            Ok(read) => read,
+                            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                            Err(err) => return Err(err),
+                        };
+                        writer.write_all(&piece[..read])?;
+                        writer.get_mut().flush()?;
+                    }
                 }
 
                 Some(TransferEncoding::Identity) => {

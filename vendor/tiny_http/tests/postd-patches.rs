@@ -1004,3 +1004,72 @@ fn an_upgrade_request_with_a_body_is_framed_like_any_other() {
         assert_eq!(end, End::Eof);
     }
 }
+
+/// A body read from a stream goes out piece by piece: the client has the first piece
+/// while the reader is still waiting to make the second (Server-Sent Events). Stock
+/// tiny_http held pieces until 8 KiB had gathered.
+#[test]
+fn a_chunked_body_reaches_the_client_as_its_reader_gives_it() {
+    use std::sync::mpsc;
+
+    /// Gives "first\n", then waits until told to give "second\n", then ends.
+    struct Stream {
+        pieces: Vec<&'static [u8]>,
+        go_on: mpsc::Receiver<()>,
+    }
+    impl Read for Stream {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            if self.pieces.is_empty() {
+                return Ok(0);
+            }
+            if self.pieces.len() == 1 {
+                // The test's signal, or the end of the test: go on either way.
+                let _ = self.go_on.recv_timeout(Duration::from_secs(30));
+            }
+            let piece = self.pieces.remove(0);
+            out[..piece.len()].copy_from_slice(piece);
+            Ok(piece.len())
+        }
+    }
+
+    let (tell, go_on) = mpsc::channel::<()>();
+    let go_on = std::sync::Mutex::new(Some(go_on));
+    let addr = serve(move |rq| {
+        let Some(go_on) = go_on.lock().unwrap().take() else {
+            return;
+        };
+        let stream = Stream {
+            pieces: vec![b"first\n", b"second\n"],
+            go_on,
+        };
+        let _ = rq.respond(Response::new(200.into(), vec![], stream, None, None));
+    });
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !String::from_utf8_lossy(&received).contains("first\n") {
+        match stream.read(&mut chunk) {
+            Ok(0) => panic!("the connection ended before the first piece"),
+            Ok(n) => received.extend_from_slice(&chunk[..n]),
+            Err(e) => panic!(
+                "the first piece did not come while the reader waited: {}; had {:?}",
+                e,
+                String::from_utf8_lossy(&received)
+            ),
+        }
+    }
+    let so_far = String::from_utf8_lossy(&received).into_owned();
+    assert!(so_far.contains("Transfer-Encoding: chunked"), "{}", so_far);
+    assert!(!so_far.contains("second"), "{}", so_far);
+    tell.send(()).unwrap();
+    let (rest, end) = read_all(&mut stream);
+    assert_eq!(end, End::Eof);
+    assert!(rest.contains("second\n"), "{}", rest);
+    assert!(rest.ends_with("0\r\n\r\n"), "{:?}", rest);
+}
