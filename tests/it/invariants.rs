@@ -19,12 +19,160 @@ fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
 
-/// Lines of production code (comments and unit-test modules left out) with their files.
+/// `text` without its test-only items: each `#[cfg(test)]` and the item it marks (up to
+/// the `;` or the `}` that ends it) are left out, and the code after them is kept. Braces
+/// and semicolons inside comments, strings and character literals do not count, nor does
+/// the attribute written in one of them.
+fn without_test_items(text: &str) -> String {
+    const MARK: &[u8] = b"#[cfg(test)]";
+    let bytes = text.as_bytes();
+    let mut kept = String::new();
+    let (mut run, mut at) = (0, 0);
+    while at < bytes.len() {
+        if let Some(end) = end_of_literal_or_comment(text, at) {
+            at = end;
+        } else if bytes[at..].starts_with(MARK) {
+            kept.push_str(&text[run..at]);
+            at = end_of_item(text, at + MARK.len());
+            run = at;
+        } else {
+            at += 1;
+        }
+    }
+    kept.push_str(&text[run..]);
+    kept
+}
+
+/// Where the item starting at `at` ends: after its `;`, or after the `}` closing its body
+/// (more attributes before it are part of it).
+fn end_of_item(text: &str, mut at: usize) -> usize {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    while at < bytes.len() {
+        if let Some(end) = end_of_literal_or_comment(text, at) {
+            at = end;
+            continue;
+        }
+        match bytes[at] {
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' => depth = depth.saturating_sub(1),
+            b'}' if depth <= 1 => return at + 1,
+            b'}' => depth -= 1,
+            b';' if depth == 0 => return at + 1,
+            _ => {}
+        }
+        at += 1;
+    }
+    bytes.len()
+}
+
+/// If a comment, a string or a character literal starts at `at`, where it ends.
+fn end_of_literal_or_comment(text: &str, at: usize) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let rest = &bytes[at..];
+    let find = |from: usize, needle: &[u8]| {
+        bytes[from..]
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .map_or(bytes.len(), |p| from + p + needle.len())
+    };
+    if rest.starts_with(b"//") {
+        return Some(find(at, b"\n"));
+    }
+    if rest.starts_with(b"/*") {
+        let mut depth = 0;
+        let mut i = at;
+        while i + 1 < bytes.len() {
+            match &bytes[i..i + 2] {
+                b"/*" => (depth, i) = (depth + 1, i + 2),
+                b"*/" if depth == 1 => return Some(i + 2),
+                b"*/" => (depth, i) = (depth - 1, i + 2),
+                _ => i += 1,
+            }
+        }
+        return Some(bytes.len());
+    }
+    let after_identifier =
+        at > 0 && (bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_');
+    // Raw strings: r"…", r#"…"#, and their b/c forms.
+    let prefix = rest.iter().take_while(|b| matches!(b, b'b' | b'c')).count();
+    if !after_identifier && prefix <= 1 && rest.get(prefix) == Some(&b'r') {
+        let hashes = rest[prefix + 1..]
+            .iter()
+            .take_while(|b| **b == b'#')
+            .count();
+        if rest.get(prefix + 1 + hashes) == Some(&b'"') {
+            let mut close = vec![b'"'];
+            close.extend(std::iter::repeat_n(b'#', hashes));
+            return Some(find(at + prefix + hashes + 2, &close));
+        }
+    }
+    match rest.first() {
+        Some(b'"') => {
+            let mut i = at + 1;
+            while i < bytes.len() {
+                match bytes[i] {
+                    b'\\' => i += 2,
+                    b'"' => return Some(i + 1),
+                    _ => i += 1,
+                }
+            }
+            Some(bytes.len())
+        }
+        // A character literal ('x', '\n', '\u{7f}'); otherwise a lifetime or a label.
+        Some(b'\'') if rest.get(1) == Some(&b'\\') => Some(find(at + 3, b"'")),
+        Some(b'\'') => {
+            let width = text[at + 1..].chars().next().map_or(1, char::len_utf8);
+            (bytes.get(at + 1 + width) == Some(&b'\'')).then_some(at + 2 + width)
+        }
+        _ => None,
+    }
+}
+
+#[test]
+fn test_only_items_are_left_out_and_the_code_after_them_is_checked() {
+    let source = r##"
+fn before() {}
+#[cfg(test)]
+fn only_in_tests() -> [u8; 2] { let s = "}"; let c = '}'; let l: &'static str = s; [1, 2] } // }
+const AFTER_A_FUNCTION: u8 = 1;
+#[cfg(test)]
+mod declared_elsewhere;
+struct AfterASemicolon;
+#[cfg(test)]
+#[allow(unused)]
+mod tests {
+    /* } /* nested */ } */
+    fn helper<'a>(x: &'a str) -> &'a str { let _ = (r#"}"#, b'{', '\''); x }
+}
+fn after_a_module() {}
+// #[cfg(test)] in a comment marks nothing
+fn after_a_comment() {}
+const TEXT: &str = "#[cfg(test)]";
+fn after_a_string() {}
+"##;
+    let kept = without_test_items(source);
+    for expected in [
+        "fn before",
+        "AFTER_A_FUNCTION",
+        "AfterASemicolon",
+        "fn after_a_module",
+        "fn after_a_comment",
+        "fn after_a_string",
+    ] {
+        assert!(kept.contains(expected), "{expected} was left out: {kept}");
+    }
+    for left_out in ["only_in_tests", "declared_elsewhere", "mod tests", "helper"] {
+        assert!(!kept.contains(left_out), "{left_out} was kept: {kept}");
+    }
+}
+
+/// Lines of production code (comments and test-only items left out) with their files.
 fn code_lines() -> Vec<(String, String)> {
     let mut lines = Vec::new();
     for file in rust_files(&src()) {
         let text = std::fs::read_to_string(&file).unwrap();
-        let production = text.split("#[cfg(test)]").next().unwrap_or_default();
+        let production = without_test_items(&text);
         let name = file.strip_prefix(src()).unwrap().display().to_string();
         lines.extend(
             production
@@ -251,7 +399,7 @@ fn store_functions() -> Vec<(String, String, String)> {
     let mut functions = Vec::new();
     for file in rust_files(&src().join("store")) {
         let text = std::fs::read_to_string(&file).unwrap();
-        let production = text.split("#[cfg(test)]").next().unwrap_or_default();
+        let production = without_test_items(&text);
         let name = file.strip_prefix(src()).unwrap().display().to_string();
         let mut current: Option<(String, String)> = None;
         for line in production
