@@ -370,6 +370,15 @@ fn serve(config: ServeConfig) -> Result<(), String> {
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         }
     }
+    let app = app(&config)?;
+    api::serve(&config, app)
+}
+
+/// What `postd serve` answers with, short of the socket: the store on `--db` and the
+/// signing key beside it, in an `App`. The in-process integration tests build theirs here
+/// too (tests/it/support/app.rs), so they answer as the served binary does.
+pub fn app(config: &ServeConfig) -> Result<App, String> {
+    let db = &config.db.path;
     let pool_size = u32::try_from(config.workers)
         .unwrap_or(u32::MAX)
         .saturating_add(2);
@@ -377,6 +386,5 @@ fn serve(config: ServeConfig) -> Result<(), String> {
         .map_err(|err| format!("cannot use database {}: {err}", db.display()))?;
     let secret = load_or_create_key(&key_path(db), config.jwt_secret.as_deref())?;
     let keys = TokenKeys::new(&secret, config.token_ttl_secs);
-    let app = App::new(&config, store, keys);
-    api::serve(&config, app)
+    Ok(App::new(config, store, keys))
 }
