@@ -11,7 +11,6 @@ mod support;
 mod audit;
 mod authz;
 mod bulk;
-mod console;
 mod conventions;
 mod core;
 mod crash;
