@@ -1,7 +1,8 @@
-//! The operator's console (`GET /admin`): its files and their headers against the binary,
-//! its source against its rules, and the page itself in a real browser — Debian's
-//! `chromium`, driven over the DevTools protocol by `headless_chrome`. The heavy tier:
-//! every test starts with `if skip_heavy() { return; }` (`RUN_SLOW_TESTS=1` runs them).
+//! The operator's console (`GET /admin`) against the binary: its files and their headers
+//! as served, and the page itself in a real browser — Debian's `chromium`, driven over the
+//! DevTools protocol by `headless_chrome`. The heavy tier: every test starts with
+//! `if skip_heavy() { return; }` (`RUN_SLOW_TESTS=1` runs them). The console's source
+//! rules need neither and are checked in the quick tier (`tests/it/quick/console.rs`).
 //!
 //! Without chromium the browser tests say so on stderr and return (locally); with
 //! `CI=true` a missing chromium fails them. `POSTD_CHROMIUM` names another binary.
@@ -39,7 +40,7 @@ fn source(name: &str) -> String {
 }
 
 // ---------------------------------------------------------------------------------------
-// Without a browser: the files, their headers, their source
+// Without a browser: the files and their headers
 // ---------------------------------------------------------------------------------------
 
 #[test]
@@ -83,76 +84,6 @@ fn the_page_and_its_files_are_served_with_a_strict_policy() {
     assert_eq!(post.header("Allow"), Some("GET, HEAD, OPTIONS"));
     // The API under /admin/ is still the API.
     srv.get("/admin/audit", None).expect(401);
-}
-
-/// Everything a `src="…"` or `href="…"` in `html` points at.
-fn references(html: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for attribute in ["src=\"", "href=\""] {
-        let mut rest = html;
-        while let Some(at) = rest.find(attribute) {
-            rest = &rest[at + attribute.len()..];
-            found.push(rest.split('"').next().unwrap_or_default().to_string());
-        }
-    }
-    found
-}
-
-#[test]
-fn the_page_has_no_inline_code_no_outside_resource_and_never_writes_html() {
-    if skip_heavy() {
-        return;
-    }
-    let html = source("index.html");
-    let lower = html.to_lowercase();
-    // Every script is a file of ours; no style element, no style attribute, no handler.
-    for (at, _) in lower.match_indices("<script") {
-        let tag = &lower[at..at + lower[at..].find('>').unwrap()];
-        assert!(tag.contains(" src=\"/admin/"), "inline script: {tag}");
-    }
-    assert!(!lower.contains("<style"), "a style element");
-    assert!(!lower.contains(" style="), "a style attribute");
-    assert!(
-        !lower
-            .split_whitespace()
-            .any(|word| word.starts_with("on") && word.contains('=')),
-        "an inline event handler"
-    );
-    for reference in references(&html) {
-        assert!(
-            reference.starts_with("/admin/")
-                || reference.starts_with('#')
-                || reference == "/openapi.json",
-            "a resource from elsewhere: {reference}"
-        );
-    }
-    // Code, not the comments that state these rules.
-    let script: String = source("admin.js")
-        .lines()
-        .filter(|line| {
-            let line = line.trim_start();
-            !(line.starts_with("//") || line.starts_with("/*") || line.starts_with('*'))
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    for banned in [
-        "innerHTML",
-        "outerHTML",
-        "insertAdjacentHTML",
-        "document.write",
-        "eval(",
-        "new Function",
-        "localStorage",
-        "document.cookie",
-        "http://",
-        "https://",
-    ] {
-        assert!(!script.contains(banned), "admin.js uses {banned}");
-    }
-    let style = source("admin.css");
-    for banned in ["@import", "url(", "http://", "https://"] {
-        assert!(!style.contains(banned), "admin.css uses {banned}");
-    }
 }
 
 // ---------------------------------------------------------------------------------------
