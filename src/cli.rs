@@ -479,6 +479,14 @@ fn serve(config: ServeConfig) -> Result<(), String> {
         drop(started.node);
         return served;
     }
+    let app = app(&config)?;
+    api::serve(&config, app)
+}
+
+/// What `postd serve` answers with, short of the socket: the store on `--db` and the
+/// signing key beside it, in an `App`. The in-process integration tests build theirs here
+/// too (tests/it/support/app.rs), so they answer as the served binary does.
+pub fn app(config: &ServeConfig) -> Result<App, String> {
     let pool_size = u32::try_from(config.workers)
         .unwrap_or(u32::MAX)
         .saturating_add(2);
@@ -510,6 +518,5 @@ fn serve(config: ServeConfig) -> Result<(), String> {
         }
     };
     let keys = TokenKeys::new(&secret, config.token_ttl_secs);
-    let app = App::new(&config, store, keys);
-    api::serve(&config, app)
+    Ok(App::new(config, store, keys))
 }

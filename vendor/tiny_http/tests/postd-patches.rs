@@ -1,6 +1,7 @@
 //! postd patch: one test (or more) for each of postd's patches to tiny_http, as listed
 //! in vendor/README.md, driven over real sockets.
 
+use postd_testkit::skip_heavy;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -251,8 +252,12 @@ fn more_than_100_headers_is_431() {
     assert_eq!(status(&answer), 200, "{answer}");
 }
 
+// Waits out the 10 s limit on a real clock: the heavy tier.
 #[test]
 fn a_head_not_complete_within_10_s_is_408() {
+    if skip_heavy() {
+        return;
+    }
     let addr = hello_server();
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
@@ -415,8 +420,12 @@ fn a_body_is_read_before_the_application_sees_its_request() {
     assert_eq!(body, "helloworld");
 }
 
+// Waits out the body's 10 s grace on a real clock: the heavy tier.
 #[test]
 fn a_body_slower_than_the_minimum_rate_gets_408() {
+    if skip_heavy() {
+        return;
+    }
     let addr = hello_server();
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
