@@ -117,6 +117,13 @@ fn readme_walkthrough_and_bulk_examples_work_as_written() {
         r#""undo_until":"20"#,
         r#""posts":0,"comments":0,"revisions":0"#,
         r#""action":"user.erase""#,
+        r#""name":"nightly","scopes":["posts:write","events:read"]"#,
+        "this token lacks the scope admin",
+        "revoked token 'backup-job' of 'admin'",
+        "event: post.create\ndata: {",
+        r#""count":3,"sample":["#,
+        r#""status":409,"detail":"the filter matches 3 posts now, not the 2 expected"#,
+        r#""count":3,"deleted":["#,
     ] {
         assert!(
             stdout.contains(expected),
