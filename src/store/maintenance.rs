@@ -222,7 +222,7 @@ fn copy_cluster(cluster: &Cluster, partial: &Path, progress: Progress<'_>) -> St
     let deadline = std::time::Instant::now() + cluster.timeout();
     let mut client = cluster.leader_client(deadline)?;
     let files = client
-        .dump(super::cluster::DATABASE)
+        .dump(cluster.database())
         .map_err(super::sql::Error::from)?;
     progress(1, 2);
     let mut wal = partial.as_os_str().to_owned();

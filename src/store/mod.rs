@@ -94,7 +94,17 @@ impl Store {
     /// The store on a dqlite cluster, reached through any of `seeds`; a request waits at
     /// most `timeout` for a leader. Creates or upgrades the schema.
     pub fn open_cluster(seeds: Vec<String>, timeout: Duration) -> StoreResult<Store> {
-        let cluster = Arc::new(cluster::Cluster::new(seeds, timeout));
+        Store::open_cluster_database(seeds, timeout, cluster::DATABASE)
+    }
+
+    /// A database of another name on the cluster, beside postd's own: the test suite runs
+    /// the contract's tests through a follower with one database per test.
+    pub fn open_cluster_database(
+        seeds: Vec<String>,
+        timeout: Duration,
+        database: &str,
+    ) -> StoreResult<Store> {
+        let cluster = Arc::new(cluster::Cluster::new(seeds, timeout, database));
         let store = Store {
             writer: writer::Writer::new(WriterConn::Cluster {
                 cluster: cluster.clone(),

@@ -63,8 +63,8 @@ impl From<dqlite::Error> for Error {
 }
 
 impl Session {
-    fn open(mut client: Client, generation: u64) -> Result<Session> {
-        let db = client.open(DATABASE)?;
+    fn open(mut client: Client, database: &str, generation: u64) -> Result<Session> {
+        let db = client.open(database)?;
         // As on the file (store/local.rs): what is deleted is zeroed within its page.
         // It answers with a row: a query (dqlite refuses a statement with rows as an exec).
         client
@@ -157,6 +157,8 @@ fn param<'a>(value: &'a ToSqlValue<'a>) -> Param<'a> {
 /// to wait for one, and the idle sessions.
 pub struct Cluster {
     seeds: Mutex<Vec<String>>,
+    /// The database's name on the cluster: [`DATABASE`] for postd.
+    database: String,
     timeout: Duration,
     idle: Mutex<Vec<Session>>,
     /// Bumped whenever a session finds the leader gone: older sessions are dropped.
@@ -169,9 +171,10 @@ const RETRY_PAUSE: Duration = Duration::from_millis(50);
 impl Cluster {
     /// `seeds`: cluster addresses to ask; `timeout`: how long a request may wait for a
     /// leader (`--cluster-timeout`).
-    pub fn new(seeds: Vec<String>, timeout: Duration) -> Cluster {
+    pub fn new(seeds: Vec<String>, timeout: Duration, database: &str) -> Cluster {
         Cluster {
             seeds: Mutex::new(seeds),
+            database: database.to_owned(),
             timeout,
             idle: Mutex::new(Vec::new()),
             generation: AtomicU64::new(0),
@@ -180,6 +183,10 @@ impl Cluster {
 
     pub fn timeout(&self) -> Duration {
         self.timeout
+    }
+
+    pub fn database(&self) -> &str {
+        &self.database
     }
 
     pub fn seeds(&self) -> Vec<String> {
@@ -219,7 +226,7 @@ impl Cluster {
         loop {
             let outcome = self
                 .leader_client(deadline)
-                .and_then(|client| Session::open(client, generation));
+                .and_then(|client| Session::open(client, &self.database, generation));
             match outcome {
                 Ok(session) => return Ok(session),
                 Err(err) if Instant::now() >= deadline => return Err(err),

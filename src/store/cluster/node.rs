@@ -135,7 +135,7 @@ fn run(
 
 /// A new node joining the cluster at `options.join`.
 fn join(options: &NodeOptions) -> Result<RunningNode, String> {
-    let cluster = Cluster::new(options.join.clone(), options.timeout);
+    let cluster = Cluster::new(options.join.clone(), options.timeout, super::DATABASE);
     let cluster_id = cluster_id_of(&cluster, &options.join)?;
     let id = dqlite::node::generate_node_id(&options.address)
         .map_err(|err| format!("cannot make a node id: {err}"))?;
@@ -153,7 +153,7 @@ fn join(options: &NodeOptions) -> Result<RunningNode, String> {
 /// A known node started with `--join`: the cluster must be its own; it is added again if
 /// it was removed meanwhile.
 fn rejoin(options: &NodeOptions, identity: Identity) -> Result<RunningNode, String> {
-    let cluster = Cluster::new(options.join.clone(), options.timeout);
+    let cluster = Cluster::new(options.join.clone(), options.timeout, super::DATABASE);
     let cluster_id = cluster_id_of(&cluster, &options.join)?;
     if cluster_id != identity.cluster {
         return Err(format!(

@@ -277,6 +277,65 @@ fn three_nodes_form_a_cluster_and_any_node_serves_the_whole_contract() {
     assert_eq!(nul["body"], "a\u{0}b");
 }
 
+/// The quick tier's modules that never look at the database file or run the command
+/// line: the HTTP contract itself. They run again on the cluster.
+const CONTRACT_MODULES: &[&str] = &[
+    "quick::authz::",
+    "quick::bulk::",
+    "quick::comments::",
+    "quick::conventions::",
+    "quick::input::",
+    "quick::ops::",
+    "quick::paging::",
+    "quick::posts::",
+    "quick::routing::",
+    "quick::search::",
+    "quick::slugs::",
+    "quick::throttle::",
+    "quick::trash::",
+];
+
+/// The contract's own tests, through a follower: this test binary runs the quick tier's
+/// contract modules again with `POSTD_TEST_CLUSTER` naming a follower's address, so each
+/// test's app (the handler a node serves with) reaches the cluster through it, on a
+/// database of its own there (tests/it/support/app.rs).
+#[test]
+fn the_contracts_own_tests_pass_through_a_follower() {
+    if skip_heavy() {
+        return;
+    }
+    if !dqlite_available("the_contracts_own_tests_pass_through_a_follower") {
+        return;
+    }
+    let cluster = TestCluster::start(3, &[]);
+    let follower = cluster.a_follower();
+    let started = Instant::now();
+    let out = std::process::Command::new(std::env::current_exe().expect("this test binary"))
+        .args(CONTRACT_MODULES)
+        .args(["--test-threads", "2"])
+        .env("POSTD_TEST_CLUSTER", &cluster.nodes[follower].cluster_addr)
+        .env_remove("RUN_SLOW_TESTS")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run the contract's tests");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the contract's tests through a follower:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let passed: usize = stdout
+        .lines()
+        .filter_map(|line| line.strip_prefix("test result: ok. "))
+        .filter_map(|rest| rest.split(' ').next()?.parse::<usize>().ok())
+        .sum();
+    eprintln!(
+        "the contract through a follower: {passed} tests passed in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(passed >= 80, "only {passed} tests ran:\n{stdout}");
+}
+
 /// `postd ARGS --cluster ADDRESSES`.
 fn cli_cluster(args: &[&str], addresses: &str) -> std::process::Output {
     let out = std::process::Command::new(BIN)

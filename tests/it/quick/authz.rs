@@ -139,32 +139,19 @@ fn fixture(srv: &TestApp, users: &Users, state: State, n: usize) -> Fixture {
 
 /// Everything a refused request must leave alone.
 fn snapshot(srv: &TestApp, f: &Fixture) -> String {
-    let conn = rusqlite::Connection::open(&srv.db).expect("open db");
-    let post: Option<String> = conn
-        .query_row(
-            "SELECT title || '|' || slug || '|' || body || '|' || updated_at || '|' ||
-                    coalesce(deleted_at, 'active') || '|' || coalesce(deleted_by_id, '-')
-             FROM posts WHERE id = ?1",
-            [f.post_id],
-            |r| r.get(0),
-        )
-        .ok();
-    let comment: Option<String> = conn
-        .query_row(
-            "SELECT body FROM comments WHERE id = ?1",
-            [f.comment_id],
-            |r| r.get(0),
-        )
-        .ok();
-    let counts: (i64, i64, i64) = conn
-        .query_row(
-            "SELECT (SELECT count(*) FROM posts),
-                    (SELECT count(*) FROM posts WHERE deleted_at IS NOT NULL),
-                    (SELECT count(*) FROM comments)",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .expect("counts");
+    let post = srv.sql_text(
+        "SELECT title || '|' || slug || '|' || body || '|' || updated_at || '|' ||
+                coalesce(deleted_at, 'active') || '|' || coalesce(deleted_by_id, '-')
+         FROM posts WHERE id = ?1",
+        &[f.post_id],
+    );
+    let comment = srv.sql_text("SELECT body FROM comments WHERE id = ?1", &[f.comment_id]);
+    let counts = srv.sql_text(
+        "SELECT (SELECT count(*) FROM posts) || '/' ||
+                (SELECT count(*) FROM posts WHERE deleted_at IS NOT NULL) || '/' ||
+                (SELECT count(*) FROM comments)",
+        &[],
+    );
     format!("post {post:?}; comment {comment:?}; posts/deleted/comments {counts:?}")
 }
 

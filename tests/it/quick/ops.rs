@@ -9,7 +9,10 @@ fn healthz_and_openapi() {
     let r = s.get("/healthz", None);
     r.expect(200);
     assert_eq!(r.header("Content-Type"), Some("application/json"));
-    assert_eq!(r.json(), json!({"status": "ok"}));
+    assert_eq!(r.json()["status"], "ok");
+    if !s.on_cluster() {
+        assert_eq!(r.json(), json!({"status": "ok"}));
+    }
     let r = s.get("/openapi.json", None);
     r.expect(200);
     assert!(

@@ -256,11 +256,15 @@ pub trait Api {
     /// Runs one counting query on the database file directly (a second connection, as
     /// any other process would).
     fn sql_count(&self, sql: &str) -> i64 {
-        let conn = rusqlite::Connection::open(self.db()).expect("open db");
-        conn.busy_timeout(Duration::from_secs(10))
-            .expect("busy timeout");
-        conn.query_row(sql, [], |row| row.get(0))
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        self.sql_text(sql, &[])
+            .and_then(|text| text.parse().ok())
+            .unwrap_or_else(|| panic!("{sql}: no count"))
+    }
+
+    /// The first column of the first row `sql` answers with `ids` bound, as text (`None`
+    /// for no row or NULL), read from the database directly as another process would.
+    fn sql_text(&self, sql: &str, ids: &[i64]) -> Option<String> {
+        file_sql_text(self.db(), sql, ids)
     }
 
     /// Runs `postd ARGS --db <this server's database>` beside it.
@@ -272,5 +276,27 @@ pub trait Api {
     #[track_caller]
     fn cli_ok(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         cli::cli_ok(self.db(), args, env)
+    }
+}
+
+/// [`Api::sql_text`] on a database file.
+pub fn file_sql_text(db: &Path, sql: &str, ids: &[i64]) -> Option<String> {
+    let conn = rusqlite::Connection::open(db).expect("open db");
+    conn.busy_timeout(Duration::from_secs(10))
+        .expect("busy timeout");
+    let value: Option<rusqlite::types::Value> = conn
+        .query_row(sql, rusqlite::params_from_iter(ids), |row| row.get(0))
+        .map(Some)
+        .or_else(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Ok(None),
+            other => Err(other),
+        })
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    match value? {
+        rusqlite::types::Value::Null => None,
+        rusqlite::types::Value::Integer(n) => Some(n.to_string()),
+        rusqlite::types::Value::Real(x) => Some(x.to_string()),
+        rusqlite::types::Value::Text(t) => Some(t),
+        rusqlite::types::Value::Blob(b) => Some(String::from_utf8_lossy(&b).into_owned()),
     }
 }

@@ -15,6 +15,7 @@ use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 /// Where every in-process request comes from, as the transport would report a client on
@@ -27,6 +28,36 @@ pub struct TestApp {
     config: ServeConfig,
     pub db: PathBuf,
     pub dir: TempDir,
+    /// On a cluster (`POSTD_TEST_CLUSTER`): its addresses and this app's database there.
+    cluster_database: Option<(Vec<String>, String)>,
+}
+
+/// `POSTD_TEST_CLUSTER=HOST:PORT[,…]`: the contract's tests run on a dqlite cluster
+/// reached through those addresses (a follower's, in `heavy::cluster`), each app on a
+/// database of its own there, instead of on a file. Only tests that never look at the
+/// file run so (`heavy::cluster::the_contracts_own_tests_pass_through_a_follower` picks
+/// them).
+fn cluster_seeds() -> Option<Vec<String>> {
+    let seeds = std::env::var("POSTD_TEST_CLUSTER").ok()?;
+    Some(seeds.split(',').map(str::to_owned).collect())
+}
+
+static CLUSTER_DATABASES: AtomicUsize = AtomicUsize::new(0);
+
+/// What `postd serve` builds on a cluster, on `database` there; the signing key is the
+/// test process's own.
+fn build_on_cluster(config: &ServeConfig, seeds: &[String], database: &str) -> App {
+    let store = postd::store::Store::open_cluster_database(
+        seeds.to_vec(),
+        config.db.cluster_timeout,
+        database,
+    )
+    .unwrap_or_else(|err| panic!("cannot open {database} on the cluster {seeds:?}: {err}"));
+    let keys = postd::auth::TokenKeys::new(
+        b"the test process's signing key, 32+ bytes",
+        config.token_ttl_secs,
+    );
+    App::new(config, store, keys)
 }
 
 impl TestApp {
@@ -45,6 +76,22 @@ impl TestApp {
     pub fn with_config(args: &[&str], adjust: impl FnOnce(&mut ServeConfig)) -> TestApp {
         let dir = TempDir::new("app");
         let db = dir.path().join("postd.db");
+        if let Some(seeds) = cluster_seeds() {
+            let mut config = serve_config(&db, args);
+            adjust(&mut config);
+            let database = format!(
+                "test-{}-{}",
+                std::process::id(),
+                CLUSTER_DATABASES.fetch_add(1, Ordering::SeqCst)
+            );
+            return TestApp {
+                app: build_on_cluster(&config, &seeds, &database),
+                config,
+                db,
+                dir,
+                cluster_database: Some((seeds, database)),
+            };
+        }
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -61,12 +108,22 @@ impl TestApp {
             config,
             db,
             dir,
+            cluster_database: None,
         }
+    }
+
+    /// Whether this app runs on a cluster (`POSTD_TEST_CLUSTER`) instead of a file.
+    pub fn on_cluster(&self) -> bool {
+        self.cluster_database.is_some()
     }
 
     /// Stops and starts again on the same database and signing key, as `postd serve`
     /// does: the WAL checkpointed into the file, then a new `App` built from the options.
     pub fn restart(&mut self) {
+        if let Some((seeds, database)) = &self.cluster_database {
+            self.app = build_on_cluster(&self.config, seeds, database);
+            return;
+        }
         self.app.store.checkpoint().expect("checkpoint");
         self.app = build(&self.config);
     }
@@ -113,6 +170,30 @@ impl Api for TestApp {
 
     fn db(&self) -> &Path {
         &self.db
+    }
+
+    fn sql_text(&self, sql: &str, ids: &[i64]) -> Option<String> {
+        let Some((seeds, database)) = &self.cluster_database else {
+            return super::api::file_sql_text(&self.db, sql, ids);
+        };
+        let mut client = dqlite::Connector::new(seeds.clone())
+            .connect()
+            .unwrap_or_else(|e| panic!("the cluster's leader: {e}"));
+        let db = client.open(database).expect("open the test's database");
+        let params: Vec<dqlite::Param<'_>> =
+            ids.iter().map(|id| dqlite::Param::Integer(*id)).collect();
+        let rows = client
+            .query_sql(db, sql, &params)
+            .and_then(|rows| rows.collect_all())
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        match rows.rows.into_iter().next()?.into_iter().next()? {
+            dqlite::Value::Null => None,
+            dqlite::Value::Integer(n) | dqlite::Value::UnixTime(n) => Some(n.to_string()),
+            dqlite::Value::Float(x) => Some(x.to_string()),
+            dqlite::Value::Text(t) | dqlite::Value::Iso8601(t) => Some(t),
+            dqlite::Value::Blob(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+            dqlite::Value::Boolean(b) => Some(i64::from(b).to_string()),
+        }
     }
 
     /// Straight into the store with a real Argon2id hash of [`PASSWORD`], hashed once per
