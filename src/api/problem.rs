@@ -138,12 +138,19 @@ pub fn refusal_status(why: Refusal) -> u16 {
         Refusal::BadState => 400,
         Refusal::PreconditionFailed => 412,
         Refusal::TooMany => 413,
+        Refusal::UserGone => 401,
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> ApiError {
         match err {
+            // The token's user went while the request ran: as if it had gone before.
+            StoreError::Refused {
+                why: Refusal::UserGone,
+                detail,
+                ..
+            } => ApiError::unauthorized(detail),
             StoreError::Refused {
                 why,
                 detail,

@@ -22,6 +22,9 @@ pub enum Refusal {
     PreconditionFailed,
     /// More items than one request may change.
     TooMany,
+    /// The user the request acts for is gone: removed or erased after the request was
+    /// authenticated, before its write (the write names them and fails).
+    UserGone,
 }
 
 #[derive(Debug)]
@@ -104,6 +107,10 @@ impl From<sql::Error> for StoreError {
     fn from(err: sql::Error) -> StoreError {
         match err {
             err if err.is_busy() => StoreError::Busy,
+            err if err.is_foreign_key_violation() => StoreError::refused(
+                Refusal::UserGone,
+                "the user this request acts for no longer exists",
+            ),
             sql::Error::Unavailable(why) => StoreError::Unavailable(why),
             sql::Error::OutcomeUnknown(why) => StoreError::OutcomeUnknown(why),
             other => StoreError::Internal(other.to_string()),

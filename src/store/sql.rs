@@ -34,6 +34,7 @@ const SQLITE_BUSY: i32 = 5;
 const SQLITE_LOCKED: i32 = 6;
 const SQLITE_CONSTRAINT_UNIQUE: i32 = 2067;
 const SQLITE_CONSTRAINT_PRIMARYKEY: i32 = 1555;
+const SQLITE_CONSTRAINT_FOREIGNKEY: i32 = 787;
 
 impl Error {
     /// Another writer holds the database's write lock.
@@ -44,6 +45,12 @@ impl Error {
     /// A UNIQUE constraint failed (a slug or username taken by a concurrent writer).
     pub fn is_unique_violation(&self) -> bool {
         matches!(self, Error::Sqlite { code, .. } if *code == SQLITE_CONSTRAINT_UNIQUE || *code == SQLITE_CONSTRAINT_PRIMARYKEY)
+    }
+
+    /// A FOREIGN KEY constraint failed: a row named a user that is gone (every other
+    /// reference is checked in the same transaction before it is written).
+    pub fn is_foreign_key_violation(&self) -> bool {
+        matches!(self, Error::Sqlite { code, .. } if *code == SQLITE_CONSTRAINT_FOREIGNKEY)
     }
 
     /// SQLite's own message without the statement, for one-line errors.

@@ -637,3 +637,47 @@ fn every_audited_change_appends_its_event_on_the_same_transaction() {
         .expect("store/audit.rs has append");
     assert!(append.2.contains("tx: &Tx"), "{}", append.2);
 }
+
+/// Old versions of posts are shown only to those who may see them (the owner, admins):
+/// no public read path — lists, single posts, search, comments, the feed — names
+/// `post_revisions`. Only `store/revisions.rs` reads it; the erasure counts what it
+/// removes, and whatever else names it only deletes from it (schema.sql makes it).
+#[test]
+fn no_public_read_path_names_post_revisions() {
+    const TABLE: &str = "post_revisions";
+    let mut naming: Vec<(String, String)> = code_lines()
+        .into_iter()
+        .filter(|(_, line)| line.contains(TABLE))
+        .collect();
+    naming.sort();
+    let files: std::collections::BTreeSet<&str> = naming.iter().map(|(f, _)| f.as_str()).collect();
+    assert!(
+        files.contains("store/revisions.rs"),
+        "the revisions module no longer names the table (a rename would silence this test): {files:?}"
+    );
+    for (file, line) in &naming {
+        assert!(
+            file.starts_with("store/"),
+            "{file} names {TABLE} outside the store: {line}"
+        );
+        if file == "store/revisions.rs" {
+            continue;
+        }
+        // Elsewhere in the store: a delete, or the erasure's count of what it removes.
+        let allowed = line.contains(&format!("DELETE FROM {TABLE}"))
+            || (file == "store/erasure.rs" && line.contains(&format!("count(*) FROM {TABLE}")));
+        assert!(allowed, "{file} reads {TABLE}: {line}");
+    }
+    // SQL outside src/ (schema.sql) may only make the table and write it from the trigger.
+    let schema = std::fs::read_to_string(src().join("../schema.sql")).unwrap();
+    for line in schema
+        .lines()
+        .filter(|l| l.contains(TABLE) && !l.trim_start().starts_with("--"))
+    {
+        let line = line.trim_start();
+        assert!(
+            line.starts_with("CREATE TABLE") || line.starts_with("INSERT INTO"),
+            "schema.sql: {line}"
+        );
+    }
+}

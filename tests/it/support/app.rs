@@ -127,16 +127,25 @@ impl TestApp {
         self.app.store.checkpoint().expect("checkpoint");
         self.app = build(&self.config);
     }
+
+    /// Copies the WAL into the database file and truncates it, as a stopped server leaves
+    /// it (what is on disk is then the file alone).
+    pub fn checkpoint(&self) {
+        self.app.store.checkpoint().expect("checkpoint");
+    }
 }
 
-impl Api for TestApp {
-    fn request(
+impl TestApp {
+    /// A request whose answer's body is not read: its status and headers, and the body as
+    /// the handler made it, to read as far as the test wants (the change feed's stream
+    /// never ends; dropping the reader ends it).
+    pub fn open(
         &self,
         method: &str,
         path: &str,
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
-    ) -> Response {
+    ) -> (Response, Box<dyn Read + Send>) {
         // The head as a client sends it, and as the transport hands it on: Host first,
         // Content-Length after the caller's fields.
         let mut fields = vec![("Host".to_string(), "127.0.0.1".to_string())];
@@ -158,14 +167,29 @@ impl Api for TestApp {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let (mut reader, _) = answer.data.into_reader_and_size();
-        let mut body = Vec::new();
-        reader.read_to_end(&mut body).expect("read the answer");
-        Response {
+        let (reader, _) = answer.data.into_reader_and_size();
+        let head = Response {
             status,
             headers,
-            body,
-        }
+            body: Vec::new(),
+        };
+        (head, reader)
+    }
+}
+
+impl Api for TestApp {
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Response {
+        let (mut answer, mut reader) = self.open(method, path, headers, body);
+        reader
+            .read_to_end(&mut answer.body)
+            .expect("read the answer");
+        answer
     }
 
     fn db(&self) -> &Path {

@@ -12,6 +12,7 @@ mod machine;
 pub mod prometheus;
 mod rng;
 mod server;
+pub mod sse;
 pub mod transfer;
 
 pub use api::{Api, TestUser, PASSWORD};

@@ -70,6 +70,16 @@ impl ConnState {
         writer.get_mut().shutdown_write();
     }
 
+    /// A response could not be written (the client stopped reading and the socket's
+    /// write timeout ran out): the connection is of no more use, its framing is broken.
+    /// Both directions end now, what waits in the buffer is not flushed (that would wait
+    /// out the timeout again), so the connection's thread and socket go at once.
+    pub(crate) fn abort(&self) {
+        self.closing.store(true, Ordering::Release);
+        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        writer.get_mut().shutdown_both();
+    }
+
     fn set_read_timeout(&self, timeout: Duration) {
         let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         writer.get_ref().set_read_timeout(Some(timeout));

@@ -746,17 +746,33 @@ impl Request {
         framing.keep_alive = self.keep_alive && !framing.close;
         let close = framing.close;
 
-        let written = Self::ignore_client_closing_errors(response.raw_print_framed(
-            writer.by_ref(),
-            self.http_version.clone(),
-            &self.headers,
-            do_not_send_body,
-            None,
-            &framing,
-        ))
-        .and_then(|()| Self::ignore_client_closing_errors(writer.flush()));
+        // postd patch: once a write of the response failed (a client that stopped reading
+        // makes it wait out the write timeout), every later piece fails at once instead of
+        // waiting out the timeout again (the chunked encoder's last chunk, the flush),
+        // and the connection is aborted.
+        let mut guarded = FailFast {
+            inner: writer.by_ref(),
+            failed: None,
+        };
+        let printed = response
+            .raw_print_framed(
+                &mut guarded,
+                self.http_version.clone(),
+                &self.headers,
+                do_not_send_body,
+                None,
+                &framing,
+            )
+            .and_then(|()| guarded.flush());
+        let aborted = printed.is_err();
+        if aborted {
+            if let Some(conn) = &self.conn {
+                conn.abort();
+            }
+        }
+        let written = Self::ignore_client_closing_errors(printed);
 
-        if close {
+        if close && !aborted {
             if let Some(conn) = &self.conn {
                 conn.close_write();
             }
@@ -808,6 +824,39 @@ impl Drop for Request {
                 sender.send(()).unwrap();
             }
         }
+    }
+}
+
+/// postd patch: a writer that, once a write or flush failed, fails every later one at
+/// once without touching the one below.
+struct FailFast<W> {
+    inner: W,
+    failed: Option<ErrorKind>,
+}
+
+impl<W: Write> FailFast<W> {
+    fn guard<T>(&mut self, op: impl FnOnce(&mut W) -> io::Result<T>) -> io::Result<T> {
+        if let Some(kind) = self.failed {
+            return Err(IoError::new(
+                kind,
+                "an earlier write of this response failed",
+            ));
+        }
+        op(&mut self.inner).inspect_err(|err| {
+            if err.kind() != ErrorKind::Interrupted {
+                self.failed = Some(err.kind());
+            }
+        })
+    }
+}
+
+impl<W: Write> Write for FailFast<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.guard(|inner| inner.write(buf))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.guard(|inner| inner.flush())
     }
 }
 

@@ -553,7 +553,10 @@ where
                     // postd patch: what the body's reader gives goes out at once, as one
                     // chunk per read, so a body that is a stream (Server-Sent Events)
                     // reaches its client as it is made, not when 8 KiB have gathered in
-                    // the encoder or the connection's buffer.
+                    // the encoder or the connection's buffer. The head goes out first, on its
+                    // own: a stream's first piece may be long in coming, and its client waits
+                    // for the head (an EventSource stays "connecting" until it arrives).
+                    writer.flush()?;
                     let mut writer = Encoder::with_flush_after_write(writer);
                     let mut piece = vec![0u8; 8192];
                     loop {

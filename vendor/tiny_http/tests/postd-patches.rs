@@ -1082,3 +1082,68 @@ fn a_chunked_body_reaches_the_client_as_its_reader_gives_it() {
     assert!(rest.contains("second\n"), "{}", rest);
     assert!(rest.ends_with("0\r\n\r\n"), "{:?}", rest);
 }
+
+/// The head of a chunked answer goes out before its body's first piece: a stream
+/// (Server-Sent Events) with nothing to send yet is still an answer its client sees.
+/// Before, the head waited in the connection's buffer for the first piece.
+#[test]
+fn a_chunked_answer_s_head_arrives_before_its_first_piece() {
+    use std::sync::mpsc;
+
+    /// Waits until told, then gives "late\n" and ends.
+    struct Late {
+        given: bool,
+        go_on: mpsc::Receiver<()>,
+    }
+    impl Read for Late {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            if self.given {
+                return Ok(0);
+            }
+            let _ = self.go_on.recv_timeout(Duration::from_secs(30));
+            self.given = true;
+            out[..5].copy_from_slice(b"late\n");
+            Ok(5)
+        }
+    }
+
+    let (tell, go_on) = mpsc::channel::<()>();
+    let go_on = std::sync::Mutex::new(Some(go_on));
+    let addr = serve(move |rq| {
+        let Some(go_on) = go_on.lock().unwrap().take() else {
+            return;
+        };
+        let body = Late {
+            given: false,
+            go_on,
+        };
+        let _ = rq.respond(Response::new(200.into(), vec![], body, None, None));
+    });
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !String::from_utf8_lossy(&received).contains("\r\n\r\n") {
+        match stream.read(&mut chunk) {
+            Ok(0) => panic!("the connection ended before the head"),
+            Ok(n) => received.extend_from_slice(&chunk[..n]),
+            Err(e) => panic!(
+                "the head did not come while the body's reader waited: {}; had {:?}",
+                e,
+                String::from_utf8_lossy(&received)
+            ),
+        }
+    }
+    let head = String::from_utf8_lossy(&received).into_owned();
+    assert_eq!(status(&head), 200, "{}", head);
+    assert!(!head.contains("late"), "{}", head);
+    tell.send(()).unwrap();
+    let (rest, end) = read_all(&mut stream);
+    assert_eq!(end, End::Eof);
+    assert!(format!("{head}{rest}").contains("late\n"), "{}", rest);
+}

@@ -147,6 +147,12 @@ impl RefinedTcpStream {
         self.stream.shutdown(Shutdown::Write).ok();
     }
 
+    /// postd patch: ends both directions at once (a connection whose response could not
+    /// be written): whatever still reads or writes it fails without waiting.
+    pub(crate) fn shutdown_both(&mut self) {
+        self.stream.shutdown(Shutdown::Both).ok();
+    }
+
     /// postd patch: the socket's receive timeout (shared by both halves: it is one socket).
     pub(crate) fn set_read_timeout(&self, timeout: Option<std::time::Duration>) {
         match &self.stream {
