@@ -1,7 +1,7 @@
 //! Erasure of a person (GDPR Art. 17): the user, every post of theirs (active and
 //! trashed) with its comments and revisions, their comments elsewhere, their idempotency
 //! records and imports — one transaction — and their name out of every older audit
-//! event's `detail`. Deleted content is overwritten, not merely unlinked
+//! event's `detail`, and their posts' slugs out of the events about them. Deleted content is overwritten, not merely unlinked
 //! (`secure_delete`), and the full-text index is merged so no erased word stays in it:
 //! after a checkpoint no byte of the file holds what was erased.
 //!
@@ -84,7 +84,7 @@ pub(super) fn erase(
 }
 
 fn erase_rows(tx: &Tx, user_id: i64, name: &str, erased: &Erased) -> StoreResult<()> {
-    forget_name_in_audit_log(tx, user_id, name)?;
+    forget_in_audit_log(tx, user_id, name)?;
     // Their posts go with their comments and revisions (ON DELETE CASCADE), their comments
     // elsewhere, idempotency records and imports with the user row.
     tx.execute("DELETE FROM posts WHERE author_id = ?1", [user_id])?;
@@ -97,31 +97,56 @@ fn erase_rows(tx: &Tx, user_id: i64, name: &str, erased: &Erased) -> StoreResult
     Ok(())
 }
 
-/// Takes `name`, as a word, out of every audit event's `detail` (a role change names its
-/// user); it becomes `#ID`. Only while the unlock key is in `settings`, in this
-/// transaction.
-fn forget_name_in_audit_log(tx: &Tx, user_id: i64, name: &str) -> StoreResult<()> {
-    let naming: Vec<(i64, String)> = tx
+/// The actions whose event names one post in its `detail` (`slug …`).
+const ONE_POST_ACTIONS: &str = "'post.create', 'post.update', 'post.revert', 'post.delete', \
+                                'post.delete_permanent', 'post.restore'";
+
+/// Takes the person out of the audit log's `detail`s: `name`, as a word, becomes `#ID`
+/// (a role change names its user), and an event about one of their posts no longer says
+/// its slug (made from the title they wrote). Only while the unlock key is in `settings`,
+/// in this transaction.
+fn forget_in_audit_log(tx: &Tx, user_id: i64, name: &str) -> StoreResult<()> {
+    let mut rewrites: Vec<(i64, String)> = tx
         .prepare_cached(
             "SELECT id, detail FROM audit_events WHERE instr(lower(detail), lower(?1)) > 0",
         )?
         .query_map([name], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<super::sql::Result<Vec<(i64, String)>>>()?
+        .into_iter()
+        .map(|(id, detail)| (id, without_word(&detail, name, &format!("#{user_id}"))))
+        .collect();
+    let about_their_posts: Vec<i64> = tx
+        .prepare_cached(
+            &[
+                "SELECT id FROM audit_events WHERE action IN (",
+                ONE_POST_ACTIONS,
+                ") AND json_extract(target_ids, '$[0]') IN
+                 (SELECT id FROM active_posts WHERE author_id = ?1
+                  UNION ALL SELECT id FROM deleted_posts WHERE author_id = ?1)",
+            ]
+            .concat(),
+        )?
+        .query_map([user_id], |row| row.get(0))?
         .collect::<super::sql::Result<_>>()?;
-    if naming.is_empty() {
+    let erased_post = format!("a post of erased user #{user_id}");
+    for id in about_their_posts {
+        match rewrites.iter_mut().find(|(event, _)| *event == id) {
+            Some((_, detail)) => detail.clone_from(&erased_post),
+            None => rewrites.push((id, erased_post.clone())),
+        }
+    }
+    if rewrites.is_empty() {
         return Ok(());
     }
     tx.execute(
         "INSERT INTO settings (name, value) VALUES (?1, x'01')",
         [UNLOCK],
     )?;
-    for (id, detail) in naming {
-        let rewritten = without_word(&detail, name, &format!("#{user_id}"));
-        if rewritten != detail {
-            tx.execute(
-                "UPDATE audit_events SET detail = ?2 WHERE id = ?1",
-                params![id, rewritten],
-            )?;
-        }
+    for (id, detail) in rewrites {
+        tx.execute(
+            "UPDATE audit_events SET detail = ?2 WHERE id = ?1 AND detail <> ?2",
+            params![id, detail],
+        )?;
     }
     tx.execute("DELETE FROM settings WHERE name = ?1", [UNLOCK])?;
     Ok(())

@@ -253,6 +253,11 @@ fn the_erase_event_names_no_one_and_older_events_forget_the_name() {
     for event in &events {
         let text = event.to_string().to_lowercase();
         assert!(!text.contains(NAME), "the name is still in {event}");
+        // Their posts' slugs (made from the titles they wrote) leave the events about them.
+        assert!(
+            !text.contains("diary"),
+            "a slug of theirs is still in {event}"
+        );
     }
     // The role changes are still there, naming the user by id.
     let naming = s.collect_pages("/admin/audit?action=user.role", Some(&w.root.token));
@@ -298,6 +303,8 @@ fn after_a_checkpoint_no_byte_of_the_file_holds_the_name() {
             NAME.as_bytes(),
             b"secret words of the victim",
             b"victim was here",
+            b"kept-diary",
+            b"trashed-diary",
         ] {
             let found = occurrences(&bytes, needle);
             assert!(
