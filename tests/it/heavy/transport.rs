@@ -157,13 +157,15 @@ fn out_of_descriptors_the_server_answers_503_and_serves_again_once_they_are_free
     if skip_heavy() {
         return;
     }
-    if !std::path::Path::new("/usr/bin/prlimit").exists() {
-        eprintln!("skipped: /usr/bin/prlimit is not installed");
+    let Some(prlimit) = required_tool(
+        "prlimit",
+        "heavy::transport::out_of_descriptors_the_server_answers_503_and_serves_again_once_they_are_free",
+    ) else {
         return;
-    }
+    };
     let srv = Server::start();
     srv.get("/healthz", None).expect(200);
-    let limited = Command::new("/usr/bin/prlimit")
+    let limited = Command::new(prlimit)
         .args(["--pid", &srv.pid().to_string(), "--nofile=160:160"])
         .status()
         .expect("run prlimit");
