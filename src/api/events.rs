@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 /// A comment line at least this often keeps idle streams (and the proxies on their way)
 /// alive.
 const HEARTBEAT: Duration = Duration::from_secs(15);
+/// The comment line that opens every stream and keeps an idle one alive.
+const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
 /// How long a stream waits for a commit of this process before looking at the log again
 /// anyway: commits of other processes (the CLI) and of other nodes wake nobody.
 const POLL: Duration = Duration::from_millis(500);
@@ -53,7 +55,10 @@ pub fn events(call: &Call<'_>) -> Result<Response, ApiError> {
         store: app.store.clone(),
         stopping: app.draining.clone(),
         after: since,
-        pending: Vec::new(),
+        // The answer's head leaves with the body's first bytes: without a line at once, a
+        // client of a quiet log would wait up to 15 s to learn that its stream is open
+        // (an EventSource's `open`, the console's "Live").
+        pending: KEEP_ALIVE.to_vec(),
         sent_at: Instant::now(),
         commits: app.store.commits(),
         _slot: slot,
@@ -162,7 +167,7 @@ impl Feed {
             }
             let quiet = self.sent_at.elapsed();
             if quiet >= HEARTBEAT {
-                self.pending.extend_from_slice(b": keep-alive\n\n");
+                self.pending.extend_from_slice(KEEP_ALIVE);
                 self.sent_at = Instant::now();
                 return Ok(());
             }

@@ -17,7 +17,8 @@ use headless_chrome::{Browser, LaunchOptions, Tab};
 use postd_testkit::skip_heavy;
 use serde_json::{json, Value};
 use std::ffi::OsStr;
-use std::io::Write;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -393,6 +394,61 @@ impl Session {
     fn select(&self, post_id: i64) {
         self.click(&format!("#select-{post_id}"));
     }
+
+    /// Opens a signed-in view through the navigation.
+    fn open_view(&self, view: &str) {
+        self.click(&format!("#nav a[href=\"#{view}\"]"));
+        self.wait_visible(&format!("#view-{view}"));
+    }
+
+    fn wait_until_loaded(&self, table: &str) {
+        self.wait_until(
+            &format!(
+                "!document.getElementById('{table}-table').hasAttribute('aria-busy') && document.getElementById('{table}-status').textContent.indexOf('Loading') < 0"
+            ),
+            &format!("the {table} view loaded"),
+        );
+    }
+
+    /// The state of the audit log's live feed: live, connecting, reconnecting, off, …
+    fn live_state(&self) -> String {
+        self.eval("document.getElementById('audit-live-state').dataset.state")
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    fn wait_live_state(&self, state: &str) {
+        self.wait_until(
+            &format!(
+                "document.getElementById('audit-live-state').dataset.state === {}",
+                json!(state)
+            ),
+            &format!("the live feed {state}"),
+        );
+    }
+
+    /// The ids of the audit events shown, top to bottom.
+    fn shown_event_ids(&self) -> Vec<i64> {
+        let ids = self.eval(
+            "Array.from(document.querySelectorAll('#audit-rows tr')).map(tr => Number(tr.dataset.id))",
+        );
+        serde_json::from_value(ids).unwrap_or_default()
+    }
+
+    fn wait_for_event(&self, id: i64) {
+        self.wait_until(
+            &format!("!!document.querySelector('#audit-rows tr[data-id=\"{id}\"]')"),
+            &format!("event {id} shown"),
+        );
+    }
+
+    /// The text of one cell (`When`, `Who`, `Action`, `Changed`, `Detail`) of event `id`.
+    fn event_cell(&self, id: i64, label: &str) -> String {
+        self.text(&format!(
+            "#audit-rows tr[data-id=\"{id}\"] td[data-label=\"{label}\"]"
+        ))
+    }
 }
 
 /// Posts as the console's tests want them: `(title, slug)` made by `user`, deleted when
@@ -425,6 +481,34 @@ fn trash_ids(srv: &Server, admin: &TestUser) -> Vec<i64> {
         .iter()
         .map(|p| p["id"].as_i64().unwrap())
         .collect()
+}
+
+/// Every audit event's id, newest first.
+fn event_ids(srv: &Server, admin: &TestUser) -> Vec<i64> {
+    srv.collect_pages("/admin/audit?limit=100", Some(&admin.token))
+        .iter()
+        .map(|e| e["id"].as_i64().unwrap())
+        .collect()
+}
+
+fn newest_event(srv: &Server, admin: &TestUser) -> Value {
+    srv.get("/admin/audit?limit=1", Some(&admin.token)).json()["items"][0].clone()
+}
+
+/// Holds a change-feed stream open, as another client does (its answer's status read).
+fn hold_a_stream(srv: &Server, token: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(srv.addr).expect("connect");
+    write!(
+        stream,
+        "GET /events HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\r\n",
+        srv.addr
+    )
+    .expect("send");
+    stream.set_read_timeout(Some(WAIT)).expect("timeout");
+    let mut status = [0u8; 12];
+    stream.read_exact(&mut status).expect("an answer");
+    assert_eq!(&status, b"HTTP/1.1 200", "the stream is open");
+    stream
 }
 
 fn public_ids(srv: &Server) -> Vec<i64> {
@@ -913,8 +997,375 @@ fn an_expired_token_mid_session_goes_back_to_sign_in_with_a_message() {
     b.wait_visible("#view-trash");
 }
 
+/// Trash rows and audit events name people: the username with the id beside it, found
+/// through `GET /admin/users` a page at a time (here across pages: 150 users stand between
+/// alice and bob), and a user erased since shows as "deleted user #ID".
+#[test]
+fn usernames_stand_beside_ids_in_the_trash_and_the_audit_log() {
+    if skip_heavy() {
+        return;
+    }
+    let srv = Server::start();
+    let admin = srv.admin("root");
+    let alice = srv.register("alice");
+    // Users the console pages past to find alice (GET /admin/users is newest first).
+    srv.sql_execute(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 150)
+         INSERT INTO users (username, password_hash, role, created_at)
+         SELECT printf('filler%03d', i), 'not a hash', 'user', '2026-01-01T00:00:00.000Z' FROM n",
+    );
+    let bob = srv.register("bob");
+    let carol = srv.register("carol");
+    assert!(alice.id + 150 < bob.id);
+    let alices = posts(&srv, &alice, &[("Alice's draft", "alices-draft", true)]);
+    let bobs = posts(&srv, &bob, &[("Bob's notes", "bobs-notes", false)]);
+    srv.call(
+        "DELETE",
+        &format!("/posts/{}", bobs[0]),
+        Some(&admin.token),
+        None,
+    )
+    .expect(204);
+    posts(&srv, &carol, &[("Carol's post", "carols-post", false)]);
+    srv.call(
+        "DELETE",
+        &format!("/admin/users/{}", carol.id),
+        Some(&admin.token),
+        None,
+    )
+    .expect(200);
+    let Some(b) = browser(
+        "usernames_stand_beside_ids_in_the_trash_and_the_audit_log",
+        &srv,
+        DESKTOP,
+    ) else {
+        return;
+    };
+    b.sign_in_as_admin("root");
+    let cell =
+        |post: i64, label: &str| b.text(&format!("{} td[data-label=\"{label}\"]", b.row(post)));
+    assert_eq!(cell(alices[0], "Author"), format!("alice #{}", alice.id));
+    assert!(cell(alices[0], "Deleted").ends_with(&format!("by alice #{}", alice.id)));
+    assert_eq!(cell(bobs[0], "Author"), format!("bob #{}", bob.id));
+    assert!(cell(bobs[0], "Deleted").ends_with(&format!("by root #{}", admin.id)));
+
+    b.open_view("audit");
+    b.wait_until_loaded("audit");
+    let events = srv.collect_pages("/admin/audit?limit=100", Some(&admin.token));
+    assert_eq!(
+        b.shown_event_ids(),
+        events
+            .iter()
+            .map(|e| e["id"].as_i64().unwrap())
+            .collect::<Vec<_>>()
+    );
+    let name = |id: i64| match id {
+        id if id == admin.id => format!("root #{id}"),
+        id if id == alice.id => format!("alice #{id}"),
+        id if id == bob.id => format!("bob #{id}"),
+        id => format!("deleted user #{id}"),
+    };
+    for event in &events {
+        let id = event["id"].as_i64().unwrap();
+        let who = event["actor_id"].as_i64().map_or("server".into(), name);
+        assert_eq!(b.event_cell(id, "Who"), who, "{event}");
+        if event["action"] == "user.erase" {
+            assert_eq!(
+                b.event_cell(id, "Changed"),
+                format!("1 user{}", name(carol.id))
+            );
+        }
+    }
+    assert!(events
+        .iter()
+        .any(|e| e["actor_id"] == carol.id && e["action"] == "post.create"));
+    b.save_screenshot("admin-audit-usernames-1280x800");
+}
+
+/// The Users view: post counts, search, and an erasure that counts first (the dry run)
+/// and works only once the exact username is typed; an admin erasing themselves is told
+/// the server's reason (409).
+#[test]
+fn the_users_view_counts_posts_and_erases_a_user_once_their_name_is_typed() {
+    if skip_heavy() {
+        return;
+    }
+    let srv = Server::start();
+    let admin = srv.admin("root");
+    let alice = srv.register("alice");
+    let bob = srv.register("bob");
+    let alices = posts(
+        &srv,
+        &alice,
+        &[
+            ("First", "first", false),
+            ("Second", "second", false),
+            ("Gone", "gone", true),
+        ],
+    );
+    let bobs = posts(&srv, &bob, &[("Bob's", "bobs", false)]);
+    // One revision of hers, bob's comment on her post and hers on his.
+    srv.call(
+        "PATCH",
+        &format!("/posts/{}", alices[0]),
+        Some(&alice.token),
+        Some(&json!({"title": "First, edited"})),
+    )
+    .expect(200);
+    srv.call(
+        "POST",
+        &format!("/posts/{}/comments", alices[0]),
+        Some(&bob.token),
+        Some(&json!({"body": "Nice one"})),
+    )
+    .expect(201);
+    srv.call(
+        "POST",
+        &format!("/posts/{}/comments", bobs[0]),
+        Some(&alice.token),
+        Some(&json!({"body": "Thanks"})),
+    )
+    .expect(201);
+    let Some(b) = browser(
+        "the_users_view_counts_posts_and_erases_a_user_once_their_name_is_typed",
+        &srv,
+        DESKTOP,
+    ) else {
+        return;
+    };
+    b.sign_in_as_admin("root");
+    b.open_view("users");
+    b.wait_until_loaded("users");
+    let ids = b.eval(
+        "Array.from(document.querySelectorAll('#users-rows tr')).map(tr => Number(tr.dataset.id))",
+    );
+    assert_eq!(ids, json!([bob.id, alice.id, admin.id]), "newest first");
+    let cell =
+        |user: i64, what: &str| b.text(&format!("#users-rows tr[data-id=\"{user}\"] {what}"));
+    assert_eq!(cell(alice.id, "td.posts .main"), "2");
+    assert_eq!(cell(alice.id, "td.posts .sub"), "and 1 in the trash");
+    assert_eq!(cell(bob.id, "td.posts"), "1");
+    assert_eq!(cell(admin.id, "td.user .title"), "rootyou");
+    assert_eq!(cell(admin.id, "td[data-label=\"Role\"]"), "admin");
+
+    // Search: part of a name, any case; a character no username has is refused at once.
+    b.fill("#users-q", "a b");
+    b.key("Enter");
+    b.wait_visible("#users-q-error");
+    assert_eq!(
+        b.eval("document.getElementById('users-q').getAttribute('aria-invalid')"),
+        json!("true")
+    );
+    b.fill("#users-q", "ALI");
+    b.key("Enter");
+    b.wait_until(
+        "document.querySelectorAll('#users-rows tr').length === 1",
+        "the search found alice",
+    );
+    assert!(!b.visible("#users-q-error"));
+
+    // The dry run's counts first; Erase works only with the exact name typed.
+    let dialog_open = "document.getElementById('erase').open";
+    b.click(&format!("#erase-{}", alice.id));
+    b.wait_until(dialog_open, "the erase dialog opened");
+    b.wait_visible("#erase-counts");
+    assert_eq!(b.text("#erase-title"), "Erase alice?");
+    assert_eq!(b.text("#erase-posts"), "3");
+    assert_eq!(b.text("#erase-comments"), "2");
+    assert_eq!(b.text("#erase-revisions"), "1");
+    assert!(
+        b.focused_matches("#erase-name"),
+        "the name field has the focus"
+    );
+    let disabled = "document.getElementById('erase-ok').disabled";
+    assert_eq!(b.eval(disabled), json!(true));
+    for almost in ["alic", "Alice", "alice "] {
+        b.fill("#erase-name", almost);
+        assert_eq!(b.eval(disabled), json!(true), "{almost:?}");
+    }
+    b.key("Enter");
+    assert_eq!(
+        srv.sql_count(&format!(
+            "SELECT count(*) FROM users WHERE id = {}",
+            alice.id
+        )),
+        1,
+        "nothing erased yet"
+    );
+    b.fill("#erase-name", "alice");
+    assert_eq!(b.eval(disabled), json!(false));
+    b.click("#erase-ok");
+    b.wait_until(
+        "document.getElementById('notice').textContent.indexOf('Erased alice') === 0",
+        "the erasure was reported",
+    );
+    assert_eq!(
+        b.text("#notice"),
+        format!(
+            "Erased alice (#{}): 3 posts, 2 comments and 1 revision.",
+            alice.id
+        )
+    );
+    assert_eq!(b.eval(dialog_open), json!(false));
+    b.wait_until(
+        "document.activeElement.id === 'users-title'",
+        "the focus on the heading",
+    );
+    b.wait_until_loaded("users");
+    assert!(b.visible("#users-empty"), "no user holds 'ALI' any more");
+    // Gone for the server too: the user, every post of theirs, their comments and the
+    // comments on their posts; their token no longer works.
+    for sql in [
+        format!("SELECT count(*) FROM users WHERE id = {}", alice.id),
+        format!("SELECT count(*) FROM posts WHERE author_id = {}", alice.id),
+        "SELECT count(*) FROM comments".to_string(),
+        "SELECT count(*) FROM post_revisions".to_string(),
+    ] {
+        assert_eq!(srv.sql_count(&sql), 0, "{sql}");
+    }
+    srv.get("/auth/me", Some(&alice.token)).expect(401);
+    assert_eq!(
+        srv.get("/admin/users?q=alice", Some(&admin.token)).json()["items"],
+        json!([])
+    );
+    let event = newest_event(&srv, &admin);
+    assert_eq!(event["action"], "user.erase");
+    assert_eq!(event["target_ids"], json!([alice.id]));
+    assert_eq!(public_ids(&srv), [bobs[0]]);
+
+    // Erasing oneself: the dry run is refused, and the dialog says why.
+    b.click("#users-clear");
+    b.wait_until(
+        "document.querySelectorAll('#users-rows tr').length === 2",
+        "both users left",
+    );
+    b.click(&format!("#erase-{}", admin.id));
+    b.wait_until(dialog_open, "the erase dialog opened");
+    b.wait_visible("#erase-error");
+    assert!(
+        b.text("#erase-error")
+            .contains("an admin can not erase themselves"),
+        "{}",
+        b.text("#erase-error")
+    );
+    assert!(!b.visible("#erase-counts") && !b.visible("#erase-name"));
+    assert_eq!(b.eval(disabled), json!(true));
+    b.save_screenshot("admin-erase-self-1280x800");
+    b.key("Escape");
+    b.wait_until(&format!("!{dialog_open}"), "Escape closed it");
+    b.wait_until(
+        &format!("document.activeElement.id === 'erase-{}'", admin.id),
+        "the focus back on the row's button",
+    );
+    srv.get("/auth/me", Some(&admin.token)).expect(200);
+}
+
+/// The audit log's first page follows `GET /events`: an event appears without a reload;
+/// a busy server (503, Retry-After) and a server killed and started again are waited out,
+/// and the feed comes back with Last-Event-ID, so what happened meanwhile shows exactly
+/// once; the switch turns it off and on.
+#[test]
+fn the_audit_log_follows_new_events_live_and_across_a_restart() {
+    if skip_heavy() {
+        return;
+    }
+    let mut srv = Server::start_with(&[], &["--max-event-streams", "1"]);
+    let admin = srv.admin("root");
+    let alice = srv.register("alice");
+    posts(&srv, &alice, &[("Before", "before", false)]);
+    // Another client holds the one stream the server allows: the console waits.
+    let held = hold_a_stream(&srv, &admin.token);
+    let Some(b) = browser(
+        "the_audit_log_follows_new_events_live_and_across_a_restart",
+        &srv,
+        DESKTOP,
+    ) else {
+        return;
+    };
+    b.sign_in_as_admin("root");
+    b.open_view("audit");
+    b.wait_until_loaded("audit");
+    b.wait_live_state("reconnecting");
+    assert!(
+        b.text("#audit-live-state")
+            .starts_with("The server is busy; trying again in"),
+        "{}",
+        b.text("#audit-live-state")
+    );
+    assert_eq!(
+        b.eval("document.getElementById('audit-live-state').getAttribute('aria-live')"),
+        json!("polite")
+    );
+
+    // The server goes; the command line changes a role meanwhile; the server comes back
+    // (with room for more streams: a stream the console closes holds its place until the
+    // server next writes to it).
+    srv.kill();
+    drop(held);
+    srv.cli(&["user", "role", "alice", "admin"]);
+    srv.start_again_with(&[]);
+    let promoted = newest_event(&srv, &admin);
+    assert_eq!(promoted["action"], "user.role");
+    let promoted = promoted["id"].as_i64().unwrap();
+    b.wait_for_event(promoted);
+    b.wait_live_state("live");
+    assert_eq!(b.event_cell(promoted, "Who"), "server");
+    assert!(b
+        .event_cell(promoted, "Changed")
+        .ends_with(&format!("alice #{}", alice.id)));
+
+    // A post made now shows at the top without a reload, with its author's name.
+    posts(&srv, &alice, &[("Live one", "live-one", false)]);
+    let created = newest_event(&srv, &admin)["id"].as_i64().unwrap();
+    b.wait_for_event(created);
+    assert_eq!(b.shown_event_ids()[0], created);
+    assert_eq!(b.event_cell(created, "Who"), format!("alice #{}", alice.id));
+    assert_eq!(b.event_cell(created, "Action"), "Created a postpost.create");
+
+    // Dropped while live: killed, a change meanwhile, started again.
+    srv.kill();
+    b.wait_live_state("reconnecting");
+    assert!(b.text("#audit-live-state").starts_with("Connection lost"));
+    srv.cli(&["user", "role", "alice", "user"]);
+    srv.start_again();
+    let demoted = newest_event(&srv, &admin)["id"].as_i64().unwrap();
+    b.wait_for_event(demoted);
+    b.wait_live_state("live");
+    posts(&srv, &alice, &[("After", "after", false)]);
+    let after = newest_event(&srv, &admin)["id"].as_i64().unwrap();
+    b.wait_for_event(after);
+    // Every event once, newest first: the page's and the feed's together.
+    assert_eq!(b.shown_event_ids(), event_ids(&srv, &admin));
+    assert!(
+        b.text("#audit-status").contains("4 new since it loaded"),
+        "{}",
+        b.text("#audit-status")
+    );
+
+    // Off: nothing arrives. On again: the newest page, followed from there.
+    b.click("#audit-live");
+    b.wait_live_state("off");
+    posts(&srv, &alice, &[("Quiet", "quiet", false)]);
+    let quiet = newest_event(&srv, &admin)["id"].as_i64().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!b.shown_event_ids().contains(&quiet));
+    b.click("#audit-live");
+    b.wait_for_event(quiet);
+    // Live at once, though nothing happens: the stream opens with a comment line, not
+    // with the first keep-alive 15 s later.
+    let started = Instant::now();
+    b.wait_live_state("live");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(b.shown_event_ids(), event_ids(&srv, &admin));
+
+    // Leaving the view ends the stream.
+    b.open_view("trash");
+    assert_eq!(b.live_state(), "off");
+}
+
 /// The layout at both sizes: nothing scrolls sideways in any view, with long titles and
-/// slugs; the trash is photographed at each size for the README.
+/// slugs; the trash, the audit log (live), the users and the erase dialog are photographed
+/// at each size for the README.
 #[test]
 fn screenshots_and_the_layout_at_1280x800_and_390x844() {
     if skip_heavy() {
@@ -983,23 +1434,52 @@ fn screenshots_and_the_layout_at_1280x800_and_390x844() {
         );
         b.no_horizontal_scroll("the confirmation");
         b.key("Escape");
-        for view in ["purge", "audit"] {
-            b.click(&format!("#nav a[href=\"#{view}\"]"));
-            b.wait_visible(&format!("#view-{view}"));
-            if view == "audit" {
-                b.wait_until(
-                    "document.querySelectorAll('#audit-rows tr').length > 0",
-                    "events",
-                );
-            } else {
-                b.click("#purge-preview");
-                b.wait_until(
-                    "document.getElementById('purge-result').textContent.indexOf('No post') === 0",
-                    "the count",
-                );
-            }
-            b.no_horizontal_scroll(view);
-            b.save_screenshot(&format!("admin-{view}-{label}"));
-        }
+        b.open_view("purge");
+        b.click("#purge-preview");
+        b.wait_until(
+            "document.getElementById('purge-result').textContent.indexOf('No post') === 0",
+            "the count",
+        );
+        b.no_horizontal_scroll("purge");
+        b.save_screenshot(&format!("admin-purge-{label}"));
+
+        // The audit log, live: a post made now arrives at the top, named.
+        b.open_view("audit");
+        b.wait_until_loaded("audit");
+        b.wait_live_state("live");
+        posts(
+            &srv,
+            &alice,
+            &[(
+                &*format!("Notes from the {label} review"),
+                &*format!("review-{label}"),
+                false,
+            )],
+        );
+        let created = newest_event(&srv, &admin)["id"].as_i64().unwrap();
+        b.wait_for_event(created);
+        assert_eq!(b.event_cell(created, "Who"), format!("alice #{}", alice.id));
+        b.no_horizontal_scroll("audit");
+        b.save_docs_screenshot(&format!("admin-audit-{label}"));
+
+        // Users, and the erasure dialog with the dry run's counts and the name typed.
+        b.open_view("users");
+        b.wait_until_loaded("users");
+        b.no_horizontal_scroll("users");
+        b.save_docs_screenshot(&format!("admin-users-{label}"));
+        b.click(&format!("#erase-{}", bob.id));
+        b.wait_visible("#erase-counts");
+        b.fill("#erase-name", "bob");
+        assert_eq!(
+            b.eval("document.getElementById('erase-ok').disabled"),
+            json!(false)
+        );
+        b.no_horizontal_scroll("the erase dialog");
+        b.save_docs_screenshot(&format!("admin-erase-{label}"));
+        b.key("Escape");
+        b.wait_until(
+            "!document.getElementById('erase').open",
+            "the erase dialog closed",
+        );
     }
 }

@@ -77,3 +77,30 @@ fn the_page_has_no_inline_code_no_outside_resource_and_never_writes_html() {
         assert!(!style.contains(banned), "admin.css uses {banned}");
     }
 }
+
+/// The audit log's action filter offers every action the server records (and only those),
+/// and the console has words for each.
+#[test]
+fn the_audit_filter_offers_and_names_every_action() {
+    let html = source("index.html");
+    let script = source("admin.js");
+    let mut offered: Vec<&str> = html
+        .split("<option value=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .filter(|value| !value.is_empty())
+        .collect();
+    offered.sort_unstable();
+    let mut actions: Vec<&str> = postd::store::AuditAction::ALL
+        .iter()
+        .map(|action| action.as_str())
+        .collect();
+    actions.sort_unstable();
+    assert_eq!(offered, actions);
+    for action in actions {
+        assert!(
+            script.contains(&format!("'{action}': '")),
+            "admin.js has no name for {action}"
+        );
+    }
+}

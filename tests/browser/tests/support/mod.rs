@@ -1,6 +1,7 @@
 //! The postd binary as the console's tests use it: started on a free loopback port with a
-//! fresh temporary directory, users made through the API and (admins) the command line,
-//! requests on a connection each, and the database's own counts.
+//! fresh temporary directory (and killed and started again on the same port and file, for
+//! a client that must live through a restart), users made through the API and (admins)
+//! the command line, requests on a connection each, and the database's own counts.
 
 pub use postd_testkit::http::Response;
 use postd_testkit::{client, http, ServerProcess, TempDir};
@@ -16,9 +17,11 @@ pub const PASSWORD: &str = "correct-horse-battery";
 const WITHIN: Duration = Duration::from_secs(60);
 
 pub struct Server {
-    _process: ServerProcess,
+    process: Option<ServerProcess>,
     pub addr: SocketAddr,
     db: PathBuf,
+    env: Vec<(String, String)>,
+    args: Vec<String>,
     _dir: TempDir,
 }
 
@@ -35,21 +38,70 @@ impl Server {
     /// Starts with extra environment variables and command-line arguments.
     pub fn start_with(env: &[(&str, &str)], args: &[&str]) -> Server {
         let dir = TempDir::new("browser");
-        let db = dir.path().join("postd.db");
+        let mut srv = Server {
+            process: None,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            db: dir.path().join("postd.db"),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            _dir: dir,
+        };
+        srv.spawn();
+        srv
+    }
+
+    /// Starts the binary on `self.addr` (port 0 the first time) and the same file.
+    fn spawn(&mut self) {
+        let addr = self.addr.to_string();
         let mut cmd = Command::new(BIN);
-        cmd.args(["serve", "--addr", "127.0.0.1:0", "--db"])
-            .arg(&db)
-            .args(args)
+        cmd.args(["serve", "--addr", &addr, "--db"])
+            .arg(&self.db)
+            .args(&self.args)
             .env("POSTD_REGISTER_LIMIT", "0")
-            .envs(env.iter().copied())
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stderr(Stdio::null());
         let process = ServerProcess::start(&mut cmd, WITHIN).expect("start postd");
-        Server {
-            addr: process.addr(),
-            _process: process,
-            db,
-            _dir: dir,
+        self.addr = process.addr();
+        self.process = Some(process);
+    }
+
+    /// SIGKILL: every connection drops at once, as when the machine goes.
+    pub fn kill(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.kill();
         }
+    }
+
+    /// After `kill`: the server again, on the same address and database file.
+    pub fn start_again(&mut self) {
+        assert!(self.process.is_none(), "the server is still running");
+        self.spawn();
+    }
+
+    /// `start_again` with other command-line arguments (the environment stays).
+    pub fn start_again_with(&mut self, args: &[&str]) {
+        self.args = args.iter().map(|a| a.to_string()).collect();
+        self.start_again();
+    }
+
+    /// Runs `postd ARGS --db FILE` (the command line beside the server, or without it).
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new(BIN)
+            .args(args)
+            .arg("--db")
+            .arg(&self.db)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run postd");
+        assert!(
+            out.status.success(),
+            "postd {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     pub fn request(
@@ -149,6 +201,16 @@ impl Server {
                 None => return items,
             }
         }
+    }
+
+    /// Runs statements on the database file directly (beside the server: WAL, and a
+    /// busy timeout for its writer).
+    pub fn sql_execute(&self, sql: &str) {
+        let conn = rusqlite::Connection::open(&self.db).expect("open db");
+        conn.busy_timeout(Duration::from_secs(10))
+            .expect("busy timeout");
+        conn.execute_batch(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
     /// Runs one counting query on the database file directly.
