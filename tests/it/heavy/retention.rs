@@ -135,7 +135,7 @@ fn the_sweep_removes_exactly_the_expired_posts_in_batches_with_their_events() {
     assert_eq!(srv.sql_count("SELECT count(*) FROM posts"), 5);
     assert_eq!(srv.sql_count("SELECT count(*) FROM comments"), 1);
     assert!(
-        srv.stderr().contains("retention sweep purged"),
+        srv.stderr().contains("retention sweep removed"),
         "{}",
         srv.stderr()
     );
