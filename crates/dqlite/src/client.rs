@@ -496,6 +496,7 @@ impl Client {
         while !buf.is_empty() {
             let left = remaining(deadline).ok_or(Error::Timeout)?;
             self.stream.set_read_timeout(Some(left))?;
+            ack_at_once(&self.stream);
             match self.stream.read(buf) {
                 Ok(0) => {
                     return Err(Error::Io(io::Error::new(
@@ -578,6 +579,34 @@ fn remaining(deadline: Instant) -> Option<Duration> {
         .checked_duration_since(Instant::now())
         .filter(|d| !d.is_zero())
 }
+
+/// dqlite's server writes an answer longer than one ~4 KiB batch of rows in several
+/// writes, on a socket without `TCP_NODELAY`: Nagle's algorithm holds each write after
+/// the first until the previous one is acknowledged, and Linux delays that
+/// acknowledgement by up to 40 ms while this side has nothing to send. Asking for an
+/// immediate acknowledgement before every read takes the stall away (20 rows of
+/// 1.5 KiB on loopback: 44 ms → 0.1 ms). The kernel drops out of quick-ACK mode by
+/// itself, so it is asked for each time.
+#[cfg(target_os = "linux")]
+fn ack_at_once(stream: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: the descriptor is `stream`'s own, open while it is borrowed; the option
+    // value points to a c_int of the size passed. A failure only leaves the delayed
+    // acknowledgement in place, so its result is not needed.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_QUICKACK,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn ack_at_once(_stream: &TcpStream) {}
 
 /// Rows of a query, decoded one batch (about 4 KiB from dqlite 1.11) at a
 /// time: the server sends the next batch as the socket drains, so memory

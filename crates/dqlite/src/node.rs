@@ -28,6 +28,8 @@
 //! disposition would be killed by it.
 
 use std::ffi::{c_char, c_int, c_uint, c_ulonglong, c_void, CStr, CString};
+use std::net::TcpStream;
+use std::os::fd::IntoRawFd;
 use std::path::{Path, PathBuf};
 use std::ptr::{self, NonNull};
 use std::sync::{Mutex, OnceLock};
@@ -50,6 +52,10 @@ pub const LIBRARY_ENV: &str = "DQLITE_LIBRARY";
 
 type RawNode = *mut c_void;
 
+/// `int (*f)(void *arg, const char *address, int *fd)` of
+/// `dqlite_node_set_connect_func`.
+type ConnectFunc = unsafe extern "C" fn(*mut c_void, *const c_char, *mut c_int) -> c_int;
+
 /// Mirrors `struct dqlite_node_info` from dqlite.h.
 #[repr(C)]
 struct RawNodeInfo {
@@ -69,6 +75,7 @@ struct Api {
     node_get_bind_address: unsafe extern "C" fn(RawNode) -> *const c_char,
     node_set_network_latency_ms: unsafe extern "C" fn(RawNode, c_uint) -> c_int,
     node_set_snapshot_params: unsafe extern "C" fn(RawNode, c_uint, c_uint) -> c_int,
+    node_set_connect_func: unsafe extern "C" fn(RawNode, ConnectFunc, *mut c_void) -> c_int,
     node_start: unsafe extern "C" fn(RawNode) -> c_int,
     node_stop: unsafe extern "C" fn(RawNode) -> c_int,
     node_recover: unsafe extern "C" fn(RawNode, *mut RawNodeInfo, c_int) -> c_int,
@@ -119,6 +126,7 @@ fn load_api() -> Result<Api, String> {
         node_get_bind_address: symbol!("dqlite_node_get_bind_address"),
         node_set_network_latency_ms: symbol!("dqlite_node_set_network_latency_ms"),
         node_set_snapshot_params: symbol!("dqlite_node_set_snapshot_params"),
+        node_set_connect_func: symbol!("dqlite_node_set_connect_func"),
         node_start: symbol!("dqlite_node_start"),
         node_stop: symbol!("dqlite_node_stop"),
         node_recover: symbol!("dqlite_node_recover"),
@@ -153,6 +161,39 @@ pub fn generate_node_id(address: &str) -> Result<u64> {
     // SAFETY: `address` is a valid NUL-terminated string that outlives the
     // call; the function only reads it.
     Ok(unsafe { (api.generate_node_id)(address.as_ptr()) })
+}
+
+/// How a node connects to the other nodes for raft: libdqlite's own connect
+/// (a blocking TCP connect to "host:port") plus `TCP_NODELAY`. libdqlite
+/// leaves Nagle's algorithm on, and raft's messages are small writes: an
+/// append sent while the previous one was unacknowledged waited for the
+/// peer's delayed acknowledgement, up to 40 ms, so about one commit in ten
+/// on a 3-node loopback cluster took 40 ms instead of 1.
+unsafe extern "C" fn connect_without_nagle(
+    _arg: *mut c_void,
+    address: *const c_char,
+    fd: *mut c_int,
+) -> c_int {
+    // No panic may unwind into libdqlite's thread.
+    let connected = std::panic::catch_unwind(|| {
+        // SAFETY: libdqlite passes the peer's NUL-terminated address, alive
+        // for the call.
+        let address = unsafe { CStr::from_ptr(address) }.to_str().ok()?;
+        let stream = TcpStream::connect(address).ok()?;
+        stream.set_nodelay(true).ok()?;
+        Some(stream.into_raw_fd())
+    });
+    match connected {
+        Ok(Some(socket)) => {
+            // SAFETY: libdqlite passes a valid out-pointer; the descriptor
+            // is now libdqlite's to use and close.
+            unsafe { *fd = socket };
+            0
+        }
+        // libdqlite reports any non-zero result as "no connection" and tries
+        // again later.
+        _ => 1,
+    }
 }
 
 fn c_string(value: &str, what: &str) -> Result<CString> {
@@ -203,7 +244,9 @@ impl Node {
     /// Creates node `id`, reachable by other nodes and clients at `address`
     /// ("host:port", IPv4), keeping its raft log and snapshots in
     /// `data_dir` (created if missing). Nothing listens until
-    /// [`start`](Node::start).
+    /// [`start`](Node::start). Its raft connections to the other nodes are
+    /// made with `TCP_NODELAY` (libdqlite's own leave Nagle's algorithm on,
+    /// which held one commit in ten for a delayed acknowledgement).
     pub fn new(id: u64, address: &str, data_dir: impl AsRef<Path>) -> Result<Node> {
         let api = api()?;
         if id == 0 {
@@ -249,6 +292,14 @@ impl Node {
         if rc != 0 {
             // Dropping destroys the half-made node.
             return Err(node.failure("dqlite_node_create", rc));
+        }
+        // SAFETY: `raw` is a live node not yet started; the function is
+        // `'static` and ignores its (null) argument.
+        let rc = unsafe {
+            (api.node_set_connect_func)(raw.as_ptr(), connect_without_nagle, ptr::null_mut())
+        };
+        if rc != 0 {
+            return Err(node.failure("dqlite_node_set_connect_func", rc));
         }
         Ok(node)
     }

@@ -262,3 +262,87 @@ fn three_node_cluster() {
     println!("removing twice: {err}");
     assert!(matches!(err, Error::Server { .. }));
 }
+
+/// The sockets of this process connected to `port` on loopback, each with
+/// whether it has `TCP_NODELAY`.
+fn sockets_to(port: u16) -> Vec<(i32, bool)> {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let mut peer: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        // SAFETY: `peer` is a writable sockaddr_in of the length passed; a
+        // descriptor that is not a socket (or closed meanwhile) just fails.
+        let rc = unsafe {
+            libc::getpeername(fd, (&mut peer as *mut libc::sockaddr_in).cast(), &mut len)
+        };
+        if rc != 0
+            || i32::from(peer.sin_family) != libc::AF_INET
+            || u16::from_be(peer.sin_port) != port
+        {
+            continue;
+        }
+        let mut on: libc::c_int = 0;
+        let mut size = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `on` is a writable c_int of the size passed.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_NODELAY,
+                (&mut on as *mut libc::c_int).cast(),
+                &mut size,
+            )
+        };
+        if rc == 0 {
+            found.push((fd, on != 0));
+        }
+    }
+    found
+}
+
+/// Raft's connections between nodes go without Nagle's algorithm: with it,
+/// an append sent while the previous one was unacknowledged waited up to
+/// 40 ms for the peer's delayed acknowledgement (one commit in ten).
+#[test]
+fn raft_connections_between_nodes_have_no_nagle() {
+    if !dqlite_available() {
+        return;
+    }
+    let n1 = start_node(dqlite::BOOTSTRAP_ID, "nagle1");
+    let mut leader = wait_for_leader(&n1.address);
+    let address = free_address();
+    let id = dqlite::node::generate_node_id(&address).unwrap();
+    let dir = TempDir::new("nagle2");
+    let mut node = dqlite::Node::new(id, &address, dir.path()).unwrap();
+    node.set_network_latency(LATENCY).unwrap();
+    node.start().unwrap();
+    let n2 = TestNode { node, address, dir };
+    leader.add(n2.node.id(), &n2.address).unwrap();
+    leader.assign(n2.node.id(), NodeRole::Voter).unwrap();
+    let db = leader.open("app").unwrap();
+    leader
+        .exec_sql(db, "CREATE TABLE t (x INTEGER)", &[])
+        .unwrap();
+    let port = |address: &str| -> u16 { address.rsplit(':').next().unwrap().parse().unwrap() };
+    // Nothing but raft connects to n2 here; to n1, raft and this test's client
+    // (which sets TCP_NODELAY itself).
+    let (to_n1, to_n2) = eventually("raft connections both ways", || {
+        leader.exec_sql(db, "INSERT INTO t VALUES (1)", &[]).ok()?;
+        let to_n1 = sockets_to(port(&n1.address));
+        let to_n2 = sockets_to(port(&n2.address));
+        (to_n1.len() >= 2 && !to_n2.is_empty()).then_some((to_n1, to_n2))
+    });
+    for (fd, nodelay) in to_n1.iter().chain(&to_n2) {
+        assert!(nodelay, "socket {fd} to a node has Nagle's algorithm on");
+    }
+}

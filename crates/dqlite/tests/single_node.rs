@@ -328,6 +328,39 @@ fn large_query_streams_in_batches() {
     println!("{BIG} rows arrived in {batches} batches");
 }
 
+/// An answer of several ~4 KiB batches comes back in well under the 40 ms a
+/// delayed acknowledgement would hold its second batch for (Nagle's algorithm
+/// on the server's socket; the client asks for quick acknowledgements).
+#[test]
+fn answers_of_several_batches_come_without_a_delayed_ack() {
+    let Some((_node, mut c, db)) = single("quickack") else {
+        return;
+    };
+    c.exec_sql(db, "CREATE TABLE page (s TEXT)", &[]).unwrap();
+    let text = "x".repeat(1_500);
+    for _ in 0..20 {
+        c.exec_sql(db, "INSERT INTO page VALUES (?)", &[Param::Text(&text)])
+            .unwrap();
+    }
+    let stmt = c.prepare(db, "SELECT s FROM page").unwrap();
+    let mut took: Vec<Duration> = (0..11)
+        .map(|_| {
+            let start = Instant::now();
+            let rows = c.query(db, stmt.id, &[]).unwrap();
+            let all = rows.collect_all().unwrap();
+            assert_eq!(all.rows.len(), 20);
+            start.elapsed()
+        })
+        .collect();
+    took.sort();
+    let median = took[took.len() / 2];
+    // 44 ms each without quick acknowledgements, ~0.1 ms with them.
+    assert!(
+        median < Duration::from_millis(20),
+        "20 rows of 1.5 KiB took {median:?} (median of 11)"
+    );
+}
+
 #[test]
 fn abandoned_streams_leave_the_connection_usable() {
     let Some((node, mut c, db)) = single("abandon") else {
