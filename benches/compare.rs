@@ -765,7 +765,7 @@ fn main() {
         let (count, first) = side.server.problems();
         if count > 0 {
             notes.push(format!(
-                "- {}: {count} stderr lines besides the access log, e.g. {first:?}\n",
+                "- {}: {count} stderr lines besides the access log and info lines, e.g. {first:?}\n",
                 side.label
             ));
         }

@@ -11,6 +11,9 @@
 //! `POSTD_BENCH_BIN=PATH` measures another postd binary (e.g. the static musl build)
 //! instead of this package's release build. The report is printed and written to
 //! `target/bench-report.md`.
+//!
+//! Cluster mode has a bench of its own, `cargo bench --bench cluster` (benches/cluster.rs):
+//! W1, W2, W3, W6 and W7 on a 3-node dqlite cluster beside the single machine.
 
 mod support;
 
@@ -925,7 +928,7 @@ fn note_problems(report: &mut Report, name: &str, server: &Server) {
     let (count, first) = server.problems();
     if count > 0 {
         report.notes.push(format!(
-            "{name}: {count} stderr lines besides the access log, e.g. {first:?}"
+            "{name}: {count} stderr lines besides the access log and info lines, e.g. {first:?}"
         ));
     }
 }
