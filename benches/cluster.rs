@@ -39,6 +39,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::content;
+use support::report::{env_number, load_average, median, settle, target_dir, thousands};
 use support::server::{self, Peak, Server};
 use support::wrk::{self, WrkResult};
 
@@ -66,30 +67,12 @@ const NODE_RSS_MIB_OVER_DB: f64 = 64.0;
 // ---------------------------------------------------------------------------------------
 // Formatting
 
-fn thousands(value: f64) -> String {
-    let digits = format!("{:.0}", value.max(0.0));
-    let mut out = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
-}
-
 fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
-}
-
-fn median<T: Copy + PartialOrd>(values: &[T]) -> T {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(|a, b| a.partial_cmp(b).expect("comparable"));
-    sorted[sorted.len() / 2]
 }
 
 fn times(ratio: f64) -> String {
@@ -107,36 +90,6 @@ fn spread_ms(times: &[Duration]) -> String {
 
 fn wrk_cell(w: &WrkResult) -> String {
     format!("{} req/s, p99 {:.2} ms", thousands(w.rps), w.p99_ms)
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "n/a".into())
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
-}
-
-fn env_secs() -> u64 {
-    match std::env::var("POSTD_BENCH_SECS") {
-        Ok(text) => text
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|s| *s >= 1)
-            .unwrap_or_else(|| panic!("POSTD_BENCH_SECS must be a whole number ≥ 1, got {text:?}")),
-        Err(_) => 10,
-    }
-}
-
-/// Flushes the previous turn's dirty pages so that its writeback is not billed to the next.
-fn settle() {
-    let _ = Command::new("sync").status();
-    std::thread::sleep(Duration::from_millis(200));
 }
 
 /// Single first on even turns, cluster first on odd ones.
@@ -444,7 +397,7 @@ fn main() {
         );
         return;
     }
-    let secs = env_secs();
+    let secs = env_number("POSTD_BENCH_SECS", 10);
     assert!(
         wrk::available(),
         "wrk is not installed (apt-get install -y wrk)"

@@ -27,9 +27,10 @@ mod support;
 use postd::model::NewPost;
 use postd_testkit::client::Client;
 use postd_testkit::TempDir;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use support::content;
+use support::report::{env_number, load_average, median, settle, target_dir, thousands};
 use support::server::{self, Server};
 use support::wrk::{self, WrkResult};
 
@@ -296,18 +297,6 @@ fn turns(round: usize) -> [usize; 2] {
     }
 }
 
-/// Flushes the previous turn's dirty pages so that its writeback is not billed to the next.
-fn settle() {
-    let _ = std::process::Command::new("sync").status();
-    std::thread::sleep(Duration::from_millis(200));
-}
-
-fn median<T: Copy + PartialOrd>(values: &[T]) -> T {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(|a, b| a.partial_cmp(b).expect("comparable"));
-    sorted[sorted.len() / 2]
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -316,48 +305,12 @@ fn mib(kib: Option<u64>) -> String {
     kib.map_or_else(|| "n/a".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
 }
 
-fn thousands(value: f64) -> String {
-    let digits = format!("{:.0}", value.max(0.0));
-    let mut out = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
-}
-
 fn ratio(b: f64, a: f64, what: &str) -> String {
     if a > 0.0 && b.is_finite() {
         format!("{:.2}× {what}", b / a)
     } else {
         "n/a".into()
     }
-}
-
-fn env_number(name: &str, default: u64) -> u64 {
-    match std::env::var(name) {
-        Ok(text) => text
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|n| *n >= 1)
-            .unwrap_or_else(|| panic!("{name} must be a whole number ≥ 1, got {text:?}")),
-        Err(_) => default,
-    }
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "n/a".into())
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
 }
 
 fn main() {

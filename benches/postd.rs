@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use support::bare;
 use support::content::{self, Rng};
+use support::report::{env_number, load_average, median, settle, target_dir, thousands};
 use support::server::{self, Peak, Server};
 use support::transfer;
 use support::wrk::{self, WrkResult};
@@ -47,18 +48,6 @@ const SCALE_FLAGS: [&str; 4] = ["--max-bulk", "100000", "--max-body", "268435456
 
 // ---------------------------------------------------------------------------------------
 // Formatting
-
-fn thousands(value: f64) -> String {
-    let digits = format!("{:.0}", value.max(0.0));
-    let mut out = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
-}
 
 fn ms(d: Duration) -> String {
     let ms = d.as_secs_f64() * 1000.0;
@@ -467,12 +456,6 @@ struct Runs {
     rss: Option<Peak>,
 }
 
-fn median(times: &[Duration]) -> Duration {
-    let mut sorted = times.to_vec();
-    sorted.sort();
-    sorted[sorted.len() / 2]
-}
-
 fn spread_cell(times: &[Duration]) -> String {
     if times.len() < 2 {
         return ms(median(times));
@@ -554,13 +537,6 @@ fn delete_runs(
     runs
 }
 
-/// Flushes dirty pages (the previous workload's writes) before a timed write, so the
-/// kernel's writeback of one side's data is not billed to the other.
-fn settle() {
-    let _ = std::process::Command::new("sync").status();
-    std::thread::sleep(Duration::from_millis(200));
-}
-
 fn id_range(ids: &[i64]) -> (i64, i64) {
     let lo = *ids.iter().min().expect("ids");
     let hi = *ids.iter().max().expect("ids");
@@ -574,41 +550,15 @@ fn per_item_us(d: Duration, n: u64) -> f64 {
 
 // ---------------------------------------------------------------------------------------
 
-fn env_secs() -> u64 {
-    match std::env::var("POSTD_BENCH_SECS") {
-        Ok(text) => text
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|s| *s >= 1)
-            .unwrap_or_else(|| panic!("POSTD_BENCH_SECS must be a whole number ≥ 1, got {text:?}")),
-        Err(_) => 10,
-    }
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|text| {
-            text.split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_else(|_| "n/a".into())
-}
-
 fn report_path() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
-        .join("bench-report.md")
+    target_dir().join("bench-report.md")
 }
 
 fn main() {
     if let Some(db) = std::env::var_os(bare::DB_VAR) {
         bare::serve(Path::new(&db), postd::config::default_workers());
     }
-    let secs = env_secs();
+    let secs = env_number("POSTD_BENCH_SECS", 10);
     let scale = std::env::var("POSTD_BENCH_SCALE").map_or(true, |v| v.trim() != "0");
     let floor_secs = (secs as f64 * 0.3).clamp(1.0, 3.0);
     assert!(
