@@ -102,7 +102,7 @@ pub const API_TOKEN_PREFIX: &str = "postd_";
 
 /// A new API token (32 random bytes) and the hash of it the store keeps.
 pub fn new_api_token() -> (String, String) {
-    let random: String = generate_key().iter().map(|b| format!("{b:02x}")).collect();
+    let random = crate::text::hex(&generate_key());
     let token = format!("{API_TOKEN_PREFIX}{random}");
     let hash = api_token_hash(&token);
     (token, hash)
@@ -111,10 +111,7 @@ pub fn new_api_token() -> (String, String) {
 /// SHA-256 of a token, in hex: enough for 32 random bytes (no salt, no slowness needed).
 pub fn api_token_hash(token: &str) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::text::hex(&sha2::Sha256::digest(token.as_bytes()))
 }
 
 /// A new random signing key (32 bytes).

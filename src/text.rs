@@ -5,6 +5,16 @@
 use std::borrow::Cow;
 use std::fmt::Write;
 
+/// `bytes` as lowercase hexadecimal: tokens, digests and ids that must travel as text.
+pub fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        // Writing to a String can not fail.
+        let _ = write!(out, "{byte:02x}");
+    }
+    out
+}
+
 /// `text` cut to at most `max_chars` characters.
 pub fn clip(text: &str, max_chars: usize) -> &str {
     match text.char_indices().nth(max_chars) {
@@ -52,6 +62,12 @@ pub fn push_escaped(out: &mut String, text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_is_two_lowercase_digits_a_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        assert_eq!(hex(&[]), "");
+    }
 
     #[test]
     fn controls_become_visible_and_nothing_else_changes() {

@@ -41,11 +41,7 @@ impl OnceKey {
         for part in [method.as_bytes(), b"\n", path.as_bytes(), b"\n", body] {
             hasher.update(part);
         }
-        let fingerprint = hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let fingerprint = crate::text::hex(&hasher.finalize());
         OnceKey {
             user_id,
             key,

@@ -30,7 +30,7 @@ pub struct InputDigest(String);
 
 impl InputDigest {
     pub fn from_sha256(bytes: [u8; 32]) -> InputDigest {
-        InputDigest(bytes.iter().map(|b| format!("{b:02x}")).collect())
+        InputDigest(crate::text::hex(&bytes))
     }
 
     /// The lowercase hex text.
